@@ -1,0 +1,71 @@
+/**
+ * The numbers of protocol.md §7, with Mach's names. Shared by the Worker, the Durable Object
+ * and the client, so every side means the same thing by the same value.
+ */
+
+export const KERN_SUCCESS = 0;
+export const KERN_INVALID_ADDRESS = 1;
+export const KERN_PROTECTION_FAILURE = 2;
+export const KERN_NO_SPACE = 3;
+export const KERN_INVALID_ARGUMENT = 4;
+export const KERN_FAILURE = 5;
+export const KERN_RESOURCE_SHORTAGE = 6;
+export const KERN_NO_ACCESS = 8;
+export const KERN_MEMORY_ERROR = 10;
+export const KERN_ABORTED = 14;
+export const KERN_MEMORY_PRESENT = 23;
+
+export type KernReturn =
+  | typeof KERN_SUCCESS
+  | typeof KERN_INVALID_ADDRESS
+  | typeof KERN_PROTECTION_FAILURE
+  | typeof KERN_NO_SPACE
+  | typeof KERN_INVALID_ARGUMENT
+  | typeof KERN_FAILURE
+  | typeof KERN_RESOURCE_SHORTAGE
+  | typeof KERN_NO_ACCESS
+  | typeof KERN_MEMORY_ERROR
+  | typeof KERN_ABORTED
+  | typeof KERN_MEMORY_PRESENT;
+
+export const VM_PROT_NONE = 0;
+export const VM_PROT_READ = 1;
+export const VM_PROT_WRITE = 2;
+export const VM_PROT_EXECUTE = 4;
+export const VM_PROT_ALL = 7;
+export const VM_PROT_NO_CHANGE = 8;
+
+export const VM_SYNC_ASYNCHRONOUS = 0x01;
+export const VM_SYNC_SYNCHRONOUS = 0x02;
+export const VM_SYNC_INVALIDATE = 0x04;
+export const VM_SYNC_KILLPAGES = 0x08;
+export const VM_SYNC_DEACTIVATE = 0x10;
+export const VM_SYNC_CONTIGUOUS = 0x20;
+export const VM_SYNC_REUSABLEPAGES = 0x40;
+/** Every bit a synchronize may carry (protocol.md §6.3); any other bit is an error. */
+export const VM_SYNC_KNOWN_BITS = 0x7f;
+
+export const MEMORY_OBJECT_RETURN_NONE = 0;
+export const MEMORY_OBJECT_RETURN_DIRTY = 1;
+export const MEMORY_OBJECT_RETURN_ALL = 2;
+export const MEMORY_OBJECT_RETURN_ANYTHING = 3;
+
+export const MEMORY_OBJECT_COPY_NONE = 0;
+export const MEMORY_OBJECT_COPY_CALL = 1;
+export const MEMORY_OBJECT_COPY_DELAY = 2;
+export const MEMORY_OBJECT_COPY_TEMPORARY = 3;
+export const MEMORY_OBJECT_COPY_SYMMETRIC = 4;
+
+/** Page sizes an object may have (protocol.md §1). */
+export const MIN_PAGE_SIZE = 512;
+export const MAX_PAGE_SIZE = 65536;
+/** The page size of an object whose first message is an HTTP write without `page_size`. */
+export const DEFAULT_PAGE_SIZE = 4096;
+
+/** The kernel id that HTTP requests act as (protocol.md §9); sockets may not claim it. */
+export const HTTP_KERNEL = "http";
+
+/** WebSocket close codes the manager uses. */
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_POLICY_VIOLATION = 1008;
+export const CLOSE_REPLACED = 4409;

@@ -1,0 +1,31 @@
+/** The only public surface of `schema/` (style.md §7): constants, messages, codec, errors. */
+export * from "./constants";
+export { ProtocolError, invalidField, type ErrorCode } from "./protocol-error";
+export { parseObjectName, parseKernelId } from "./names";
+export { encodeFrame, decodeFrame, type Frame } from "./frame";
+export { isPageSize } from "./fields";
+export {
+  parseKernelMessage,
+  peekId,
+  readSyncFlags,
+  STATE_CHANGING_TYPES,
+  type KernelMessage,
+  type KernelMessageType,
+  type InitMessage,
+  type DataRequestMessage,
+  type DataUnlockMessage,
+  type DataReturnMessage,
+  type SynchronizeMessage,
+  type LockCompletedMessage,
+  type TerminateMessage,
+  type ReceivedMessage,
+} from "./kernel-messages";
+export {
+  checkPageRange,
+  checkWithinObject,
+  pageSpanOf,
+  spansOverlap,
+  type ObjectGeometry,
+  type PageSpan,
+} from "./ranges";
+export type * from "./manager-messages";

@@ -1,0 +1,2 @@
+export { MemoryObject } from "../durable/memory-object";
+export default { fetch: () => new Response("ok") };
