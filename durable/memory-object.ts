@@ -1,2 +1,51 @@
+/**
+ * The MemoryObject Durable Object: one per object name. A thin class (style.md §4) holding only
+ * the platform's entry points; the `Pager` does the work.
+ */
 import { DurableObject } from "cloudflare:workers";
-export class MemoryObject extends DurableObject<Env> {}
+import { OBJECT_NAME_HEADER, parseKernelId, parseObjectName, ProtocolError } from "../schema";
+import { handleHttp } from "./http-operations";
+import { Pager } from "./pager";
+import { handleFrame } from "./socket-loop";
+
+export class MemoryObject extends DurableObject<Env> {
+  /** Exposed for tests that swap in a failing or slow R2 bucket. */
+  readonly pager: Pager;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.pager = new Pager(ctx, env);
+    void ctx.blockConcurrencyWhile(() => this.pager.start());
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    this.pager.rememberName(parseObjectName(request.headers.get(OBJECT_NAME_HEADER)));
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const url = new URL(request.url);
+      try {
+        const kernel = parseKernelId(url.searchParams.get("kernel"));
+        return new Response(null, { status: 101, webSocket: this.pager.sockets.accept(kernel) });
+      } catch (error) {
+        if (error instanceof ProtocolError) return Response.json(error.toJSON(), { status: 400 });
+        throw error;
+      }
+    }
+    return handleHttp(this.pager, request);
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await handleFrame(this.pager, ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    this.pager.disconnected(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.pager.disconnected(ws);
+  }
+
+  override async alarm(): Promise<void> {
+    await this.pager.onAlarm();
+  }
+}

@@ -1,9 +1,9 @@
 /** The only public surface of `schema/` (style.md §7): constants, messages, codec, errors. */
 export * from "./constants";
-export { ProtocolError, invalidField, type ErrorCode } from "./protocol-error";
+export { ProtocolError, invalidField, httpStatusOf, type ErrorCode } from "./protocol-error";
 export { parseObjectName, parseKernelId } from "./names";
 export { encodeFrame, decodeFrame, type Frame } from "./frame";
-export { isPageSize } from "./fields";
+export { isPageSize, readCount } from "./fields";
 export {
   parseKernelMessage,
   peekId,

@@ -125,7 +125,10 @@ const parsers: { [T in KernelMessageType]: Parser } = {
       throw invalidField("memory_object_data_return", "must be a binary frame carrying the pages");
     }
     if (payload.byteLength !== message.length) {
-      throw invalidField("length", `(${message.length}) must equal the payload size (${payload.byteLength})`);
+      throw invalidField(
+        "length",
+        `(${message.length}) must equal the payload size (${payload.byteLength})`,
+      );
     }
     return message;
   },
@@ -156,7 +159,11 @@ export function parseKernelMessage(frame: Frame): KernelMessage {
   const { type } = frame.header;
   if (typeof type !== "string") throw invalidField("type", "must be a string");
   if (!Object.hasOwn(parsers, type)) {
-    throw new ProtocolError(KERN_INVALID_ARGUMENT, "unknown_type", `unknown message type "${type}"`);
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "unknown_type",
+      `unknown message type "${type}"`,
+    );
   }
   return parsers[type as KernelMessageType](frame.header, frame.payload);
 }
@@ -174,10 +181,16 @@ export function readSyncFlags(fields: Fields): number {
     throw invalidField("sync_flags", "must be a non-negative integer of VM_SYNC_* bits");
   }
   if ((flags & ~VM_SYNC_KNOWN_BITS) !== 0) {
-    throw invalidField("sync_flags", `has undefined bits 0x${(flags & ~VM_SYNC_KNOWN_BITS).toString(16)}`);
+    throw invalidField(
+      "sync_flags",
+      `has undefined bits 0x${(flags & ~VM_SYNC_KNOWN_BITS).toString(16)}`,
+    );
   }
   if ((flags & VM_SYNC_SYNCHRONOUS) !== 0 && (flags & VM_SYNC_ASYNCHRONOUS) !== 0) {
-    throw invalidField("sync_flags", "must not set both VM_SYNC_SYNCHRONOUS and VM_SYNC_ASYNCHRONOUS");
+    throw invalidField(
+      "sync_flags",
+      "must not set both VM_SYNC_SYNCHRONOUS and VM_SYNC_ASYNCHRONOUS",
+    );
   }
   return flags;
 }

@@ -2,7 +2,7 @@
  * The one error type of the protocol (style.md §5). Handlers throw it; the Worker's `onError`
  * and the socket's message loop turn it into the wire forms of protocol.md §5 and §9.
  */
-import { KERN_INVALID_ARGUMENT, type KernReturn } from "./constants";
+import { KERN_INVALID_ARGUMENT, KERN_PROTECTION_FAILURE, type KernReturn } from "./constants";
 
 /** Short machine-readable reasons, carried as `code` beside the human `message`. */
 export type ErrorCode =
@@ -27,8 +27,6 @@ export class ProtocolError extends Error {
     readonly kernReturn: KernReturn,
     readonly code: ErrorCode,
     message: string,
-    /** The HTTP status this error maps to when it ends an HTTP request. */
-    readonly status: number = 400,
   ) {
     super(message);
     this.name = "ProtocolError";
@@ -38,6 +36,22 @@ export class ProtocolError extends Error {
   toJSON(): { error: { code: ErrorCode; kern_return: KernReturn; message: string } } {
     return { error: { code: this.code, kern_return: this.kernReturn, message: this.message } };
   }
+}
+
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  page_size_mismatch: 409,
+  too_large: 413,
+  not_found: 404,
+  upgrade_required: 426,
+  journal_full: 503,
+  storage_failed: 500,
+  internal: 500,
+};
+
+/** The HTTP status of protocol.md §9 that an error maps to when it ends an HTTP request. */
+export function httpStatusOf(error: ProtocolError): number {
+  if (error.kernReturn === KERN_PROTECTION_FAILURE) return 403;
+  return STATUS_BY_CODE[error.code] ?? 400;
 }
 
 /**

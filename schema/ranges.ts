@@ -36,11 +36,13 @@ export function checkWithinObject(offset: number, length: number, maxSize: numbe
  */
 export function checkPageRange(offset: number, length: number, geometry: ObjectGeometry): PageSpan {
   const { pageSize, maxTransfer, maxSize } = geometry;
-  if (offset % pageSize !== 0) invalidFieldThrow("offset", `must be a multiple of page_size (${pageSize})`);
+  if (offset % pageSize !== 0)
+    invalidFieldThrow("offset", `must be a multiple of page_size (${pageSize})`);
   if (length === 0 || length % pageSize !== 0) {
     invalidFieldThrow("length", `must be a positive multiple of page_size (${pageSize})`);
   }
-  if (length > maxTransfer) invalidFieldThrow("length", `must not exceed max_transfer (${maxTransfer})`);
+  if (length > maxTransfer)
+    invalidFieldThrow("length", `must not exceed max_transfer (${maxTransfer})`);
   checkWithinObject(offset, length, maxSize);
   return { first: offset / pageSize, end: (offset + length) / pageSize };
 }

@@ -1,0 +1,121 @@
+/**
+ * Moves journal pages into R2 (design.md §4). One flush runs at a time; requests that arrive
+ * while one runs share the next one. A put that fails is retried with backoff and never changes
+ * the index or the journal, so no barrier moves and no completion goes out for it.
+ */
+import type { Limits } from "./limits";
+import type { JournalRow, PageStore } from "./page-store";
+
+export interface FlushHooks {
+  /** The next seqno to be given: every return below it is in the journal or in R2. */
+  nextSeqno(): number;
+  /** The object's name, the prefix of its segment keys in the shared bucket. */
+  objectName(): string;
+  /** Runs a state change in one transaction and sends what it posted after commit. */
+  transact(step: () => void): void;
+  /** The durable state moved: wake the synchronize requests that waited for it. */
+  settle(): void;
+  /** Every attempt failed: fail the SYNCHRONOUS requests that waited on returns below `seqno`. */
+  failWaiting(seqno: number, reason: string): void;
+  /** Whether the object was destroyed since the flush started. */
+  epoch(): number;
+}
+
+export class Flusher {
+  private running: Promise<void> | null = null;
+  private again = false;
+
+  constructor(
+    private readonly store: PageStore,
+    private readonly limits: Limits,
+    private readonly hooks: FlushHooks,
+  ) {}
+
+  /**
+   * Starts a flush now, or marks that another must follow the one running, and resolves when the
+   * journal as of this call has been handled (written, or given up on after every attempt).
+   */
+  flush(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.run().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  private async run(): Promise<void> {
+    do {
+      this.again = false;
+      await this.flushOnce();
+    } while (this.again);
+  }
+
+  private async flushOnce(): Promise<void> {
+    const epoch = this.hooks.epoch();
+    const snapshotSeqno = this.hooks.nextSeqno();
+    let afterPage = -1;
+    for (;;) {
+      const readSeqno = this.hooks.nextSeqno();
+      const batch = this.store.takeBatch(afterPage, this.limits.segmentTargetBytes);
+      if (batch.length === 0) break;
+      const key = segmentKey(this.hooks.objectName(), readSeqno);
+      try {
+        await this.putWithRetry(key, packSegment(batch));
+      } catch (error) {
+        this.hooks.failWaiting(snapshotSeqno, `R2 write failed: ${String(error)}`);
+        throw error;
+      }
+      if (this.hooks.epoch() !== epoch) {
+        // The object was destroyed while the put ran: the segment belongs to nothing now.
+        await this.store.bucket.delete(key).catch(() => {});
+        return;
+      }
+      this.hooks.transact(() => {
+        this.store.commitSegment(key, batch, readSeqno);
+        this.hooks.settle();
+      });
+      afterPage = batch[batch.length - 1]!.page;
+    }
+  }
+
+  private async putWithRetry(key: string, body: Uint8Array): Promise<void> {
+    let delay = this.limits.flushRetryMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.store.bucket.put(key, body);
+        return;
+      } catch (error) {
+        if (attempt >= this.limits.flushMaxAttempts) throw error;
+        await sleep(delay * (0.5 + Math.random()));
+        delay *= 2;
+      }
+    }
+  }
+}
+
+/** Unique, never-rewritten keys (R2 takes about one write per second per key). */
+function segmentKey(objectName: string, seqno: number): string {
+  return `${objectName}/segments/${seqno.toString().padStart(16, "0")}-${crypto.randomUUID()}`;
+}
+
+function packSegment(batch: JournalRow[]): Uint8Array {
+  const total = batch.reduce((sum, row) => sum + row.data.byteLength, 0);
+  const body = new Uint8Array(total);
+  let at = 0;
+  for (const row of batch) {
+    body.set(new Uint8Array(row.data), at);
+    at += row.data.byteLength;
+  }
+  return body;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

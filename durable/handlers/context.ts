@@ -1,0 +1,25 @@
+/**
+ * What a message handler is given. Handlers run inside the sequencer's ordered part: they check
+ * first, then change state (all synchronous SQLite), and may return an `after` step for slow I/O
+ * that runs once the change has committed (libpager's A/B/C split, design.md §3).
+ */
+import type { ManagerMessage, ObjectGeometry } from "../../schema";
+import type { Pager } from "../pager";
+
+export interface HandlerContext {
+  pager: Pager;
+  /** The kernel the message is from (`http` for the HTTP operations). */
+  kernel: string;
+  seqno: number;
+  /** The object's page size and the limits that apply to this transport. */
+  geometry: ObjectGeometry;
+  /** Answers the sender, after the ordered part commits. */
+  reply(message: ManagerMessage, payload?: Uint8Array): void;
+  /** The sender's socket, when the message came over one. */
+  socket: WebSocket | null;
+}
+
+/** Slow I/O to run after the ordered part has committed. */
+export type AfterStep = () => Promise<void>;
+
+export type Handler<M> = (ctx: HandlerContext, message: M) => AfterStep | void;

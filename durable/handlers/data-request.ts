@@ -1,0 +1,45 @@
+/**
+ * memory_object_data_request: a kernel asks for pages. Changes no page; records that the kernel
+ * may now cache the range (for INVALIDATE) and fixes, in seqno order, which version of each page
+ * it gets. The R2 reads run after, and the answer is data_supply, data_unavailable or data_error.
+ */
+import {
+  KERN_MEMORY_ERROR,
+  VM_PROT_NONE,
+  checkPageRange,
+  type DataRequestMessage,
+} from "../../schema";
+import type { Handler } from "./context";
+
+export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => {
+  const { pager, geometry } = ctx;
+  const span = checkPageRange(message.offset, message.length, geometry);
+  const plan = pager.store.planRead(span);
+  pager.residency.record(ctx.kernel, span);
+  const answer = {
+    reply_to: message.id,
+    seqno: ctx.seqno,
+    offset: message.offset,
+    length: message.length,
+  };
+  if (plan.sources.length === 0) {
+    ctx.reply({ type: "memory_object_data_unavailable", ...answer });
+    return;
+  }
+  return async () => {
+    try {
+      const bytes = await pager.store.read(plan, geometry.pageSize);
+      ctx.reply(
+        { type: "memory_object_data_supply", ...answer, lock_value: VM_PROT_NONE, precious: false },
+        bytes,
+      );
+    } catch (error) {
+      ctx.reply({
+        type: "memory_object_data_error",
+        ...answer,
+        kern_return: KERN_MEMORY_ERROR,
+        reason: `pages could not be read from storage: ${String(error)}`,
+      });
+    }
+  };
+};

@@ -1,0 +1,25 @@
+/**
+ * memory_object_data_unlock: a kernel asks for more access to pages it holds. This manager
+ * prohibits nothing, so it grants at once with a lock_request whose lock_value is VM_PROT_NONE,
+ * through the outbox (protocol.md §5). Changes only the kernel's outbox.
+ */
+import {
+  MEMORY_OBJECT_RETURN_NONE,
+  VM_PROT_NONE,
+  checkPageRange,
+  type DataUnlockMessage,
+} from "../../schema";
+import type { Handler } from "./context";
+
+export const handleDataUnlock: Handler<DataUnlockMessage> = (ctx, message) => {
+  checkPageRange(message.offset, message.length, ctx.geometry);
+  ctx.pager.outbox.push(ctx.kernel, {
+    type: "memory_object_lock_request",
+    lock_id: ctx.pager.meta.take("next_lock_id", 1),
+    offset: message.offset,
+    length: message.length,
+    should_return: MEMORY_OBJECT_RETURN_NONE,
+    should_flush: false,
+    lock_value: VM_PROT_NONE,
+  });
+};

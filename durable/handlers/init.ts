@@ -1,0 +1,55 @@
+/**
+ * memory_object_init: a kernel starts (or resumes) on a socket. May fix the object's page size,
+ * register the kernel, drop outbox messages it has received and clear its stale mark; answers
+ * `memory_object_ready`, then resends the outbox in mid order (protocol.md §3).
+ */
+import {
+  MEMORY_OBJECT_COPY_DELAY,
+  ProtocolError,
+  invalidField,
+  KERN_INVALID_ARGUMENT,
+  type InitMessage,
+} from "../../schema";
+import type { Handler } from "./context";
+
+export const handleInit: Handler<InitMessage> = (ctx, message) => {
+  const { pager, kernel } = ctx;
+  const pageSize = pager.pageSize();
+  if (pageSize !== null && pageSize !== message.page_size) {
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "page_size_mismatch",
+      `page_size (${message.page_size}) differs from the object's page size (${pageSize})`,
+    );
+  }
+  const lastMid = (pager.kernels.get(kernel)?.next_mid ?? 1) - 1;
+  if (message.received_mid > lastMid) {
+    throw invalidField(
+      "received_mid",
+      `(${message.received_mid}) is above the last mid sent to this kernel (${lastMid})`,
+    );
+  }
+  if (pageSize === null) pager.setPageSize(message.page_size);
+  const record = pager.kernels.ensure(kernel);
+  pager.outbox.acknowledge(kernel, message.received_mid);
+  const flush = record.stale === 1;
+  if (flush) {
+    pager.kernels.clearStale(kernel);
+    pager.residency.forgetAll(kernel);
+  }
+  pager.sockets.markInitialized(ctx.socket!);
+  ctx.reply({
+    type: "memory_object_ready",
+    object: pager.objectName(),
+    kernel,
+    page_size: message.page_size,
+    max_transfer: pager.limits.maxTransfer,
+    max_size: pager.limits.maxSize,
+    may_cache: true,
+    copy_strategy: MEMORY_OBJECT_COPY_DELAY,
+    last_id: record.last_id,
+    flush,
+    seqno: ctx.seqno,
+  });
+  pager.outbox.resend(ctx.socket!, kernel);
+};

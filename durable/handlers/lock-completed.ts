@@ -1,0 +1,11 @@
+/**
+ * memory_object_lock_completed: a kernel did what a lock_request asked. If an INVALIDATE waits on
+ * that lock it stops waiting, and the kernel no longer caches the range.
+ */
+import { checkWithinObject, type LockCompletedMessage } from "../../schema";
+import type { Handler } from "./context";
+
+export const handleLockCompleted: Handler<LockCompletedMessage> = (ctx, message) => {
+  checkWithinObject(message.offset, message.length, ctx.geometry.maxSize);
+  ctx.pager.tracker.lockCompleted(ctx.kernel, message.lock_id);
+};

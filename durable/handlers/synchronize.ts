@@ -1,0 +1,16 @@
+/**
+ * memory_object_synchronize: a kernel asks that a range reach the state its sync_flags name
+ * (protocol.md §6). Records an outstanding request with the tracker, which completes it through
+ * the outbox; the flush it may need starts right after this step commits.
+ */
+import { checkWithinObject, pageSpanOf, type SynchronizeMessage } from "../../schema";
+import type { Handler } from "./context";
+
+export const handleSynchronize: Handler<SynchronizeMessage> = (ctx, message) => {
+  const { offset, length, sync_flags } = message;
+  checkWithinObject(offset, length, ctx.geometry.maxSize);
+  ctx.pager.tracker.admit(
+    { seqno: ctx.seqno, kernel: ctx.kernel, id: message.id, offset, length, sync_flags },
+    pageSpanOf(offset, length, ctx.geometry.pageSize),
+  );
+};

@@ -1,0 +1,252 @@
+/**
+ * The HTTP operations of protocol.md §9 as the Durable Object serves them: each is a message of
+ * kernel `http`, takes a seqno, and runs the same handlers as the socket path.
+ */
+import {
+  DEFAULT_PAGE_SIZE,
+  HTTP_KERNEL,
+  KERN_FAILURE,
+  KERN_INVALID_ARGUMENT,
+  ProtocolError,
+  checkWithinObject,
+  httpStatusOf,
+  invalidField,
+  isPageSize,
+  pageSpanOf,
+  readCount,
+  readSyncFlags,
+  type ManagerMessage,
+} from "../schema";
+import { handleDataReturn } from "./handlers/data-return";
+import { handleSynchronize } from "./handlers/synchronize";
+import type { HandlerContext } from "./handlers";
+import type { Pager } from "./pager";
+import { SequencedError } from "./sequencer";
+
+type Operation = (pager: Pager, request: Request, url: URL) => Promise<Response>;
+
+/** `METHOD suffix` → operation; the suffix is what follows `/v1/objects/{name}`. */
+const OPERATIONS: Record<string, Operation> = {
+  "GET ": stat,
+  "DELETE ": destroy,
+  "GET /pages": readPages,
+  "PUT /pages": writePages,
+  "POST /synchronize": synchronize,
+  "GET /syncs": listSyncs,
+};
+
+export async function handleHttp(pager: Pager, request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  const suffix = url.pathname.replace(/^\/v1\/objects\/[^/]+/, "");
+  const operation = OPERATIONS[`${request.method} ${suffix}`];
+  if (!operation) {
+    return errorResponse(
+      new ProtocolError(KERN_INVALID_ARGUMENT, "not_found", "no such operation"),
+    );
+  }
+  try {
+    return await operation(pager, request, url);
+  } catch (error) {
+    const cause = error instanceof SequencedError ? error.cause : error;
+    if (cause instanceof ProtocolError) return errorResponse(cause);
+    console.error("HTTP operation failed", cause);
+    return errorResponse(new ProtocolError(KERN_FAILURE, "internal", "internal error"));
+  } finally {
+    pager.afterChange();
+  }
+}
+
+async function stat(pager: Pager): Promise<Response> {
+  const { result } = pager.sequencer.admit(() => ({
+    object: pager.objectName(),
+    page_size: pager.pageSize(),
+    max_size: pager.limits.maxSize,
+    pages: pager.store.storedPages(),
+    bytes: pager.store.storedPages() * (pager.pageSize() ?? 0),
+    journal_pages: pager.store.journalPages(),
+    seqno: pager.sequencer.peek(),
+    kernels: pager.kernels.list().map((k) => ({
+      kernel: k.kernel,
+      connected: pager.sockets.isConnected(k.kernel),
+      last_id: k.last_id,
+    })),
+    syncs: pager.tracker.count(),
+  }));
+  return Response.json(result);
+}
+
+async function listSyncs(pager: Pager): Promise<Response> {
+  const { result } = pager.sequencer.admit(() =>
+    pager.tracker.list().map(({ kernel, id, seqno, offset, length, sync_flags, since }) => ({
+      kernel,
+      id,
+      seqno,
+      offset,
+      length,
+      sync_flags,
+      since,
+    })),
+  );
+  return Response.json({ syncs: result });
+}
+
+/** Any byte range; pages never written read as zeros. */
+async function readPages(pager: Pager, _request: Request, url: URL): Promise<Response> {
+  const { result } = pager.sequencer.admit(() => {
+    const offset = readQueryCount(url, "offset");
+    const length = readQueryCount(url, "length");
+    if (length > pager.limits.maxBodyBytes) {
+      throw invalidField(
+        "length",
+        `must not exceed ${pager.limits.maxBodyBytes} bytes per request`,
+      );
+    }
+    checkWithinObject(offset, length, pager.limits.maxSize);
+    const pageSize = pager.pageSize() ?? DEFAULT_PAGE_SIZE;
+    const span = pageSpanOf(offset, length, pageSize);
+    return { offset, length, pageSize, span, plan: pager.store.planRead(span) };
+  });
+  const { offset, length, pageSize, span, plan } = result;
+  const pages = await pager.store.read(plan, pageSize);
+  const start = offset - span.first * pageSize;
+  return new Response(pages.subarray(start, start + length), {
+    headers: { "content-type": "application/octet-stream" },
+  });
+}
+
+/** A dirty data_return of kernel `http`: answered once the pages are durably journaled. */
+async function writePages(pager: Pager, request: Request, url: URL): Promise<Response> {
+  const body = new Uint8Array(await request.arrayBuffer());
+  const { seqno, result } = pager.sequencer.admit((seqno) => {
+    if (body.byteLength > pager.limits.maxBodyBytes) {
+      throw new ProtocolError(
+        KERN_INVALID_ARGUMENT,
+        "too_large",
+        `body must not exceed ${pager.limits.maxBodyBytes} bytes`,
+      );
+    }
+    const offset = readQueryCount(url, "offset");
+    const pageSize = fixPageSize(pager, url);
+    handleDataReturn(httpContext(pager, seqno, pageSize), {
+      type: "memory_object_data_return",
+      id: seqno,
+      offset,
+      length: body.byteLength,
+      dirty: true,
+      kernel_copy: false,
+      data: body,
+    });
+    return { offset, length: body.byteLength };
+  });
+  return Response.json({ ...result, seqno });
+}
+
+/** Answers when the completion is due (protocol.md §9), or with the error that replaced it. */
+async function synchronize(pager: Pager, request: Request): Promise<Response> {
+  const body = await readJsonObject(request);
+  const { result: completion } = pager.sequencer.admit((seqno) => {
+    if (body === null) {
+      throw new ProtocolError(
+        KERN_INVALID_ARGUMENT,
+        "bad_json",
+        "body must be a JSON object {offset, length, sync_flags}",
+      );
+    }
+    const message = {
+      type: "memory_object_synchronize" as const,
+      id: seqno,
+      offset: readCount(body, "offset"),
+      length: readCount(body, "length"),
+      sync_flags: readSyncFlags(body),
+    };
+    // Wait before admitting: a clean range completes inside the admission itself.
+    const completion = pager.tracker.waitFor(seqno);
+    try {
+      handleSynchronize(httpContext(pager, seqno, pager.pageSize() ?? DEFAULT_PAGE_SIZE), message);
+    } catch (error) {
+      pager.tracker.stopWaiting(seqno);
+      throw error;
+    }
+    return completion;
+  });
+  const outcome = await completion;
+  return Response.json({ type: "memory_object_synchronize_completed", ...outcome });
+}
+
+async function destroy(pager: Pager): Promise<Response> {
+  const { result: segments } = pager.sequencer.admit(() => {
+    for (const socket of pager.sockets.all()) {
+      pager.mail.post(socket, { type: "memory_object_destroy", reason: "the object was deleted" });
+    }
+    return pager.destroy();
+  });
+  for (const socket of pager.sockets.all()) {
+    try {
+      socket.close(1000, "object deleted");
+    } catch {
+      // Already closed.
+    }
+  }
+  await pager.deleteSegments(segments);
+  return Response.json({ object: pager.objectName(), deleted: true });
+}
+
+function httpContext(pager: Pager, seqno: number, pageSize: number): HandlerContext {
+  return {
+    pager,
+    kernel: HTTP_KERNEL,
+    seqno,
+    socket: null,
+    // An HTTP body may carry more than one frame's max_transfer (protocol.md §9).
+    geometry: { ...pager.geometry(pageSize), maxTransfer: pager.limits.maxBodyBytes },
+    reply: (_message: ManagerMessage) => {},
+  };
+}
+
+/** The first write fixes the page size: `page_size`, else 4096; later ones must agree (409). */
+function fixPageSize(pager: Pager, url: URL): number {
+  const asked = url.searchParams.get("page_size");
+  const current = pager.pageSize();
+  if (asked === null) {
+    if (current === null) pager.setPageSize(DEFAULT_PAGE_SIZE);
+    return current ?? DEFAULT_PAGE_SIZE;
+  }
+  const pageSize = Number(asked);
+  if (!/^\d+$/.test(asked) || !isPageSize(pageSize)) {
+    throw invalidField("page_size", "must be a power of two from 512 to 65536");
+  }
+  if (current !== null && current !== pageSize) {
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "page_size_mismatch",
+      `page_size (${pageSize}) differs from the object's page size (${current})`,
+    );
+  }
+  if (current === null) pager.setPageSize(pageSize);
+  return pageSize;
+}
+
+function readQueryCount(url: URL, name: string): number {
+  const text = url.searchParams.get(name);
+  const value = Number(text);
+  if (text === null || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
+    throw invalidField(name, "must be given as a non-negative integer query parameter");
+  }
+  return value;
+}
+
+/** The body as a JSON object, or null; judged inside admit, so a bad body consumes its seqno. */
+async function readJsonObject(request: Request): Promise<Record<string, unknown> | null> {
+  try {
+    const body: unknown = await request.json();
+    return typeof body === "object" && body !== null && !Array.isArray(body)
+      ? (body as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+function errorResponse(error: ProtocolError): Response {
+  return Response.json(error.toJSON(), { status: httpStatusOf(error) });
+}

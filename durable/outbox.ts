@@ -1,0 +1,47 @@
+/**
+ * The per-kernel outbox of protocol.md §3: completions, lock requests and synchronize failures,
+ * numbered by mid and kept until the kernel reports them received, so each takes effect at the
+ * kernel exactly once across restarts and reconnects.
+ */
+import type { OutboxMessage, UnnumberedOutboxMessage } from "../schema";
+import type { Kernels } from "./kernels";
+import type { Mail } from "./mail";
+
+export class Outbox {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly kernels: Kernels,
+    private readonly mail: Mail,
+  ) {}
+
+  /** Numbers the message, keeps it, and sends it now if the kernel is connected. */
+  push(kernel: string, message: UnnumberedOutboxMessage): OutboxMessage {
+    const mid = this.kernels.takeMid(kernel);
+    const numbered = { ...message, mid } as OutboxMessage;
+    this.sql.exec(
+      `INSERT INTO outbox (kernel, mid, message) VALUES (?, ?, ?)`,
+      kernel,
+      mid,
+      JSON.stringify(numbered),
+    );
+    this.mail.post(kernel, numbered);
+    return numbered;
+  }
+
+  /** The kernel has every message up to `mid`. */
+  acknowledge(kernel: string, mid: number): void {
+    this.sql.exec(`DELETE FROM outbox WHERE kernel = ? AND mid <= ?`, kernel, mid);
+  }
+
+  /** Sends again, in mid order, every kept message (those above the kernel's received_mid). */
+  resend(to: WebSocket, kernel: string): void {
+    const rows = this.sql
+      .exec<{ message: string }>(`SELECT message FROM outbox WHERE kernel = ? ORDER BY mid`, kernel)
+      .toArray();
+    for (const row of rows) this.mail.post(to, JSON.parse(row.message) as OutboxMessage);
+  }
+
+  forget(kernel: string): void {
+    this.sql.exec(`DELETE FROM outbox WHERE kernel = ?`, kernel);
+  }
+}

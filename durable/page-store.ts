@@ -1,0 +1,207 @@
+/**
+ * The page store of design.md §4: returned pages go into the SQLite journal (durable in
+ * milliseconds); the flusher packs them into immutable R2 segments and points the page index at
+ * them. Reads look in the journal first, then the segment, else the page was never written.
+ */
+import type { PageSpan } from "../schema";
+
+/** Where one page of a read comes from, decided in seqno order before any I/O. */
+type PageSource =
+  { page: number; journal: Uint8Array } | { page: number; segment: string; slot: number };
+
+/** A read's sources, fixed at its seqno; segments are immutable, so reading later is safe. */
+export interface ReadPlan {
+  span: PageSpan;
+  sources: PageSource[];
+}
+
+export type JournalRow = {
+  page: number;
+  seqno: number;
+  data: ArrayBuffer;
+};
+
+export class PageStore {
+  constructor(
+    private readonly sql: SqlStorage,
+    /** Replaceable so tests can run the same scenarios against a failing or slow bucket. */
+    public bucket: R2Bucket,
+  ) {}
+
+  /** Journals each page of a dirty data_return; a newer version replaces the older one. */
+  journal(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void {
+    for (let i = 0; i * pageSize < data.byteLength; i++) {
+      this.sql.exec(
+        `INSERT INTO journal (page, seqno, first_seqno, data) VALUES (?, ?, ?, ?)
+         ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data`,
+        firstPage + i,
+        seqno,
+        seqno,
+        data.subarray(i * pageSize, (i + 1) * pageSize),
+      );
+    }
+  }
+
+  journalPages(): number {
+    return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM journal`).one().n;
+  }
+
+  /** Pages ever written and kept: in the journal, in R2, or both. */
+  storedPages(): number {
+    return this.sql
+      .exec<{ n: number }>(
+        `SELECT count(*) AS n FROM (SELECT page FROM journal UNION SELECT page FROM pages)`,
+      )
+      .one().n;
+  }
+
+  /**
+   * True when no page of the span has a version below `seqno` still outside R2: the barrier a
+   * SYNCHRONOUS synchronize waits on (protocol.md §6.4).
+   */
+  isDurableBelow(span: PageSpan, seqno: number): boolean {
+    const row = this.sql
+      .exec(
+        `SELECT 1 FROM journal WHERE page >= ? AND page < ? AND first_seqno < ? LIMIT 1`,
+        span.first,
+        span.end,
+        seqno,
+      )
+      .toArray();
+    return row.length === 0;
+  }
+
+  /** The durable watermark: every page returned with a lower seqno is in R2. */
+  watermark(nextSeqno: number): number {
+    const row = this.sql
+      .exec<{ low: number | null }>(`SELECT min(first_seqno) AS low FROM journal`)
+      .one();
+    return row.low ?? nextSeqno;
+  }
+
+  /** Fixes where each written page of the span is, as of now (the read's seqno). */
+  planRead(span: PageSpan): ReadPlan {
+    const sources = new Map<number, PageSource>();
+    for (const row of this.sql.exec<{ page: number; segment: string; slot: number }>(
+      `SELECT page, segment, slot FROM pages WHERE page >= ? AND page < ?`,
+      span.first,
+      span.end,
+    )) {
+      sources.set(row.page, row);
+    }
+    for (const row of this.sql.exec<{ page: number; data: ArrayBuffer }>(
+      `SELECT page, data FROM journal WHERE page >= ? AND page < ?`,
+      span.first,
+      span.end,
+    )) {
+      sources.set(row.page, { page: row.page, journal: new Uint8Array(row.data) });
+    }
+    return { span, sources: [...sources.values()].sort((a, b) => a.page - b.page) };
+  }
+
+  /**
+   * Reads a planned range: journal pages from memory, segment pages with one ranged R2 read per
+   * run of consecutive slots; never-written pages stay zero.
+   */
+  async read(plan: ReadPlan, pageSize: number): Promise<Uint8Array> {
+    const out = new Uint8Array((plan.span.end - plan.span.first) * pageSize);
+    const runs: { segment: string; slot: number; page: number; count: number }[] = [];
+    for (const source of plan.sources) {
+      const at = (source.page - plan.span.first) * pageSize;
+      if ("journal" in source) {
+        out.set(source.journal, at);
+        continue;
+      }
+      const last = runs[runs.length - 1];
+      if (
+        last &&
+        last.segment === source.segment &&
+        last.slot + last.count === source.slot &&
+        last.page + last.count === source.page
+      ) {
+        last.count++;
+      } else {
+        runs.push({ segment: source.segment, slot: source.slot, page: source.page, count: 1 });
+      }
+    }
+    await Promise.all(
+      runs.map(async (run) => {
+        const object = await this.bucket.get(run.segment, {
+          range: { offset: run.slot * pageSize, length: run.count * pageSize },
+        });
+        if (!object) throw new Error(`segment ${run.segment} is missing from R2`);
+        out.set(
+          new Uint8Array(await object.arrayBuffer()),
+          (run.page - plan.span.first) * pageSize,
+        );
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * The next journal rows to pack into a segment: pages after `afterPage`, in page order, up to
+   * about `targetBytes`.
+   */
+  takeBatch(afterPage: number, targetBytes: number): JournalRow[] {
+    const batch: JournalRow[] = [];
+    let bytes = 0;
+    for (const row of this.sql.exec<JournalRow>(
+      `SELECT page, seqno, data FROM journal WHERE page > ? ORDER BY page`,
+      afterPage,
+    )) {
+      batch.push(row);
+      bytes += row.data.byteLength;
+      if (bytes >= targetBytes) break;
+    }
+    return batch;
+  }
+
+  /**
+   * After a segment's put resolved: point the index at it, drop the journal rows it holds unless a
+   * newer version arrived meanwhile, and note that such newer versions start at `readSeqno`.
+   */
+  commitSegment(key: string, batch: JournalRow[], readSeqno: number): void {
+    this.sql.exec(
+      `INSERT INTO segments (key, pages, live) VALUES (?, ?, ?)`,
+      key,
+      batch.length,
+      batch.length,
+    );
+    batch.forEach((row, slot) => {
+      const previous = this.sql
+        .exec<{ segment: string }>(`SELECT segment FROM pages WHERE page = ?`, row.page)
+        .toArray()[0];
+      if (previous)
+        this.sql.exec(`UPDATE segments SET live = live - 1 WHERE key = ?`, previous.segment);
+      this.sql.exec(
+        `INSERT INTO pages (page, segment, slot, seqno) VALUES (?, ?, ?, ?)
+         ON CONFLICT (page) DO UPDATE SET segment = excluded.segment, slot = excluded.slot,
+           seqno = excluded.seqno`,
+        row.page,
+        key,
+        slot,
+        row.seqno,
+      );
+      const deleted = this.sql.exec(
+        `DELETE FROM journal WHERE page = ? AND seqno = ?`,
+        row.page,
+        row.seqno,
+      ).rowsWritten;
+      if (deleted === 0) {
+        this.sql.exec(
+          `UPDATE journal SET first_seqno = max(first_seqno, ?) WHERE page = ?`,
+          readSeqno,
+          row.page,
+        );
+      }
+    });
+  }
+
+  segmentKeys(): string[] {
+    return this.sql
+      .exec<{ key: string }>(`SELECT key FROM segments`)
+      .toArray()
+      .map((row) => row.key);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * One memory object's state and machinery, built once per Durable Object instance: the SQLite
+ * tables, the sequencer, the page store and its flusher, the synchronize tracker, the outbox and
+ * the sockets. `MemoryObject` forwards the platform's entry points here.
+ */
+import { DEFAULT_PAGE_SIZE, type ObjectGeometry } from "../schema";
+import { Flusher } from "./flusher";
+import { Kernels } from "./kernels";
+import { readLimits, type Limits } from "./limits";
+import { Mail } from "./mail";
+import { Meta } from "./meta";
+import { Outbox } from "./outbox";
+import { PageStore } from "./page-store";
+import { Residency } from "./residency";
+import { Sequencer } from "./sequencer";
+import { Sockets } from "./sockets";
+import { SyncTracker } from "./sync-tracker";
+import { clearTables, createTables } from "./tables";
+
+/** After a flush failed every attempt, the next try waits this long (then the alarm retries). */
+const FLUSH_FAILURE_BACKOFF_MS = 10_000;
+
+export class Pager {
+  readonly limits: Limits;
+  readonly meta: Meta;
+  readonly sockets: Sockets;
+  readonly mail: Mail;
+  readonly kernels: Kernels;
+  readonly outbox: Outbox;
+  readonly residency: Residency;
+  readonly store: PageStore;
+  readonly tracker: SyncTracker;
+  readonly flusher: Flusher;
+  readonly sequencer: Sequencer;
+  private readonly sql: SqlStorage;
+  /** Bumped by destroy, so I/O started before it does not write into the fresh object. */
+  private epoch = 0;
+  private alarmAt: number | null = null;
+  private flushRetryAt: number | null = null;
+
+  constructor(
+    private readonly ctx: DurableObjectState,
+    env: Env,
+  ) {
+    this.limits = readLimits(env);
+    this.sql = ctx.storage.sql;
+    createTables(this.sql);
+    this.meta = new Meta(this.sql);
+    this.sockets = new Sockets(ctx);
+    this.mail = new Mail(this.sockets);
+    this.kernels = new Kernels(this.sql);
+    this.outbox = new Outbox(this.sql, this.kernels, this.mail);
+    this.residency = new Residency(this.sql);
+    this.store = new PageStore(this.sql, env.PAGES);
+    this.tracker = new SyncTracker({
+      sql: this.sql,
+      meta: this.meta,
+      kernels: this.kernels,
+      outbox: this.outbox,
+      residency: this.residency,
+      store: this.store,
+      isConnected: (kernel) => this.sockets.isConnected(kernel),
+      pageSize: () => this.pageSize() ?? DEFAULT_PAGE_SIZE,
+      lockTimeoutMs: this.limits.lockTimeoutMs,
+    });
+    this.sequencer = new Sequencer(this.meta, (step) => this.transact(step));
+    this.flusher = new Flusher(this.store, this.limits, {
+      nextSeqno: () => this.sequencer.peek(),
+      objectName: () => this.objectName(),
+      transact: (step) => this.transact(step),
+      settle: () => this.tracker.settle(),
+      failWaiting: (seqno, reason) => this.transact(() => this.tracker.failWaiting(seqno, reason)),
+      epoch: () => this.epoch,
+    });
+  }
+
+  /** Start-up after a restart or eviction: pick up work that was under way (design.md §6). */
+  async start(): Promise<void> {
+    this.alarmAt = await this.ctx.storage.getAlarm();
+    this.afterChange();
+  }
+
+  /**
+   * Runs a state change as one SQLite transaction and sends what it posted only after it commits.
+   */
+  transact<T>(step: () => T): T {
+    try {
+      const result = this.ctx.storage.transactionSync(step);
+      this.mail.deliver();
+      return result;
+    } catch (error) {
+      this.mail.discard();
+      throw error;
+    }
+  }
+
+  /**
+   * After every change: flush now if a SYNCHRONOUS request waits or the journal passed the segment
+   * target, and keep an alarm for the idle flush and lock deadlines, so work left when the object
+   * is evicted still happens.
+   */
+  afterChange(): void {
+    const journalBytes = this.store.journalPages() * (this.pageSize() ?? DEFAULT_PAGE_SIZE);
+    const retryWaits = this.flushRetryAt !== null && this.flushRetryAt > Date.now();
+    if (
+      !retryWaits &&
+      journalBytes > 0 &&
+      (this.tracker.needsFlush() || journalBytes >= this.limits.segmentTargetBytes)
+    ) {
+      this.flushNow();
+    }
+    this.scheduleAlarm(journalBytes > 0);
+  }
+
+  /** Flushes the journal and resolves when done; failures are retried later, never thrown. */
+  async flushNow(): Promise<void> {
+    try {
+      await this.flusher.flush();
+      this.flushRetryAt = null;
+    } catch (error) {
+      console.warn(`flush of ${this.objectName()} failed after every attempt: ${String(error)}`);
+      this.flushRetryAt = Date.now() + FLUSH_FAILURE_BACKOFF_MS;
+    }
+    this.afterChange();
+  }
+
+  /** The alarm: expire lock requests, flush what the journal holds, then re-arm for what is left. */
+  async onAlarm(): Promise<void> {
+    this.alarmAt = null;
+    this.transact(() => this.tracker.expireLocks(Date.now()));
+    this.flushRetryAt = null;
+    if (this.store.journalPages() > 0) await this.flushNow();
+    else this.afterChange();
+  }
+
+  private scheduleAlarm(journalWaiting: boolean): void {
+    const candidates: number[] = [];
+    if (journalWaiting) candidates.push(this.flushRetryAt ?? Date.now() + this.limits.flushDelayMs);
+    const lockDeadline = this.tracker.nextLockDeadline();
+    if (lockDeadline !== null) candidates.push(lockDeadline);
+    if (candidates.length === 0) return;
+    const wake = Math.min(...candidates);
+    // Keep an earlier alarm: the idle flush is due a fixed time after the first unflushed page.
+    if (this.alarmAt !== null && this.alarmAt <= wake) return;
+    this.alarmAt = wake;
+    void this.ctx.storage.setAlarm(wake);
+  }
+
+  /**
+   * A socket closed. If the kernel has no other initialized socket, INVALIDATE requests stop
+   * waiting on it and it must flush at its next init (protocol.md §6.6).
+   */
+  disconnected(socket: WebSocket): void {
+    const { kernel, initialized } = this.sockets.session(socket);
+    if (!initialized || this.sockets.isConnected(kernel)) return;
+    this.transact(() => this.tracker.disconnected(kernel));
+    this.afterChange();
+  }
+
+  objectName(): string {
+    return this.meta.get<string>("object") ?? "unnamed";
+  }
+
+  /** Remembers the object's name from the Worker's header (the Durable Object id cannot tell it). */
+  rememberName(name: string): void {
+    if (this.meta.get<string>("object") !== name) this.meta.set("object", name);
+  }
+
+  pageSize(): number | null {
+    return this.meta.get<number>("page_size");
+  }
+
+  setPageSize(pageSize: number): void {
+    this.meta.set("page_size", pageSize);
+  }
+
+  geometry(pageSize: number): ObjectGeometry {
+    return { pageSize, maxTransfer: this.limits.maxTransfer, maxSize: this.limits.maxSize };
+  }
+
+  /**
+   * Destroys the object (protocol.md §9 DELETE): every table emptied, seqno back to 0, sockets
+   * told and closed; the R2 segments are deleted after the change commits.
+   */
+  destroy(): string[] {
+    const name = this.objectName();
+    const segments = this.store.segmentKeys();
+    clearTables(this.sql);
+    this.rememberName(name);
+    this.sequencer.reset();
+    this.epoch++;
+    this.alarmAt = null;
+    this.flushRetryAt = null;
+    void this.ctx.storage.deleteAlarm();
+    return segments;
+  }
+
+  async deleteSegments(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      await this.store.bucket.delete(keys.slice(i, i + 1000));
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Which kernel may cache which pages (protocol.md §6.6): page runs it was supplied (or told were
+ * unavailable) and has not flushed since. INVALIDATE asks exactly these kernels to flush.
+ */
+import type { PageSpan } from "../schema";
+
+export class Residency {
+  constructor(private readonly sql: SqlStorage) {}
+
+  record(kernel: string, span: PageSpan): void {
+    this.sql.exec(
+      `INSERT INTO residency (kernel, first_page, end_page) VALUES (?, ?, ?)`,
+      kernel,
+      span.first,
+      span.end,
+    );
+  }
+
+  /** Kernels other than `except` that may cache a page of the span. */
+  holdersOf(span: PageSpan, except: string): string[] {
+    return this.sql
+      .exec<{ kernel: string }>(
+        `SELECT DISTINCT kernel FROM residency WHERE kernel != ? AND first_page < ? AND end_page > ?`,
+        except,
+        span.end,
+        span.first,
+      )
+      .toArray()
+      .map((row) => row.kernel);
+  }
+
+  /** The kernel flushed the span: keep only the parts of its runs outside it. */
+  forgetSpan(kernel: string, span: PageSpan): void {
+    const overlapping = this.sql
+      .exec<{ first_page: number; end_page: number }>(
+        `DELETE FROM residency WHERE kernel = ? AND first_page < ? AND end_page > ?
+         RETURNING first_page, end_page`,
+        kernel,
+        span.end,
+        span.first,
+      )
+      .toArray();
+    for (const run of overlapping) {
+      if (run.first_page < span.first)
+        this.record(kernel, { first: run.first_page, end: span.first });
+      if (run.end_page > span.end) this.record(kernel, { first: span.end, end: run.end_page });
+    }
+  }
+
+  forgetAll(kernel: string): void {
+    this.sql.exec(`DELETE FROM residency WHERE kernel = ?`, kernel);
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The sequencer (design.md §3, style.md §2): it owns the object's seqno counter and runs the
+ * ordered part of each message, synchronously and in one SQLite transaction, in arrival order.
+ * Because that part never awaits, no later message can start before it ends; slow I/O (R2) runs
+ * afterwards and may overlap. Every message consumes a seqno, rejected ones too (protocol.md §3).
+ */
+import type { Meta } from "./meta";
+
+/** A failure of the ordered part, with the seqno the message consumed. */
+export class SequencedError extends Error {
+  constructor(
+    readonly seqno: number,
+    override readonly cause: unknown,
+  ) {
+    super(`message ${seqno} failed`);
+  }
+}
+
+export class Sequencer {
+  private nextSeqno: number;
+
+  constructor(
+    private readonly meta: Meta,
+    private readonly transact: <T>(step: () => T) => T,
+  ) {
+    this.nextSeqno = meta.get<number>("seqno") ?? 0;
+  }
+
+  /** The seqno the next message will get. */
+  peek(): number {
+    return this.nextSeqno;
+  }
+
+  /**
+   * Gives the message its seqno, then runs `ordered` in a transaction. `ordered` must not await
+   * (it may return a promise it created): that would let later messages overtake it. If `ordered` throws, its
+   * changes roll back but the seqno stays consumed; the error comes back as a `SequencedError`.
+   *
+   * @example const { seqno } = sequencer.admit((seqno) => store.journal(page, size, bytes, seqno));
+   */
+  admit<T>(ordered: (seqno: number) => T): { seqno: number; result: T } {
+    const seqno = this.nextSeqno++;
+    this.meta.set("seqno", this.nextSeqno);
+    try {
+      return { seqno, result: this.transact(() => ordered(seqno)) };
+    } catch (error) {
+      throw new SequencedError(seqno, error);
+    }
+  }
+
+  /** The object was destroyed: its name starts afresh at seqno 0 (protocol.md §9 DELETE). */
+  reset(): void {
+    this.nextSeqno = 0;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The control socket's message loop: every frame gets a seqno, is decoded and checked, goes
+ * through the duplicate and initialisation rules of protocol.md §3 and §8, then to its handler.
+ * The one place where a socket's errors become `error` messages (style.md §5).
+ */
+import {
+  DEFAULT_PAGE_SIZE,
+  KERN_FAILURE,
+  ProtocolError,
+  STATE_CHANGING_TYPES,
+  decodeFrame,
+  parseKernelMessage,
+  peekId,
+  KERN_INVALID_ARGUMENT,
+  type ErrorMessage,
+  type KernelMessage,
+} from "../schema";
+import { dispatch, type AfterStep } from "./handlers";
+import type { Pager } from "./pager";
+import { SequencedError } from "./sequencer";
+import { sendOn } from "./sockets";
+
+export async function handleFrame(
+  pager: Pager,
+  socket: WebSocket,
+  data: string | ArrayBuffer,
+): Promise<void> {
+  const session = pager.sockets.session(socket);
+  const kernel = session.kernel;
+  let header: Record<string, unknown> | undefined;
+  let after: AfterStep | void = undefined;
+  try {
+    ({ result: after } = pager.sequencer.admit((seqno) => {
+      const frame = decodeFrame(data);
+      header = frame.header;
+      const message = parseKernelMessage(frame);
+      checkSessionOrder(message, session.initialized);
+      const stateChanging = STATE_CHANGING_TYPES.has(message.type);
+      if (stateChanging && message.id <= pager.kernels.lastId(kernel)) {
+        // A resend of an applied message: ack again, apply nothing (protocol.md §3).
+        const record = pager.kernels.get(kernel)!;
+        const original = message.id === record.last_id ? record.last_seqno : null;
+        pager.mail.post(socket, { type: "ack", id: message.id, seqno: original ?? seqno });
+        return undefined;
+      }
+      const step = dispatch(
+        {
+          pager,
+          kernel,
+          seqno,
+          socket,
+          // Only init can run before the page size is fixed, and it does not read this.
+          geometry: pager.geometry(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
+          reply: (reply, payload) => pager.mail.post(socket, reply, payload),
+        },
+        message,
+      );
+      if (stateChanging) {
+        pager.kernels.recordApplied(kernel, message.id, seqno);
+        pager.mail.postFirst(socket, { type: "ack", id: message.id, seqno });
+      }
+      return step;
+    }));
+  } catch (error) {
+    if (!(error instanceof SequencedError)) throw error;
+    sendOn(socket, errorReply(error, peekId(header)));
+    pager.sockets.countError(socket);
+  }
+  pager.afterChange();
+  if (after) await after();
+}
+
+/** init must come first on a socket, and only once (protocol.md §4). */
+function checkSessionOrder(message: KernelMessage, initialized: boolean): void {
+  const isInit = message.type === "memory_object_init";
+  if (!initialized && !isInit) {
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "not_initialized",
+      `${message.type} before memory_object_init: the socket must start with memory_object_init`,
+    );
+  }
+  if (initialized && isInit) {
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "already_initialized",
+      "memory_object_init was already accepted on this socket",
+    );
+  }
+}
+
+function errorReply(error: SequencedError, replyTo: number | null): ErrorMessage {
+  const cause = error.cause;
+  if (cause instanceof ProtocolError) {
+    return {
+      type: "error",
+      reply_to: replyTo,
+      seqno: error.seqno,
+      kern_return: cause.kernReturn,
+      code: cause.code,
+      message: cause.message,
+    };
+  }
+  console.error(`message ${error.seqno} failed unexpectedly`, cause);
+  return {
+    type: "error",
+    reply_to: replyTo,
+    seqno: error.seqno,
+    kern_return: KERN_FAILURE,
+    code: "internal",
+    message: "internal error; the message was not applied",
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * The kernels' control sockets. Each is a hibernatable WebSocket tagged with its kernel id; its
+ * attachment (which survives hibernation) says whether the kernel has done its init.
+ */
+import {
+  CLOSE_POLICY_VIOLATION,
+  CLOSE_REPLACED,
+  encodeFrame,
+  type ManagerMessage,
+} from "../schema";
+
+export interface SocketSession {
+  kernel: string;
+  initialized: boolean;
+  /** Errors answered in the current minute, for the garbage limit of protocol.md §8. */
+  errors: number;
+  errorWindowStart: number;
+}
+
+const ERRORS_PER_MINUTE = 100;
+
+export class Sockets {
+  constructor(private readonly ctx: DurableObjectState) {}
+
+  /**
+   * Accepts a kernel's new socket; an older socket of the same kernel is closed with 4409
+   * (protocol.md §2), after the new one is accepted.
+   */
+  accept(kernel: string): WebSocket {
+    const previous = this.ctx.getWebSockets(kernel);
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    this.ctx.acceptWebSocket(server, [kernel]);
+    server.serializeAttachment({
+      kernel,
+      initialized: false,
+      errors: 0,
+      errorWindowStart: Date.now(),
+    } satisfies SocketSession);
+    for (const old of previous) closeQuietly(old, CLOSE_REPLACED, "replaced by a newer socket");
+    return pair[0];
+  }
+
+  session(ws: WebSocket): SocketSession {
+    return ws.deserializeAttachment() as SocketSession;
+  }
+
+  markInitialized(ws: WebSocket): void {
+    ws.serializeAttachment({ ...this.session(ws), initialized: true });
+  }
+
+  /** The kernel's open, initialized socket, if it has one. */
+  socketOf(kernel: string): WebSocket | undefined {
+    return this.ctx
+      .getWebSockets(kernel)
+      .find((ws) => ws.readyState === WebSocket.OPEN && this.session(ws).initialized);
+  }
+
+  isConnected(kernel: string): boolean {
+    return this.socketOf(kernel) !== undefined;
+  }
+
+  /** Sends to the kernel if it is connected; outbox messages are kept and resent anyway. */
+  send(kernel: string, message: ManagerMessage, payload?: Uint8Array): void {
+    const ws = this.socketOf(kernel);
+    if (ws) sendOn(ws, message, payload);
+  }
+
+  /**
+   * Counts an error answered on the socket; past 100 in a minute the socket is closed with 1008.
+   */
+  countError(ws: WebSocket): void {
+    const session = this.session(ws);
+    const now = Date.now();
+    const fresh = now - session.errorWindowStart > 60_000;
+    const errors = fresh ? 1 : session.errors + 1;
+    ws.serializeAttachment({
+      ...session,
+      errors,
+      errorWindowStart: fresh ? now : session.errorWindowStart,
+    });
+    if (errors > ERRORS_PER_MINUTE) {
+      closeQuietly(ws, CLOSE_POLICY_VIOLATION, "more than 100 errors in a minute");
+    }
+  }
+
+  all(): WebSocket[] {
+    return this.ctx.getWebSockets();
+  }
+}
+
+/** Sends a message as text, or as a binary frame when it carries page data. */
+export function sendOn(ws: WebSocket, message: ManagerMessage, payload?: Uint8Array): void {
+  try {
+    ws.send(payload ? encodeFrame(message, payload) : JSON.stringify(message));
+  } catch {
+    // The socket closed under us; outbox messages are resent after the kernel's next init.
+  }
+}
+
+export function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // Already closed.
+  }
+}
