@@ -14,11 +14,19 @@ interface Letter {
 
 export class Mail {
   private letters: Letter[] = [];
+  private holding = false;
 
   constructor(private readonly sockets: Sockets) {}
 
+  /** From now until `deliver` or `discard`, letters wait for the transaction to commit. */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Sends now outside a transaction (I/O steps); holds the letter inside one. */
   post(to: string | WebSocket, message: ManagerMessage, payload?: Uint8Array): void {
     this.letters.push({ to, message, payload });
+    if (!this.holding) this.deliver();
   }
 
   /** Puts a letter before the others of this step: an ack precedes what its message caused. */
@@ -27,10 +35,12 @@ export class Mail {
   }
 
   discard(): void {
+    this.holding = false;
     this.letters = [];
   }
 
   deliver(): void {
+    this.holding = false;
     const letters = this.letters;
     this.letters = [];
     for (const { to, message, payload } of letters) {

@@ -84,6 +84,7 @@ export class Pager {
    * Runs a state change as one SQLite transaction and sends what it posted only after it commits.
    */
   transact<T>(step: () => T): T {
+    this.mail.hold();
     try {
       const result = this.ctx.storage.transactionSync(step);
       this.mail.deliver();

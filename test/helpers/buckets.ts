@@ -1,0 +1,67 @@
+/**
+ * R2 wrappers for running the same scenario against a failing or slow store (style.md §10).
+ * They wrap the real local bucket; only `put` is changed. `onObject` installs one inside a live
+ * MemoryObject (an eviction drops it again, like any in-memory state).
+ */
+import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import type { MemoryObject } from "../../durable/memory-object";
+
+export interface PutControl {
+  /** While true, every put rejects. */
+  failing: boolean;
+  /** Added delay before each put, in ms. */
+  delayMs: number;
+  /** Keys whose put resolved. */
+  written: string[];
+  /** Puts attempted (including failed ones). */
+  attempts: number;
+}
+
+export function newControl(options: Partial<PutControl> = {}): PutControl {
+  return { failing: false, delayMs: 0, written: [], attempts: 0, ...options };
+}
+
+export function wrapBucket(bucket: R2Bucket, control: PutControl): R2Bucket {
+  return new Proxy(bucket, {
+    get(target, property) {
+      if (property === "put") {
+        return async (key: string, value: any, options?: R2PutOptions) => {
+          control.attempts++;
+          if (control.delayMs > 0) await new Promise((r) => setTimeout(r, control.delayMs));
+          if (control.failing) throw new Error("injected R2 failure");
+          const result = await target.put(key, value, options);
+          control.written.push(key);
+          return result;
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+export function objectStub(name: string) {
+  return env.MEMORY_OBJECT.getByName(name);
+}
+
+/** Installs a wrapped bucket in the object's running instance and returns its control. */
+export async function wrapObjectBucket(
+  name: string,
+  options: Partial<PutControl> = {},
+): Promise<PutControl> {
+  const control = newControl(options);
+  await runInDurableObject(objectStub(name), (instance: MemoryObject) => {
+    instance.pager.store.bucket = wrapBucket(instance.pager.store.bucket, control);
+  });
+  return control;
+}
+
+/** Counts rows of a table in the object's SQLite. */
+export async function countRows(name: string, table: string): Promise<number> {
+  return runInDurableObject(
+    objectStub(name),
+    (_instance: MemoryObject, state) =>
+      state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).one().n,
+  );
+}

@@ -1,0 +1,195 @@
+/**
+ * A tiny test kernel: a real WebSocket to the real Worker and Durable Object, with helpers to
+ * send messages and wait for the manager's answers. Not a client library (that is `client/`):
+ * tests use it to build exact situations, including malformed frames.
+ */
+import { exports } from "cloudflare:workers";
+import { decodeFrame, encodeFrame } from "../../schema";
+
+export type Received = Record<string, any> & { type: string; payload?: Uint8Array };
+
+export class TestKernel {
+  readonly received: Received[] = [];
+  private waiters: { match: (m: Received) => boolean; resolve: (m: Received) => void }[] = [];
+  closed: { code: number; reason: string } | null = null;
+  private nextId = 1;
+
+  private constructor(
+    readonly socket: WebSocket,
+    readonly object: string,
+    readonly kernel: string,
+  ) {
+    // Binary messages arrive as Blobs on this side; a chain keeps them in arrival order.
+    let chain = Promise.resolve();
+    socket.addEventListener("message", (event) => {
+      const data = event.data as string | ArrayBuffer | Blob;
+      chain = chain.then(async () =>
+        this.take(
+          typeof data === "string" || data instanceof ArrayBuffer ? data : await data.arrayBuffer(),
+        ),
+      );
+    });
+    socket.addEventListener("close", (event) => {
+      this.closed = { code: event.code, reason: event.reason };
+    });
+  }
+
+  private take(data: string | ArrayBuffer): void {
+    const frame = decodeFrame(data);
+    const message = { ...frame.header, payload: frame.payload ?? undefined } as Received;
+    this.received.push(message);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.match(message)) return true;
+      w.resolve(message);
+      return false;
+    });
+  }
+
+  /** Opens the control socket of `kernel` on `object` (not yet initialised). */
+  static async connect(object: string, kernel: string): Promise<TestKernel> {
+    const response = await exports.default.fetch(
+      `http://edgepager.test/v1/objects/${object}/control?kernel=${kernel}`,
+      { headers: { Upgrade: "websocket" } },
+    );
+    const socket = response.webSocket;
+    if (!socket) throw new Error(`upgrade refused: ${response.status} ${await response.text()}`);
+    socket.accept();
+    return new TestKernel(socket, object, kernel);
+  }
+
+  /** Connects and does the init/ready handshake. */
+  static async open(
+    object: string,
+    kernel: string,
+    options: { pageSize?: number; receivedMid?: number; id?: number } = {},
+  ): Promise<{ kernel: TestKernel; ready: Received }> {
+    const k = await TestKernel.connect(object, kernel);
+    const ready = await k.init(options);
+    return { kernel: k, ready };
+  }
+
+  async init(
+    options: { pageSize?: number; receivedMid?: number; id?: number } = {},
+  ): Promise<Received> {
+    const id = options.id ?? this.takeId();
+    this.send({
+      type: "memory_object_init",
+      id,
+      page_size: options.pageSize ?? 4096,
+      received_mid: options.receivedMid ?? 0,
+    });
+    return this.next(
+      (m) => m.type === "memory_object_ready" || (m.type === "error" && m.reply_to === id),
+    );
+  }
+
+  takeId(): number {
+    return this.nextId++;
+  }
+
+  /** Lets a resumed kernel continue its id sequence. */
+  setNextId(id: number): void {
+    this.nextId = id;
+  }
+
+  send(message: object | string): void {
+    this.socket.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+
+  sendBinary(header: object, payload: Uint8Array): void {
+    this.socket.send(encodeFrame(header, payload));
+  }
+
+  /** Sends a dirty data_return and returns its id. */
+  dataReturn(offset: number, data: Uint8Array, id = this.takeId()): number {
+    this.sendBinary(
+      {
+        type: "memory_object_data_return",
+        id,
+        offset,
+        length: data.byteLength,
+        dirty: true,
+        kernel_copy: false,
+      },
+      data,
+    );
+    return id;
+  }
+
+  synchronize(offset: number, length: number, syncFlags: number, id = this.takeId()): number {
+    this.send({ type: "memory_object_synchronize", id, offset, length, sync_flags: syncFlags });
+    return id;
+  }
+
+  dataRequest(offset: number, length: number, id = this.takeId()): number {
+    this.send({ type: "memory_object_data_request", id, offset, length, desired_access: 1 });
+    return id;
+  }
+
+  /** Waits for the first message (already received or to come) that matches. */
+  next(match: (m: Received) => boolean, timeoutMs = 10_000): Promise<Received> {
+    const seen = this.received.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no matching message within ${timeoutMs} ms; got ${JSON.stringify(this.summary())}`,
+            ),
+          ),
+        timeoutMs,
+      );
+      this.waiters.push({
+        match,
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+      });
+    });
+  }
+
+  /** The answer to message `id`: its ack, error, or read reply. */
+  answer(id: number): Promise<Received> {
+    return this.next((m) => (m.type === "ack" && m.id === id) || m.reply_to === id);
+  }
+
+  ack(id: number): Promise<Received> {
+    return this.next((m) => m.type === "ack" && m.id === id);
+  }
+
+  completion(id: number, timeoutMs?: number): Promise<Received> {
+    return this.next(
+      (m) =>
+        (m.type === "memory_object_synchronize_completed" || m.type === "error") &&
+        m.reply_to === id,
+      timeoutMs,
+    );
+  }
+
+  all(type: string): Received[] {
+    return this.received.filter((m) => m.type === type);
+  }
+
+  summary(): object[] {
+    return this.received.map(({ payload, ...rest }) => rest);
+  }
+
+  close(): void {
+    try {
+      this.socket.close(1000, "test done");
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Resolves after `ms`; tests use it only to show that something did *not* happen. */
+export function settle(ms = 50): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function pageOf(byte: number, size = 4096): Uint8Array {
+  return new Uint8Array(size).fill(byte);
+}
