@@ -51,13 +51,11 @@ export async function handleHttp(pager: Pager, request: Request): Promise<Respon
     if (cause instanceof ProtocolError) return errorResponse(cause);
     console.error("HTTP operation failed", cause);
     return errorResponse(new ProtocolError(KERN_FAILURE, "internal", "internal error"));
-  } finally {
-    pager.afterChange();
   }
 }
 
 async function stat(pager: Pager): Promise<Response> {
-  const { result } = pager.sequencer.admit(() => ({
+  const { result } = pager.admit(() => ({
     object: pager.objectName(),
     page_size: pager.pageSize(),
     max_size: pager.limits.maxSize,
@@ -76,7 +74,7 @@ async function stat(pager: Pager): Promise<Response> {
 }
 
 async function listSyncs(pager: Pager): Promise<Response> {
-  const { result } = pager.sequencer.admit(() =>
+  const { result } = pager.admit(() =>
     pager.tracker.list().map(({ kernel, id, seqno, offset, length, sync_flags, since }) => ({
       kernel,
       id,
@@ -92,7 +90,7 @@ async function listSyncs(pager: Pager): Promise<Response> {
 
 /** Any byte range; pages never written read as zeros. */
 async function readPages(pager: Pager, _request: Request, url: URL): Promise<Response> {
-  const { result } = pager.sequencer.admit(() => {
+  const { result } = pager.admit(() => {
     const offset = readQueryCount(url, "offset");
     const length = readQueryCount(url, "length");
     if (length > pager.limits.maxBodyBytes) {
@@ -117,7 +115,7 @@ async function readPages(pager: Pager, _request: Request, url: URL): Promise<Res
 /** A dirty data_return of kernel `http`: answered once the pages are durably journaled. */
 async function writePages(pager: Pager, request: Request, url: URL): Promise<Response> {
   const body = new Uint8Array(await request.arrayBuffer());
-  const { seqno, result } = pager.sequencer.admit((seqno) => {
+  const { seqno, result } = pager.admit((seqno) => {
     if (body.byteLength > pager.limits.maxBodyBytes) {
       throw new ProtocolError(
         KERN_INVALID_ARGUMENT,
@@ -144,7 +142,7 @@ async function writePages(pager: Pager, request: Request, url: URL): Promise<Res
 /** Answers when the completion is due (protocol.md §9), or with the error that replaced it. */
 async function synchronize(pager: Pager, request: Request): Promise<Response> {
   const body = await readJsonObject(request);
-  const { result: completion } = pager.sequencer.admit((seqno) => {
+  const { result: completion } = pager.admit((seqno) => {
     if (body === null) {
       throw new ProtocolError(
         KERN_INVALID_ARGUMENT,
@@ -174,7 +172,7 @@ async function synchronize(pager: Pager, request: Request): Promise<Response> {
 }
 
 async function destroy(pager: Pager): Promise<Response> {
-  const { result: segments } = pager.sequencer.admit(() => {
+  const { result: segments } = pager.admit(() => {
     for (const socket of pager.sockets.all()) {
       pager.mail.post(socket, { type: "memory_object_destroy", reason: "the object was deleted" });
     }

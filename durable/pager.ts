@@ -81,6 +81,18 @@ export class Pager {
   }
 
   /**
+   * Admits a message through the sequencer, then starts the work its change calls for (a flush a
+   * SYNCHRONOUS request waits on, an alarm), before any caller awaits anything.
+   */
+  admit<T>(ordered: (seqno: number) => T): { seqno: number; result: T } {
+    try {
+      return this.sequencer.admit(ordered);
+    } finally {
+      this.afterChange();
+    }
+  }
+
+  /**
    * Runs a state change as one SQLite transaction and sends what it posted only after it commits.
    */
   transact<T>(step: () => T): T {

@@ -30,7 +30,7 @@ export async function handleFrame(
   let header: Record<string, unknown> | undefined;
   let after: AfterStep | void = undefined;
   try {
-    ({ result: after } = pager.sequencer.admit((seqno) => {
+    ({ result: after } = pager.admit((seqno) => {
       const frame = decodeFrame(data);
       header = frame.header;
       const message = parseKernelMessage(frame);
@@ -66,7 +66,6 @@ export async function handleFrame(
     sendOn(socket, errorReply(error, peekId(header)));
     pager.sockets.countError(socket);
   }
-  pager.afterChange();
   if (after) await after();
 }
 
