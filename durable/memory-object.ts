@@ -7,6 +7,7 @@ import { OBJECT_NAME_HEADER, parseKernelId, parseObjectName, ProtocolError } fro
 import { handleHttp } from "./http-operations";
 import { Pager } from "./pager";
 import { handleFrame } from "./socket-loop";
+import { closeQuietly } from "./sockets";
 
 export class MemoryObject extends DurableObject<Env> {
   /** Exposed for tests that swap in a failing or slow R2 bucket. */
@@ -37,7 +38,9 @@ export class MemoryObject extends DurableObject<Env> {
     await handleFrame(this.pager, ws, message);
   }
 
-  override async webSocketClose(ws: WebSocket): Promise<void> {
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    // Answer the kernel's close frame so its side finishes the closing handshake.
+    closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, "closed");
     this.pager.disconnected(ws);
   }
 
