@@ -1,24 +1,41 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Tests run inside workerd with the real Durable Object and a local R2 bucket. Timings are
-// shortened so retries, idle flushes and lock timeouts happen within a test.
 export default defineConfig({
-  plugins: [
-    cloudflareTest({
-      wrangler: { configPath: "./wrangler.toml" },
-      miniflare: {
-        bindings: {
-          FLUSH_DELAY_MS: "300",
-          FLUSH_RETRY_MS: "5",
-          FLUSH_MAX_ATTEMPTS: "3",
-          LOCK_TIMEOUT_MS: "400",
+  test: {
+    projects: [
+      {
+        // Inside workerd: the real Worker, Durable Object and a local R2 bucket. Timings are
+        // shortened so retries, idle flushes and lock timeouts happen within a test.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                FLUSH_DELAY_MS: "300",
+                FLUSH_RETRY_MS: "5",
+                FLUSH_MAX_ATTEMPTS: "3",
+                LOCK_TIMEOUT_MS: "400",
+              },
+            },
+          }),
+        ],
+        test: {
+          name: "workerd",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/node/**"],
+          testTimeout: 20_000,
         },
       },
-    }),
-  ],
-  test: {
-    include: ["test/**/*.test.ts"],
-    testTimeout: 20_000,
+      {
+        // In Node: checks of the build and, later, end-to-end tests against a local server.
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+        },
+      },
+    ],
   },
 });
