@@ -59,8 +59,7 @@ async function stat(pager: Pager): Promise<Response> {
     object: pager.objectName(),
     page_size: pager.pageSize(),
     max_size: pager.limits.maxSize,
-    pages: pager.store.storedPages(),
-    bytes: pager.store.storedPages() * (pager.pageSize() ?? 0),
+    ...pageCounts(pager),
     journal_pages: pager.store.journalPages(),
     seqno: pager.sequencer.peek(),
     kernels: pager.kernels.list().map((k) => ({
@@ -71,6 +70,11 @@ async function stat(pager: Pager): Promise<Response> {
     syncs: pager.tracker.count(),
   }));
   return Response.json(result);
+}
+
+function pageCounts(pager: Pager): { pages: number; bytes: number } {
+  const pages = pager.store.storedPages();
+  return { pages, bytes: pages * (pager.pageSize() ?? 0) };
 }
 
 async function listSyncs(pager: Pager): Promise<Response> {

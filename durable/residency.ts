@@ -7,13 +7,17 @@ import type { PageSpan } from "../schema";
 export class Residency {
   constructor(private readonly sql: SqlStorage) {}
 
+  /** The kernel was supplied the span; a run that already covers it is not recorded twice. */
   record(kernel: string, span: PageSpan): void {
-    this.sql.exec(
-      `INSERT INTO residency (kernel, first_page, end_page) VALUES (?, ?, ?)`,
-      kernel,
-      span.first,
-      span.end,
-    );
+    const covered = this.sql
+      .exec(
+        `SELECT 1 FROM residency WHERE kernel = ? AND first_page <= ? AND end_page >= ? LIMIT 1`,
+        kernel,
+        span.first,
+        span.end,
+      )
+      .toArray();
+    if (covered.length === 0) this.insert(kernel, span.first, span.end);
   }
 
   /** Kernels other than `except` that may cache a page of the span. */
@@ -45,6 +49,15 @@ export class Residency {
         this.record(kernel, { first: run.first_page, end: span.first });
       if (run.end_page > span.end) this.record(kernel, { first: span.end, end: run.end_page });
     }
+  }
+
+  private insert(kernel: string, first: number, end: number): void {
+    this.sql.exec(
+      `INSERT INTO residency (kernel, first_page, end_page) VALUES (?, ?, ?)`,
+      kernel,
+      first,
+      end,
+    );
   }
 
   forgetAll(kernel: string): void {
