@@ -3,7 +3,12 @@
  * numbered by mid and kept until the kernel reports them received, so each takes effect at the
  * kernel exactly once across restarts and reconnects.
  */
-import type { OutboxMessage, UnnumberedOutboxMessage } from "../schema";
+import {
+  KERN_INVALID_ARGUMENT,
+  ProtocolError,
+  type OutboxMessage,
+  type UnnumberedOutboxMessage,
+} from "../schema";
 import type { Kernels } from "./kernels";
 import type { Mail } from "./mail";
 
@@ -28,8 +33,19 @@ export class Outbox {
     return numbered;
   }
 
-  /** The kernel has every message up to `mid`. */
-  acknowledge(kernel: string, mid: number): void {
+  /**
+   * The kernel has every message up to `mid`. A mid above the last one sent is refused: taking it
+   * would drop messages the kernel never saw (a client that reuses a forgotten id must reset).
+   */
+  acknowledge(kernel: string, mid: number, field = "mid"): void {
+    const lastMid = (this.kernels.get(kernel)?.next_mid ?? 1) - 1;
+    if (mid > lastMid) {
+      throw new ProtocolError(
+        KERN_INVALID_ARGUMENT,
+        "mid_ahead",
+        `${field} (${mid}) is above the last mid sent to this kernel (${lastMid})`,
+      );
+    }
     this.sql.exec(`DELETE FROM outbox WHERE kernel = ? AND mid <= ?`, kernel, mid);
   }
 

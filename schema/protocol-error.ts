@@ -14,6 +14,7 @@ export type ErrorCode =
   | "not_initialized"
   | "already_initialized"
   | "page_size_mismatch"
+  | "mid_ahead"
   | "out_of_range"
   | "too_large"
   | "journal_full"

@@ -6,7 +6,6 @@
 import {
   MEMORY_OBJECT_COPY_DELAY,
   ProtocolError,
-  invalidField,
   KERN_INVALID_ARGUMENT,
   type InitMessage,
 } from "../../schema";
@@ -22,16 +21,9 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
       `page_size (${message.page_size}) differs from the object's page size (${pageSize})`,
     );
   }
-  const lastMid = (pager.kernels.get(kernel)?.next_mid ?? 1) - 1;
-  if (message.received_mid > lastMid) {
-    throw invalidField(
-      "received_mid",
-      `(${message.received_mid}) is above the last mid sent to this kernel (${lastMid})`,
-    );
-  }
+  pager.outbox.acknowledge(kernel, message.received_mid, "received_mid");
   if (pageSize === null) pager.setPageSize(message.page_size);
   const record = pager.kernels.ensure(kernel);
-  pager.outbox.acknowledge(kernel, message.received_mid);
   const flush = record.stale === 1;
   if (flush) {
     pager.kernels.clearStale(kernel);
