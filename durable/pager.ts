@@ -201,6 +201,7 @@ export class Pager {
     clearTables(this.sql);
     this.rememberName(name);
     this.sequencer.reset();
+    this.tracker.abortWaiters();
     this.epoch++;
     this.alarmAt = null;
     this.flushRetryAt = null;

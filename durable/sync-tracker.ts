@@ -5,6 +5,7 @@
  */
 import {
   HTTP_KERNEL,
+  KERN_ABORTED,
   KERN_MEMORY_ERROR,
   MEMORY_OBJECT_RETURN_DIRTY,
   ProtocolError,
@@ -100,6 +101,17 @@ export class SyncTracker {
   /** The HTTP request failed before it was admitted: nothing will resolve its waiter. */
   stopWaiting(seqno: number): void {
     this.httpWaiters.delete(seqno);
+  }
+
+  /** The object was destroyed: waiting HTTP requests get `error` instead of hanging. */
+  abortWaiters(): void {
+    const error = new ProtocolError(
+      KERN_ABORTED,
+      "not_found",
+      "the object was deleted while this synchronize waited",
+    );
+    for (const waiter of this.httpWaiters.values()) waiter.reject(error);
+    this.httpWaiters.clear();
   }
 
   /**

@@ -1,0 +1,52 @@
+/**
+ * Counts the SQLite rows an object writes: wraps `exec` of the object's running instance's
+ * `ctx.storage.sql` and sums each statement's `rowsWritten` (what Durable Object SQLite bills).
+ * Like the bucket wrappers, an eviction drops it.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import type { MemoryObject } from "../../durable/memory-object";
+import { objectStub } from "./buckets";
+
+export interface SqlMeter {
+  /** Rows written by every statement run since the meter was installed or last reset. */
+  rowsWritten(): number;
+  /** Rows written per statement text (whitespace collapsed), for explaining a figure. */
+  byStatement(): Record<string, number>;
+  reset(): void;
+  /** Puts the original `exec` back. */
+  stop(): Promise<void>;
+}
+
+export async function meterObjectSql(name: string): Promise<SqlMeter> {
+  let cursors: { query: string; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
+  let restore: () => void = () => {};
+  await runInDurableObject(objectStub(name), (_instance: MemoryObject, state) => {
+    const sql = state.storage.sql;
+    const original = sql.exec;
+    sql.exec = function (this: SqlStorage, query: string, ...bindings: any[]) {
+      const cursor = original.call(this, query, ...bindings);
+      cursors.push({ query: query.replace(/\s+/g, " ").trim(), cursor });
+      return cursor;
+    } as typeof sql.exec;
+    restore = () => {
+      sql.exec = original;
+    };
+  });
+  return {
+    rowsWritten: () => cursors.reduce((sum, { cursor }) => sum + cursor.rowsWritten, 0),
+    byStatement: () => {
+      const totals: Record<string, number> = {};
+      for (const { query, cursor } of cursors) {
+        if (cursor.rowsWritten > 0) totals[query] = (totals[query] ?? 0) + cursor.rowsWritten;
+      }
+      return totals;
+    },
+    reset: () => {
+      cursors = [];
+    },
+    stop: () =>
+      runInDurableObject(objectStub(name), () => {
+        restore();
+      }),
+  };
+}
