@@ -1,0 +1,514 @@
+/**
+ * The kernel side of one control socket (protocol.md §2–§6): the init/ready handshake, every
+ * kernel → manager message as a typed async call, and survival across the network. It keeps each
+ * state-changing message until acked and resends it after reconnecting, processes each outbox
+ * message (completions, lock requests) exactly once by its mid, and reconnects with jittered,
+ * capped backoff. Browser-safe: standard WebSocket, no Node imports.
+ */
+import {
+  CLOSE_NORMAL,
+  CLOSE_POLICY_VIOLATION,
+  CLOSE_REPLACED,
+  DEFAULT_PAGE_SIZE,
+  VM_PROT_READ,
+  decodeFrame,
+  encodeFrame,
+  type AckMessage,
+  type DataSupplyMessage,
+  type ErrorMessage,
+  type LockRequestMessage,
+  type ManagerMessage,
+  type ReadyMessage,
+  type SynchronizeCompletedMessage,
+} from "../schema";
+import { Emitter } from "./emitter";
+import { ConnectionClosedError, KernReturnError } from "./errors";
+
+export interface KernelOptions {
+  /** The service's base URL, e.g. `http://127.0.0.1:8787` (http/https or ws/wss). */
+  url: string;
+  object: string;
+  /** This kernel's id, stable across reconnects (protocol.md §1). */
+  kernel: string;
+  /** A bearer token, sent as `access_token` (browsers cannot set socket headers). */
+  token?: string;
+  /** The page size to init with; it must match the object's once fixed. Default 4096. */
+  pageSize?: number;
+  /** Reconnect backoff: the first delay and the cap, in ms (jittered). */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Bytes of unacked messages kept at once; a send beyond waits for acks (backpressure). */
+  maxPendingBytes?: number;
+  /** The WebSocket constructor (defaults to the global one). */
+  WebSocket?: typeof WebSocket;
+}
+
+export interface KernelEvents extends Record<string, unknown> {
+  connected: ReadyMessage;
+  disconnected: { code: number; reason: string };
+  completion: SynchronizeCompletedMessage;
+  lock_request: LockRequestMessage;
+  /** The manager says this kernel's cache may be stale: drop cached pages (protocol.md §6.6). */
+  flush: ReadyMessage;
+  destroyed: { reason: string };
+  error: Error;
+}
+
+/** The answer to a data_request: page bytes, or `null` when the range was never written. */
+export interface DataReply {
+  data: Uint8Array | null;
+  lockValue: number;
+  precious: boolean;
+  seqno: number;
+}
+
+interface Outgoing {
+  id: number;
+  frame: string | Uint8Array;
+  bytes: number;
+  /** State-changing messages are kept until acked; requests until answered. */
+  stateChanging: boolean;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+type Deferred<T> = { resolve(value: T): void; reject(error: Error): void };
+
+export class KernelConnection extends Emitter<KernelEvents> {
+  private socket: WebSocket | null = null;
+  private readyMessage: ReadyMessage | null = null;
+  private nextId = 1;
+  private initId = 0;
+  /** The highest outbox mid processed: each takes effect once (protocol.md §3). */
+  private receivedMid = 0;
+  private receivedTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Sent or queued, by id (Map order is id order: ids only grow). */
+  private readonly outgoing = new Map<number, Outgoing>();
+  private pendingBytes = 0;
+  private readonly completions = new Map<number, Deferred<SynchronizeCompletedMessage>>();
+  private readonly unlocks: { id: number; offset: number; length: number }[] = [];
+  private spaceWaiters: (() => void)[] = [];
+  private readyWaiters: Deferred<ReadyMessage>[] = [];
+  private stopped: Error | null = null;
+  private attempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private constructor(private readonly options: KernelOptions) {
+    super();
+  }
+
+  /**
+   * Connects and completes the handshake; later drops are healed on their own.
+   *
+   * @example
+   * const kernel = await KernelConnection.connect({ url, object: "db", kernel: "vm1" });
+   * await kernel.dataReturn(0, page);
+   * await kernel.synchronize(0, 4096, VM_SYNC_SYNCHRONOUS);
+   */
+  static async connect(options: KernelOptions): Promise<KernelConnection> {
+    const connection = new KernelConnection(options);
+    connection.open();
+    try {
+      await connection.whenReady();
+    } catch (error) {
+      connection.close();
+      throw error;
+    }
+    return connection;
+  }
+
+  /** The latest `memory_object_ready`, or null while disconnected. */
+  get ready(): ReadyMessage | null {
+    return this.readyMessage;
+  }
+
+  get connected(): boolean {
+    return this.readyMessage !== null;
+  }
+
+  /** Resolves once connected and initialised (at once if it is). */
+  whenReady(): Promise<ReadyMessage> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    if (this.readyMessage) return Promise.resolve(this.readyMessage);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /** memory_object_data_request: the pages of a page-aligned range. */
+  dataRequest(offset: number, length: number, desiredAccess = VM_PROT_READ): Promise<DataReply> {
+    return this.request({
+      type: "memory_object_data_request",
+      offset,
+      length,
+      desired_access: desiredAccess,
+    }) as Promise<DataReply>;
+  }
+
+  /** memory_object_data_unlock: resolves with the manager's granting lock request. */
+  dataUnlock(offset: number, length: number, desiredAccess: number): Promise<LockRequestMessage> {
+    const id = this.nextId;
+    this.unlocks.push({ id, offset, length });
+    return this.request({
+      type: "memory_object_data_unlock",
+      offset,
+      length,
+      desired_access: desiredAccess,
+    }) as Promise<LockRequestMessage>;
+  }
+
+  /** memory_object_data_return: resolves with the ack, once the pages are durably accepted. */
+  dataReturn(
+    offset: number,
+    data: Uint8Array,
+    flags: { dirty?: boolean; kernelCopy?: boolean } = {},
+  ): Promise<AckMessage> {
+    return this.stateChange(
+      {
+        type: "memory_object_data_return",
+        offset,
+        length: data.byteLength,
+        dirty: flags.dirty ?? true,
+        kernel_copy: flags.kernelCopy ?? false,
+      },
+      data,
+    ) as Promise<AckMessage>;
+  }
+
+  /**
+   * memory_object_synchronize: resolves with its own completion (protocol.md §6), across
+   * reconnects; rejects with a `KernReturnError` when the manager answers `error`.
+   */
+  synchronize(
+    offset: number,
+    length: number,
+    syncFlags: number,
+  ): Promise<SynchronizeCompletedMessage> {
+    const id = this.nextId;
+    const completion = new Promise<SynchronizeCompletedMessage>((resolve, reject) =>
+      this.completions.set(id, { resolve, reject }),
+    );
+    this.stateChange({
+      type: "memory_object_synchronize",
+      offset,
+      length,
+      sync_flags: syncFlags,
+    }).catch((error: Error) => this.settleCompletion(id, error));
+    return completion;
+  }
+
+  /** memory_object_lock_completed: the answer to a lock request. */
+  lockCompleted(lockId: number, offset: number, length: number): Promise<AckMessage> {
+    return this.stateChange({
+      type: "memory_object_lock_completed",
+      lock_id: lockId,
+      offset,
+      length,
+    }) as Promise<AckMessage>;
+  }
+
+  /** memory_object_terminate: the manager forgets this kernel; the connection ends. */
+  async terminate(): Promise<void> {
+    await this.stateChange({ type: "memory_object_terminate" });
+    this.stop(new ConnectionClosedError("terminated"));
+  }
+
+  /** Closes the socket for good; pending calls reject with `ConnectionClosedError`. */
+  close(): void {
+    this.stop(new ConnectionClosedError("closed by the client"));
+  }
+
+  // --- sending -----------------------------------------------------------------------------
+
+  private stateChange(message: object, payload?: Uint8Array): Promise<unknown> {
+    return this.enqueue(message, payload, true);
+  }
+
+  private request(message: object): Promise<unknown> {
+    return this.enqueue(message, undefined, false);
+  }
+
+  private async enqueue(message: object, payload: Uint8Array | undefined, stateChanging: boolean) {
+    if (this.stopped) throw this.stopped;
+    const id = this.nextId++;
+    const header = { ...message, id };
+    const frame = payload ? encodeFrame(header, payload) : JSON.stringify(header);
+    const bytes = typeof frame === "string" ? frame.length : frame.byteLength;
+    const answered = new Promise((resolve, reject) => {
+      this.outgoing.set(id, { id, frame, bytes, stateChanging, resolve, reject });
+    });
+    this.pendingBytes += bytes;
+    if (this.readyMessage) this.transmit(frame);
+    return answered;
+  }
+
+  /**
+   * Waits while the unacked bytes exceed the bound. Callers that stream (the page cache, the
+   * CLI) await this between frames; one message is always let through.
+   */
+  async capacity(): Promise<void> {
+    const max = this.options.maxPendingBytes ?? 8 * 1024 * 1024;
+    while (this.pendingBytes > max && !this.stopped) {
+      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+    }
+  }
+
+  private transmit(frame: string | Uint8Array): void {
+    try {
+      this.socket?.send(frame);
+    } catch {
+      // The socket is closing; the message stays queued and is resent after the next ready.
+    }
+  }
+
+  private settleOutgoing(id: number, outcome: { value?: unknown; error?: Error }): void {
+    const entry = this.outgoing.get(id);
+    if (!entry) return;
+    this.outgoing.delete(id);
+    this.pendingBytes -= entry.bytes;
+    if (outcome.error) entry.reject(outcome.error);
+    else entry.resolve(outcome.value);
+    const waiters = this.spaceWaiters;
+    this.spaceWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private settleCompletion(id: number, outcome: SynchronizeCompletedMessage | Error): void {
+    const waiter = this.completions.get(id);
+    if (!waiter) return;
+    this.completions.delete(id);
+    if (outcome instanceof Error) waiter.reject(outcome);
+    else waiter.resolve(outcome);
+  }
+
+  // --- the socket --------------------------------------------------------------------------
+
+  private open(): void {
+    const Socket = this.options.WebSocket ?? globalThis.WebSocket;
+    const socket = new Socket(controlUrl(this.options));
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    socket.addEventListener("open", () => this.sendInit());
+    socket.addEventListener("message", (event) => {
+      if (this.socket === socket) this.receive(event.data as string | ArrayBuffer);
+    });
+    socket.addEventListener("close", (event) => {
+      if (this.socket === socket) this.lost(event.code, event.reason);
+    });
+    socket.addEventListener("error", () => {
+      // A close event follows; reconnecting is decided there.
+    });
+  }
+
+  private sendInit(): void {
+    this.initId = this.nextId++;
+    this.socket?.send(
+      JSON.stringify({
+        type: "memory_object_init",
+        id: this.initId,
+        page_size: this.options.pageSize ?? DEFAULT_PAGE_SIZE,
+        received_mid: this.receivedMid,
+      }),
+    );
+  }
+
+  private receive(data: string | ArrayBuffer): void {
+    let message: ManagerMessage;
+    let payload: Uint8Array | null;
+    try {
+      const frame = decodeFrame(data);
+      message = frame.header as unknown as ManagerMessage;
+      payload = frame.payload;
+    } catch (error) {
+      this.emit("error", error as Error);
+      return;
+    }
+    switch (message.type) {
+      case "memory_object_ready":
+        return this.onReady(message);
+      case "ack":
+        return this.onAck(message.id, message);
+      case "error":
+        return this.onError(message);
+      case "memory_object_data_supply":
+        return this.answer(message.reply_to, supplyReply(message, payload));
+      case "memory_object_data_unavailable":
+        return this.answer(message.reply_to, {
+          data: null,
+          lockValue: 0,
+          precious: false,
+          seqno: message.seqno,
+        } satisfies DataReply);
+      case "memory_object_data_error":
+        return this.settleOutgoing(message.reply_to, {
+          error: new KernReturnError(
+            message.kern_return,
+            "data_error",
+            message.reason,
+            message.seqno,
+          ),
+        });
+      case "memory_object_synchronize_completed":
+        if (!this.takeOutbox(message.mid)) return;
+        this.settleCompletion(message.reply_to, message);
+        return this.emit("completion", message);
+      case "memory_object_lock_request":
+        if (!this.takeOutbox(message.mid)) return;
+        this.grantUnlock(message);
+        return this.emit("lock_request", message);
+      case "memory_object_destroy":
+        return this.onDestroy(message.reason);
+    }
+  }
+
+  private onReady(ready: ReadyMessage): void {
+    this.readyMessage = ready;
+    this.attempt = 0;
+    // A kernel that restarted may find the manager ahead of it: new ids must be higher.
+    this.nextId = Math.max(this.nextId, ready.last_id + 1);
+    // Messages at or below last_id were applied; their acks were lost with the old socket.
+    for (const entry of [...this.outgoing.values()]) {
+      if (entry.stateChanging && entry.id <= ready.last_id) this.onAck(entry.id);
+    }
+    for (const entry of this.outgoing.values()) this.transmit(entry.frame);
+    if (ready.flush) this.emit("flush", ready);
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const waiter of waiters) waiter.resolve(ready);
+    this.emit("connected", ready);
+  }
+
+  /** An ack covers every lower id (protocol.md §3). */
+  private onAck(id: number, ack?: AckMessage): void {
+    for (const entry of [...this.outgoing.values()]) {
+      if (entry.id > id) break;
+      if (entry.stateChanging)
+        this.settleOutgoing(entry.id, { value: ack ?? { type: "ack", id, seqno: -1 } });
+    }
+  }
+
+  private onError(message: ErrorMessage): void {
+    const error = KernReturnError.from(message);
+    if (message.mid !== undefined) {
+      // A synchronize that failed for good, delivered through the outbox (docs/protocol.md).
+      if (!this.takeOutbox(message.mid)) return;
+      if (message.reply_to !== null) this.settleCompletion(message.reply_to, error);
+      return this.emit("error", error);
+    }
+    if (message.reply_to !== null && message.reply_to === this.initId) {
+      if (message.code === "mid_ahead") {
+        // The manager forgot this kernel (terminated or deleted): mids start again from 1.
+        this.receivedMid = 0;
+        return this.sendInit();
+      }
+      return this.stop(error);
+    }
+    if (message.reply_to !== null && this.outgoing.has(message.reply_to)) {
+      this.settleCompletion(message.reply_to, error);
+      return this.settleOutgoing(message.reply_to, { error });
+    }
+    this.emit("error", error);
+  }
+
+  private answer(id: number, value: unknown): void {
+    this.settleOutgoing(id, { value });
+  }
+
+  /** True the first time a mid is seen; schedules `received` so the outbox may drop it. */
+  private takeOutbox(mid: number): boolean {
+    if (mid <= this.receivedMid) return false;
+    this.receivedMid = mid;
+    this.receivedTimer ??= setTimeout(() => {
+      this.receivedTimer = null;
+      if (!this.readyMessage) return;
+      this.transmit(JSON.stringify({ type: "received", id: this.nextId++, mid: this.receivedMid }));
+    }, 20);
+    return true;
+  }
+
+  /** A lock request that grants a pending data_unlock's range answers that call. */
+  private grantUnlock(lock: LockRequestMessage): void {
+    const index = this.unlocks.findIndex(
+      (u) => u.offset === lock.offset && u.length === lock.length && this.outgoing.has(u.id),
+    );
+    if (index < 0) return;
+    const [unlock] = this.unlocks.splice(index, 1);
+    this.settleOutgoing(unlock!.id, { value: lock });
+  }
+
+  private onDestroy(reason: string): void {
+    // The object is gone and its name starts afresh: nothing pending can complete any more.
+    const error = new ConnectionClosedError(`the object was deleted: ${reason}`);
+    for (const id of [...this.outgoing.keys()]) this.settleOutgoing(id, { error });
+    for (const id of [...this.completions.keys()]) this.settleCompletion(id, error);
+    this.receivedMid = 0;
+    this.emit("destroyed", { reason });
+  }
+
+  private lost(code: number, reason: string): void {
+    this.socket = null;
+    this.readyMessage = null;
+    this.emit("disconnected", { code, reason });
+    if (this.stopped) return;
+    if (code === CLOSE_REPLACED) {
+      return this.stop(new ConnectionClosedError("replaced by another socket of the same kernel"));
+    }
+    if (code === CLOSE_POLICY_VIOLATION) {
+      return this.stop(new ConnectionClosedError(`closed by the manager: ${reason}`));
+    }
+    const { initialMs = 100, maxMs = 10_000 } = this.options.backoff ?? {};
+    const cap = Math.min(maxMs, initialMs * 2 ** this.attempt++);
+    this.reconnectTimer = setTimeout(
+      () => {
+        this.reconnectTimer = null;
+        if (!this.stopped) this.open();
+      },
+      cap * (0.5 + Math.random() / 2),
+    );
+  }
+
+  private stop(error: Error): void {
+    if (this.stopped) return;
+    this.stopped = error;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.receivedTimer) clearTimeout(this.receivedTimer);
+    const socket = this.socket;
+    this.socket = null;
+    this.readyMessage = null;
+    try {
+      socket?.close(CLOSE_NORMAL, "client closed");
+    } catch {
+      // Already closing.
+    }
+    for (const id of [...this.outgoing.keys()]) this.settleOutgoing(id, { error });
+    for (const id of [...this.completions.keys()]) this.settleCompletion(id, error);
+    for (const waiter of this.readyWaiters) waiter.reject(error);
+    this.readyWaiters = [];
+    for (const wake of this.spaceWaiters) wake();
+    this.spaceWaiters = [];
+  }
+}
+
+function supplyReply(message: DataSupplyMessage, payload: Uint8Array | null): DataReply {
+  return {
+    data: payload ?? new Uint8Array(0),
+    lockValue: message.lock_value,
+    precious: message.precious,
+    seqno: message.seqno,
+  };
+}
+
+/** `…/v1/objects/{object}/control?kernel=…[&access_token=…]` on ws: or wss:. */
+export function controlUrl(
+  options: Pick<KernelOptions, "url" | "object" | "kernel" | "token">,
+): string {
+  const url = new URL(
+    `v1/objects/${encodeURIComponent(options.object)}/control`,
+    withSlash(options.url),
+  );
+  url.protocol = url.protocol === "https:" || url.protocol === "wss:" ? "wss:" : "ws:";
+  url.searchParams.set("kernel", options.kernel);
+  if (options.token) url.searchParams.set("access_token", options.token);
+  return url.toString();
+}
+
+function withSlash(base: string): string {
+  return base.endsWith("/") ? base : `${base}/`;
+}
