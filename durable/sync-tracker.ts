@@ -107,7 +107,7 @@ export class SyncTracker {
   abortWaiters(): void {
     const error = new ProtocolError(
       KERN_ABORTED,
-      "not_found",
+      "object_deleted",
       "the object was deleted while this synchronize waited",
     );
     for (const waiter of this.httpWaiters.values()) waiter.reject(error);

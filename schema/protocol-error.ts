@@ -20,6 +20,7 @@ export type ErrorCode =
   | "journal_full"
   | "storage_failed"
   | "not_found"
+  | "object_deleted"
   | "upgrade_required"
   | "internal";
 
@@ -43,6 +44,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   page_size_mismatch: 409,
   too_large: 413,
   not_found: 404,
+  object_deleted: 409,
   upgrade_required: 426,
   journal_full: 503,
   storage_failed: 500,

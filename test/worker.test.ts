@@ -388,7 +388,7 @@ describe("DELETE", () => {
       new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000)),
     ]);
     expect(answer, "the synchronize never answered").not.toBeNull();
-    await expectError(answer!, 404, "not_found", /deleted/, KERN_ABORTED);
+    await expectError(answer!, 409, "object_deleted", /deleted/, KERN_ABORTED);
     // The segment its flush was writing does not outlive the object.
     await new Promise((r) => setTimeout(r, 1200));
     expect((await env.PAGES.list({ prefix: `${object}/segments/` })).objects).toEqual([]);
