@@ -1,0 +1,275 @@
+/**
+ * VM_SYNC_INVALIDATE (protocol.md §6.6): before the requester's completion, every other kernel
+ * that may cache the range flushes it (lock_request → lock_completed), or is marked stale when it
+ * is disconnected or silent, and then resumes with `flush: true`.
+ */
+import { describe, expect, it } from "vitest";
+import { wrapObjectBucket } from "./helpers/buckets";
+import { stat } from "./helpers/http";
+import { TestKernel, pageOf, settle, type Received } from "./helpers/kernel";
+
+const PAGE = 4096;
+/** LOCK_TIMEOUT_MS in vitest.config.ts. */
+const LOCK_TIMEOUT_MS = 400;
+
+const isLockRequest = (m: Received) => m.type === "memory_object_lock_request";
+
+function completionsFor(kernel: TestKernel, id: number): Received[] {
+  return kernel.received.filter(
+    (m) => m.type === "memory_object_synchronize_completed" && m.reply_to === id,
+  );
+}
+
+/** Makes `kernel` cache a range the way the protocol tracks it: by a data_request answered. */
+async function cache(kernel: TestKernel, offset: number, length: number): Promise<Received> {
+  const answer = await kernel.answer(kernel.dataRequest(offset, length));
+  expect(["memory_object_data_supply", "memory_object_data_unavailable"]).toContain(answer.type);
+  return answer;
+}
+
+function lockCompleted(kernel: TestKernel, lock: Received): number {
+  const id = kernel.takeId();
+  kernel.send({
+    type: "memory_object_lock_completed",
+    id,
+    lock_id: lock.lock_id,
+    offset: lock.offset,
+    length: lock.length,
+  });
+  return id;
+}
+
+/** Waits until the object sees the kernel as disconnected. */
+async function untilDisconnected(object: string, kernel: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const status = await stat(object);
+    const entry = (status.kernels as { kernel: string; connected: boolean }[]).find(
+      (k) => k.kernel === kernel,
+    );
+    if (entry && !entry.connected) return;
+    await settle(20);
+  }
+  throw new Error(`${kernel} still connected to ${object}`);
+}
+
+describe("INVALIDATE with another kernel caching the range", () => {
+  it("asks it to flush and completes only after its lock_completed", async () => {
+    const object = "inval-answered";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await a.ack(a.dataReturn(0, pageOf(1, 2 * PAGE)));
+    await cache(b, 0, 2 * PAGE);
+    // The requester's own cached copy is not its business to flush.
+    await cache(a, 0, 2 * PAGE);
+
+    const sync = a.synchronize(100, 5000, 0x4);
+    const lock = await b.next(isLockRequest, 1_000);
+    expect(lock).toMatchObject({
+      type: "memory_object_lock_request",
+      mid: 1,
+      should_return: 1,
+      should_flush: true,
+      lock_value: 8,
+    });
+    expect(Number.isSafeInteger(lock.lock_id) && lock.lock_id > 0).toBe(true);
+    // The lock covers the whole synchronized range.
+    expect(lock.offset).toBeLessThanOrEqual(100);
+    expect(lock.offset + lock.length).toBeGreaterThanOrEqual(5100);
+    await a.ack(sync);
+    await settle(100);
+    expect(completionsFor(a, sync)).toEqual([]);
+    expect(a.all("memory_object_lock_request")).toEqual([]);
+    expect((await stat(object)).syncs).toBe(1);
+
+    const answered = lockCompleted(b, lock);
+    expect(await b.ack(answered)).toMatchObject({ type: "ack", id: answered });
+    expect(await a.completion(sync, LOCK_TIMEOUT_MS)).toMatchObject({
+      type: "memory_object_synchronize_completed",
+      reply_to: sync,
+      offset: 100,
+      length: 5000,
+      mid: 1,
+    });
+    expect(b.all("memory_object_lock_request")).toHaveLength(1);
+
+    // B answered in time, so it is not stale: its resume does not flush.
+    const { ready } = await TestKernel.open(object, "kB", { receivedMid: lock.mid, id: 100 });
+    expect(ready).toMatchObject({ type: "memory_object_ready", flush: false });
+    a.close();
+  });
+
+  it("does not ask again once the kernel flushed the range", async () => {
+    const object = "inval-flushed-since";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, PAGE);
+    const first = a.synchronize(0, PAGE, 0x4);
+    const lock = await b.next(isLockRequest, 1_000);
+    await b.ack(lockCompleted(b, lock));
+    await a.completion(first, LOCK_TIMEOUT_MS);
+
+    const second = a.synchronize(0, PAGE, 0x4);
+    expect(await a.completion(second, LOCK_TIMEOUT_MS)).toMatchObject({
+      type: "memory_object_synchronize_completed",
+      reply_to: second,
+      mid: 2,
+    });
+    await settle(50);
+    expect(b.all("memory_object_lock_request")).toHaveLength(1);
+    a.close();
+    b.close();
+  });
+
+  it("with SYNCHRONOUS (0x6) waits for both the lock and R2", async () => {
+    const object = "inval-synchronous";
+    const control = await wrapObjectBucket(object, { delayMs: 600 });
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, PAGE);
+    await a.ack(a.dataReturn(0, pageOf(7)));
+    const sync = a.synchronize(0, PAGE, 0x6);
+    const lock = await b.next(isLockRequest, 1_000);
+    expect(lock).toMatchObject({ should_return: 1, should_flush: true, lock_value: 8 });
+    await b.ack(lockCompleted(b, lock));
+    await settle(100);
+    // The lock is settled but the page is not in R2 yet.
+    expect(control.written).toEqual([]);
+    expect(completionsFor(a, sync)).toEqual([]);
+    let writtenAtCompletion: string[] = [];
+    const done = await a.completion(sync).then((m) => {
+      writtenAtCompletion = [...control.written];
+      return m;
+    });
+    expect(done).toMatchObject({
+      type: "memory_object_synchronize_completed",
+      reply_to: sync,
+      offset: 0,
+      length: PAGE,
+    });
+    expect(writtenAtCompletion.length).toBeGreaterThanOrEqual(1);
+    a.close();
+    b.close();
+  });
+
+  it("completes after the lock timeout when the kernel stays silent; it then resumes with flush", async () => {
+    const object = "inval-silent";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, 2 * PAGE);
+    const sync = a.synchronize(PAGE, PAGE, 0x4);
+    const lock = await b.next(isLockRequest, 1_000);
+    expect(lock).toMatchObject({ should_return: 1, should_flush: true, lock_value: 8, mid: 1 });
+    await settle(LOCK_TIMEOUT_MS / 2);
+    expect(completionsFor(a, sync)).toEqual([]);
+    expect(await a.completion(sync, 5_000)).toMatchObject({
+      type: "memory_object_synchronize_completed",
+      reply_to: sync,
+      offset: PAGE,
+      length: PAGE,
+    });
+
+    const { kernel: resumed, ready } = await TestKernel.open(object, "kB", {
+      receivedMid: lock.mid,
+      id: 100,
+    });
+    expect(ready).toMatchObject({ type: "memory_object_ready", kernel: "kB", flush: true });
+    await settle(50);
+    expect(resumed.all("memory_object_lock_request")).toEqual([]);
+    // The mark is cleared by that ready: the next resume does not flush again.
+    const { ready: later } = await TestKernel.open(object, "kB", {
+      receivedMid: lock.mid,
+      id: 101,
+    });
+    expect(later.flush).toBe(false);
+    a.close();
+  });
+
+  it("a late lock_completed after the timeout changes nothing and is acked", async () => {
+    const object = "inval-late-answer";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, PAGE);
+    const sync = a.synchronize(0, PAGE, 0x4);
+    const lock = await b.next(isLockRequest, 1_000);
+    await a.completion(sync, 5_000);
+    const late = lockCompleted(b, lock);
+    expect(await b.answer(late)).toMatchObject({ type: "ack", id: late });
+    await settle(50);
+    expect(completionsFor(a, sync)).toHaveLength(1);
+    // Still stale: the timeout marked it, only a ready with flush clears that.
+    const { ready } = await TestKernel.open(object, "kB", { receivedMid: lock.mid, id: 100 });
+    expect(ready.flush).toBe(true);
+    a.close();
+  });
+});
+
+describe("INVALIDATE and kernels that need no lock request", () => {
+  it("completes promptly when the caching kernel is disconnected, and marks it stale", async () => {
+    const object = "inval-disconnected";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, PAGE);
+    b.close();
+    await untilDisconnected(object, "kB");
+
+    const sync = a.synchronize(0, PAGE, 0x4);
+    // Well before the lock timeout: nobody is waited for.
+    expect(await a.completion(sync, LOCK_TIMEOUT_MS - 100)).toMatchObject({
+      type: "memory_object_synchronize_completed",
+      reply_to: sync,
+      offset: 0,
+      length: PAGE,
+    });
+
+    const { kernel: resumed, ready } = await TestKernel.open(object, "kB", { id: 100 });
+    expect(ready).toMatchObject({ type: "memory_object_ready", kernel: "kB", flush: true });
+    await settle(100);
+    // No lock request was queued for it.
+    expect(resumed.all("memory_object_lock_request")).toEqual([]);
+    a.close();
+    resumed.close();
+  });
+
+  it("sends no lock request to kernels that never requested the range", async () => {
+    const object = "inval-bystanders";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    const { kernel: c } = await TestKernel.open(object, "kC");
+    const { kernel: d } = await TestKernel.open(object, "kD");
+    await cache(b, 4 * PAGE, PAGE);
+    // C caches a neighbouring range that does not overlap.
+    await cache(c, 5 * PAGE, PAGE);
+    // D never asked for anything.
+
+    const sync = a.synchronize(4 * PAGE, PAGE, 0x4);
+    const lock = await b.next(isLockRequest, 1_000);
+    await b.ack(lockCompleted(b, lock));
+    await a.completion(sync, LOCK_TIMEOUT_MS);
+    await settle(100);
+    expect(c.all("memory_object_lock_request")).toEqual([]);
+    expect(d.all("memory_object_lock_request")).toEqual([]);
+    for (const name of ["kC", "kD"]) {
+      const { ready } = await TestKernel.open(object, name, { id: 100 });
+      expect(ready.flush).toBe(false);
+    }
+    a.close();
+    b.close();
+  });
+
+  it("completes a zero-length INVALIDATE at once without lock requests", async () => {
+    const object = "inval-zero-length";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, PAGE);
+    const sync = a.synchronize(PAGE / 2, 0, 0x4);
+    expect(await a.completion(sync, LOCK_TIMEOUT_MS - 100)).toMatchObject({
+      type: "memory_object_synchronize_completed",
+      offset: PAGE / 2,
+      length: 0,
+    });
+    await settle(50);
+    expect(b.all("memory_object_lock_request")).toEqual([]);
+    a.close();
+    b.close();
+  });
+});
