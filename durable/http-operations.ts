@@ -201,7 +201,9 @@ function httpContext(pager: Pager, seqno: number, pageSize: number): HandlerCont
     socket: null,
     // An HTTP body may carry more than one frame's max_transfer (protocol.md §9).
     geometry: { ...pager.geometry(pageSize), maxTransfer: pager.limits.maxBodyBytes },
+    // HTTP answers are built from the operation's result, not sent as messages.
     reply: (_message: ManagerMessage) => {},
+    reserveReply: () => () => {},
   };
 }
 

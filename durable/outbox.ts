@@ -57,6 +57,18 @@ export class Outbox {
     for (const row of rows) this.mail.post(to, JSON.parse(row.message) as OutboxMessage);
   }
 
+  /** Drops queued lock requests that no longer need an answer (their kernel went stale). */
+  withdrawLockRequests(kernel: string, lockIds: number[]): void {
+    if (lockIds.length === 0) return;
+    this.sql.exec(
+      `DELETE FROM outbox WHERE kernel = ?
+         AND json_extract(message, '$.type') = 'memory_object_lock_request'
+         AND json_extract(message, '$.lock_id') IN (SELECT value FROM json_each(?))`,
+      kernel,
+      JSON.stringify(lockIds),
+    );
+  }
+
   forget(kernel: string): void {
     this.sql.exec(`DELETE FROM outbox WHERE kernel = ?`, kernel);
   }

@@ -115,13 +115,11 @@ export class Pager {
   afterChange(): void {
     const journalBytes = this.store.journalPages() * (this.pageSize() ?? DEFAULT_PAGE_SIZE);
     const retryWaits = this.flushRetryAt !== null && this.flushRetryAt > Date.now();
-    if (
-      !retryWaits &&
-      journalBytes > 0 &&
-      (this.tracker.needsFlush() || journalBytes >= this.limits.segmentTargetBytes)
-    ) {
-      this.flushNow();
-    }
+    // A waiting SYNCHRONOUS request starts the write at once even during a failure backoff
+    // (protocol.md §6.4): every failed round answers the requests it covered, so this ends.
+    const due =
+      this.tracker.needsFlush() || (!retryWaits && journalBytes >= this.limits.segmentTargetBytes);
+    if (journalBytes > 0 && due) this.flushNow();
     this.scheduleAlarm(journalBytes > 0);
   }
 

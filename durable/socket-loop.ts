@@ -52,6 +52,7 @@ export async function handleFrame(
           // Only init can run before the page size is fixed, and it does not read this.
           geometry: pager.geometry(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
           reply: (reply, payload) => pager.mail.post(socket, reply, payload),
+          reserveReply: () => pager.mail.reserve(socket),
         },
         message,
       );

@@ -202,8 +202,12 @@ export class SyncTracker {
 
   /** Terminate: the kernel's requests and the locks waiting on it go with it. */
   forget(kernel: string): void {
+    this.deps.sql.exec(
+      `DELETE FROM locks WHERE kernel = ? OR sync_seqno IN (SELECT seqno FROM syncs WHERE kernel = ?)`,
+      kernel,
+      kernel,
+    );
     this.deps.sql.exec(`DELETE FROM syncs WHERE kernel = ?`, kernel);
-    this.deps.sql.exec(`DELETE FROM locks WHERE kernel = ?`, kernel);
     this.settle();
   }
 
@@ -313,7 +317,14 @@ export class SyncTracker {
   private markStale(kernel: string): void {
     this.deps.kernels.markStale(kernel);
     this.deps.residency.forgetAll(kernel);
-    this.deps.sql.exec(`DELETE FROM locks WHERE kernel = ?`, kernel);
+    // No lock request stays queued for a stale kernel (§6.6): its flush: true covers them.
+    const locks = this.deps.sql
+      .exec<{ lock_id: number }>(`DELETE FROM locks WHERE kernel = ? RETURNING lock_id`, kernel)
+      .toArray();
+    this.deps.outbox.withdrawLockRequests(
+      kernel,
+      locks.map((lock) => lock.lock_id),
+    );
   }
 }
 

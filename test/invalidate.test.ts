@@ -203,6 +203,48 @@ describe("INVALIDATE with another kernel caching the range", () => {
   });
 });
 
+describe("INVALIDATE and kernels that go away", () => {
+  it("withdraws the lock request of a kernel that timed out: it resumes with flush only", async () => {
+    const object = "inval-withdrawn";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, PAGE);
+    const sync = a.synchronize(0, PAGE, 0x4);
+    await b.next(isLockRequest, 1_000);
+    await a.completion(sync, 5_000);
+    b.close();
+    // A resume that reports nothing received gets no stale lock request again.
+    const { kernel: resumed, ready } = await TestKernel.open(object, "kB", { id: 100 });
+    expect(ready.flush).toBe(true);
+    await settle(50);
+    expect(resumed.all("memory_object_lock_request")).toEqual([]);
+    a.close();
+    resumed.close();
+  });
+
+  it("stops waiting on other kernels when the requester terminates", async () => {
+    const object = "inval-requester-terminates";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, PAGE);
+    a.synchronize(0, PAGE, 0x4);
+    await b.next(isLockRequest, 1_000);
+    const terminate = a.takeId();
+    a.send({ type: "memory_object_terminate", id: terminate });
+    await a.ack(terminate);
+    // B never answers; with no request left waiting on it, the timeout must not mark it stale.
+    await settle(LOCK_TIMEOUT_MS + 200);
+    expect((await stat(object)).syncs).toBe(0);
+    b.close();
+    const { kernel: resumed, ready } = await TestKernel.open(object, "kB", {
+      receivedMid: 1,
+      id: 100,
+    });
+    expect(ready.flush).toBe(false);
+    resumed.close();
+  });
+});
+
 describe("INVALIDATE and kernels that need no lock request", () => {
   it("completes promptly when the caching kernel is disconnected, and marks it stale", async () => {
     const object = "inval-disconnected";
@@ -269,6 +311,35 @@ describe("INVALIDATE and kernels that need no lock request", () => {
     });
     await settle(50);
     expect(b.all("memory_object_lock_request")).toEqual([]);
+    a.close();
+    b.close();
+  });
+});
+
+describe("INVALIDATE and replies still being read", () => {
+  it("never lets the lock request overtake a data_supply that is still reading R2", async () => {
+    const object = "inval-overtake";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    a.dataReturn(0, pageOf(1));
+    await a.completion(a.synchronize(0, PAGE, 0x2));
+    const control = await wrapObjectBucket(object, { readDelayMs: 300 });
+
+    // B's read of the old version waits on R2 while A writes a new one and invalidates.
+    const request = b.dataRequest(0, PAGE);
+    await settle(20);
+    await a.ack(a.dataReturn(0, pageOf(2)));
+    const sync = a.synchronize(0, PAGE, 0x4);
+    const lock = await b.next(isLockRequest, 2_000);
+    const supplyAt = b.received.findIndex((m) => m.reply_to === request);
+    const lockAt = b.received.indexOf(lock);
+    expect(control.readDelayMs).toBe(300);
+    expect(supplyAt).toBeGreaterThanOrEqual(0);
+    expect(supplyAt).toBeLessThan(lockAt);
+    expect(b.received[supplyAt]!.payload!.every((byte: number) => byte === 1)).toBe(true);
+
+    lockCompleted(b, lock);
+    expect(await a.completion(sync, LOCK_TIMEOUT_MS)).toMatchObject({ reply_to: sync });
     a.close();
     b.close();
   });

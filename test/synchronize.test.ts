@@ -92,6 +92,25 @@ describe("SYNCHRONOUS", () => {
     expect(await segmentKeysInR2(object)).toEqual([]);
     kernel.close();
   });
+
+  it("after a failed round, a new request starts the write at once, not at the retry timer", async () => {
+    const object = "sync-synchronous-after-failure";
+    const control = await wrapObjectBucket(object, { failing: true });
+    const { kernel } = await TestKernel.open(object, "k1");
+    await kernel.ack(kernel.dataReturn(0, pageOf(1)));
+    const failed = kernel.synchronize(0, PAGE, 0x2);
+    expect(await kernel.completion(failed)).toMatchObject({ type: "error", reply_to: failed });
+    control.failing = false;
+    // The failure backoff is 10 s; the idle flush is 300 ms away only after a new return, and
+    // there is none: only a write started by the request itself completes it this soon.
+    const retried = kernel.synchronize(0, PAGE, 0x2);
+    expect(await kernel.completion(retried, 3_000)).toMatchObject({
+      type: "memory_object_synchronize_completed",
+      reply_to: retried,
+    });
+    expect(await segmentKeysInR2(object)).toHaveLength(1);
+    kernel.close();
+  });
 });
 
 describe("ASYNCHRONOUS", () => {

@@ -15,6 +15,11 @@ export interface HandlerContext {
   geometry: ObjectGeometry;
   /** Answers the sender, after the ordered part commits. */
   reply(message: ManagerMessage, payload?: Uint8Array): void;
+  /**
+   * Reserves the sender's place in line for an answer that needs I/O first; later messages to
+   * the kernel wait behind it. Returns the function that sends the answer.
+   */
+  reserveReply(): (message: ManagerMessage, payload?: Uint8Array) => void;
   /** The sender's socket, when the message came over one. */
   socket: WebSocket | null;
 }

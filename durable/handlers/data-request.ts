@@ -26,15 +26,17 @@ export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => 
     ctx.reply({ type: "memory_object_data_unavailable", ...answer });
     return;
   }
+  // Later messages to this kernel wait behind the supply (a lock request must not overtake it).
+  const reply = ctx.reserveReply();
   return async () => {
     try {
       const bytes = await pager.store.read(plan, geometry.pageSize);
-      ctx.reply(
+      reply(
         { type: "memory_object_data_supply", ...answer, lock_value: VM_PROT_NONE, precious: false },
         bytes,
       );
     } catch (error) {
-      ctx.reply({
+      reply({
         type: "memory_object_data_error",
         ...answer,
         kern_return: KERN_MEMORY_ERROR,

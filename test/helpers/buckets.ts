@@ -12,6 +12,8 @@ export interface PutControl {
   failing: boolean;
   /** Added delay before each put, in ms. */
   delayMs: number;
+  /** Added delay before each get (a read), in ms. */
+  readDelayMs: number;
   /** Keys whose put resolved. */
   written: string[];
   /** Puts attempted (including failed ones). */
@@ -19,7 +21,7 @@ export interface PutControl {
 }
 
 export function newControl(options: Partial<PutControl> = {}): PutControl {
-  return { failing: false, delayMs: 0, written: [], attempts: 0, ...options };
+  return { failing: false, delayMs: 0, readDelayMs: 0, written: [], attempts: 0, ...options };
 }
 
 export function wrapBucket(bucket: R2Bucket, control: PutControl): R2Bucket {
@@ -33,6 +35,12 @@ export function wrapBucket(bucket: R2Bucket, control: PutControl): R2Bucket {
           const result = await target.put(key, value, options);
           control.written.push(key);
           return result;
+        };
+      }
+      if (property === "get") {
+        return async (key: string, options?: R2GetOptions) => {
+          if (control.readDelayMs > 0) await new Promise((r) => setTimeout(r, control.readDelayMs));
+          return target.get(key, options);
         };
       }
       const value = Reflect.get(target, property);
