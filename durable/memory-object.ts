@@ -3,11 +3,12 @@
  * the platform's entry points; the `Pager` does the work.
  */
 import { DurableObject } from "cloudflare:workers";
-import { OBJECT_NAME_HEADER, parseKernelId, parseObjectName, ProtocolError } from "../schema";
+import { OBJECT_NAME_HEADER, parseObjectName } from "../schema";
 import { handleHttp } from "./http-operations";
 import { Pager } from "./pager";
 import { handleFrame } from "./socket-loop";
 import { closeQuietly } from "./sockets";
+import { handleUpgrade } from "./upgrade";
 
 export class MemoryObject extends DurableObject<Env> {
   /** Exposed for tests that swap in a failing or slow R2 bucket. */
@@ -22,14 +23,7 @@ export class MemoryObject extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     this.pager.rememberName(parseObjectName(request.headers.get(OBJECT_NAME_HEADER)));
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      const url = new URL(request.url);
-      try {
-        const kernel = parseKernelId(url.searchParams.get("kernel"));
-        return new Response(null, { status: 101, webSocket: this.pager.sockets.accept(kernel) });
-      } catch (error) {
-        if (error instanceof ProtocolError) return Response.json(error.toJSON(), { status: 400 });
-        throw error;
-      }
+      return handleUpgrade(this.pager, request);
     }
     return handleHttp(this.pager, request);
   }

@@ -6,6 +6,7 @@
 import {
   DEFAULT_PAGE_SIZE,
   KERN_FAILURE,
+  KERN_PROTECTION_FAILURE,
   ProtocolError,
   STATE_CHANGING_TYPES,
   decodeFrame,
@@ -18,7 +19,7 @@ import {
 import { dispatch, type AfterStep } from "./handlers";
 import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
-import { sendOn } from "./sockets";
+import { sendOn, type SocketSession } from "./sockets";
 
 export async function handleFrame(
   pager: Pager,
@@ -35,6 +36,7 @@ export async function handleFrame(
       header = frame.header;
       const message = parseKernelMessage(frame);
       checkSessionOrder(message, session.initialized);
+      checkGrant(message, session);
       const stateChanging = STATE_CHANGING_TYPES.has(message.type);
       if (stateChanging && message.id <= pager.kernels.lastId(kernel)) {
         // A resend of an applied message: ack again, apply nothing (protocol.md §3).
@@ -68,6 +70,27 @@ export async function handleFrame(
     pager.sockets.countError(socket);
   }
   if (after) await after();
+}
+
+/** Messages that change pages or ask for durability need the write right (docs/security.md). */
+const NEEDS_WRITE = new Set(["memory_object_data_return", "memory_object_synchronize"]);
+
+/** The socket's token must still be valid and grant what the message needs. */
+function checkGrant(message: KernelMessage, session: SocketSession): void {
+  if (session.exp <= Date.now() / 1000) {
+    throw new ProtocolError(
+      KERN_PROTECTION_FAILURE,
+      "unauthorized",
+      "the token of this socket has expired: reconnect with a fresh one",
+    );
+  }
+  if (NEEDS_WRITE.has(message.type) && !session.rights.includes("write")) {
+    throw new ProtocolError(
+      KERN_PROTECTION_FAILURE,
+      "forbidden",
+      `${message.type} needs the write right; the token grants ${session.rights.join(", ") || "none"}`,
+    );
+  }
 }
 
 /** init must come first on a socket, and only once (protocol.md §4). */

@@ -7,9 +7,17 @@ import {
   CLOSE_REPLACED,
   encodeFrame,
   type ManagerMessage,
+  type Right,
 } from "../schema";
 
-export interface SocketSession {
+/** What the caller's token grants, as the Worker verified it at the upgrade. */
+export interface SocketGrant {
+  rights: Right[];
+  /** Expiry in seconds since the epoch. */
+  exp: number;
+}
+
+export interface SocketSession extends SocketGrant {
   kernel: string;
   initialized: boolean;
   /** Errors answered in the current minute, for the garbage limit of protocol.md §8. */
@@ -26,13 +34,14 @@ export class Sockets {
    * Accepts a kernel's new socket; an older socket of the same kernel is closed with 4409
    * (protocol.md §2), after the new one is accepted.
    */
-  accept(kernel: string): WebSocket {
+  accept(kernel: string, grant: SocketGrant): WebSocket {
     const previous = this.ctx.getWebSockets(kernel);
     const pair = new WebSocketPair();
     const server = pair[1];
     this.ctx.acceptWebSocket(server, [kernel]);
     server.serializeAttachment({
       kernel,
+      ...grant,
       initialized: false,
       errors: 0,
       errorWindowStart: Date.now(),

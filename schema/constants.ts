@@ -72,3 +72,5 @@ export const CLOSE_REPLACED = 4409;
 
 /** The header by which the Worker tells a Durable Object the object name it serves. */
 export const OBJECT_NAME_HEADER = "x-edgepager-object";
+/** The header by which the Worker tells a Durable Object what the caller's token grants. */
+export const GRANT_HEADER = "x-edgepager-grant";

@@ -29,3 +29,13 @@ export {
   type PageSpan,
 } from "./ranges";
 export type * from "./manager-messages";
+export {
+  signToken,
+  verifyToken,
+  grantCovers,
+  parseRights,
+  TokenError,
+  RIGHTS,
+  type Grant,
+  type Right,
+} from "./token";

@@ -20,6 +20,9 @@ export type ErrorCode =
   | "journal_full"
   | "storage_failed"
   | "not_found"
+  | "unauthorized"
+  | "forbidden"
+  | "auth_unconfigured"
   | "object_deleted"
   | "upgrade_required"
   | "internal";
@@ -44,6 +47,9 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   page_size_mismatch: 409,
   too_large: 413,
   not_found: 404,
+  unauthorized: 401,
+  forbidden: 403,
+  auth_unconfigured: 503,
   object_deleted: 409,
   upgrade_required: 426,
   journal_full: 503,
@@ -53,8 +59,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
 
 /** The HTTP status of protocol.md §9 that an error maps to when it ends an HTTP request. */
 export function httpStatusOf(error: ProtocolError): number {
-  if (error.kernReturn === KERN_PROTECTION_FAILURE) return 403;
-  return STATUS_BY_CODE[error.code] ?? 400;
+  return STATUS_BY_CODE[error.code] ?? (error.kernReturn === KERN_PROTECTION_FAILURE ? 403 : 400);
 }
 
 /**

@@ -1,16 +1,20 @@
 /**
  * `forwardToObject()`: hands the raw request to the Durable Object of the `{name}` in the path,
- * with the name in a header (the object cannot read it from its id). WebSocket upgrades pass
+ * with the name and the verified grant in headers (the object cannot read its name from its id). WebSocket upgrades pass
  * through untouched, so the object accepts the socket itself and may hibernate (design.md §2).
  */
 import type { Context } from "hono";
-import { OBJECT_NAME_HEADER, parseObjectName } from "../schema";
+import { GRANT_HEADER, OBJECT_NAME_HEADER, parseObjectName } from "../schema";
+import type { AppEnv } from "./app-env";
 
 export function forwardToObject() {
-  return (c: Context<{ Bindings: Env }>) => {
+  return (c: Context<AppEnv>) => {
     const name = parseObjectName(c.req.param("name"));
     const request = new Request(c.req.raw);
     request.headers.set(OBJECT_NAME_HEADER, name);
+    // Overwrites whatever a client sent: only the Worker speaks for the token.
+    const { rights, exp } = c.get("grant");
+    request.headers.set(GRANT_HEADER, JSON.stringify({ rights, exp }));
     return c.env.MEMORY_OBJECT.getByName(name).fetch(request);
   };
 }

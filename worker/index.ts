@@ -1,11 +1,16 @@
 /**
- * The edgepager Worker: a thin Hono app (style.md §6) that checks names, sizes and routes, then
- * forwards each request to the memory object's Durable Object. It holds no object state.
+ * The edgepager Worker: a thin Hono app (style.md §6) that checks tokens, names, sizes and
+ * routes, then forwards each request to the memory object's Durable Object. It holds no object
+ * state.
  */
 import { Hono } from "hono";
+import type { AppEnv } from "./app-env";
 import { notFound, onError } from "./error-boundary";
+import { failClosed } from "./fail-closed";
 import { forwardToObject } from "./forward-to-object";
 import { limitBody } from "./limit-body";
+import { requireRight } from "./require-right";
+import { requireToken } from "./require-token";
 import { requireUpgrade } from "./require-upgrade";
 
 export { MemoryObject } from "../durable/memory-object";
@@ -26,21 +31,30 @@ const API = {
   },
 };
 
-const app = new Hono<{ Bindings: Env }>();
+const app = new Hono<AppEnv>();
 const object = "/v1/objects/:name";
 
+app.use(failClosed());
 app.get("/", (c) => c.json(API));
-app.get(`${object}/control`, requireUpgrade(), forwardToObject());
-app.get(object, forwardToObject());
-app.delete(object, forwardToObject());
-app.get(`${object}/pages`, forwardToObject());
+app.use(`${object}/*`, requireToken());
+app.use(object, requireToken());
+app.get(`${object}/control`, requireUpgrade(), requireRight("read"), forwardToObject());
+app.get(object, requireRight("read"), forwardToObject());
+app.delete(object, requireRight("admin"), forwardToObject());
+app.get(`${object}/pages`, requireRight("read"), forwardToObject());
 app.put(
   `${object}/pages`,
+  requireRight("write"),
   (c, next) => limitBody({ maxBytes: Number(c.env.MAX_BODY_BYTES) })(c, next),
   forwardToObject(),
 );
-app.post(`${object}/synchronize`, limitBody({ maxBytes: 64 * 1024 }), forwardToObject());
-app.get(`${object}/syncs`, forwardToObject());
+app.post(
+  `${object}/synchronize`,
+  requireRight("write"),
+  limitBody({ maxBytes: 64 * 1024 }),
+  forwardToObject(),
+);
+app.get(`${object}/syncs`, requireRight("read"), forwardToObject());
 app.notFound(notFound);
 app.onError(onError);
 

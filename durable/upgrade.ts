@@ -1,0 +1,32 @@
+/**
+ * The WebSocket upgrade of the control route (protocol.md §2), forwarded raw by the Worker: the
+ * object accepts the socket itself so it can hibernate, and keeps in its attachment what the
+ * caller's token grants, for the per-message checks of the socket loop.
+ */
+import { GRANT_HEADER, ProtocolError, RIGHTS, parseKernelId, type Right } from "../schema";
+import type { Pager } from "./pager";
+import type { SocketGrant } from "./sockets";
+
+export function handleUpgrade(pager: Pager, request: Request): Response {
+  try {
+    const kernel = parseKernelId(new URL(request.url).searchParams.get("kernel"));
+    const grant = readGrant(request.headers.get(GRANT_HEADER));
+    return new Response(null, { status: 101, webSocket: pager.sockets.accept(kernel, grant) });
+  } catch (error) {
+    if (error instanceof ProtocolError) return Response.json(error.toJSON(), { status: 400 });
+    throw error;
+  }
+}
+
+/** The Worker's grant header; anything else grants nothing (fail closed). */
+export function readGrant(header: string | null): SocketGrant {
+  try {
+    const grant = JSON.parse(header ?? "") as SocketGrant;
+    const rights = Array.isArray(grant.rights)
+      ? grant.rights.filter((r): r is Right => (RIGHTS as string[]).includes(r))
+      : [];
+    return { rights, exp: typeof grant.exp === "number" ? grant.exp : 0 };
+  } catch {
+    return { rights: [], exp: 0 };
+  }
+}
