@@ -33,6 +33,10 @@ export class Kernels {
     return this.sql.exec<KernelRecord>(`SELECT * FROM kernels ORDER BY kernel`).toArray();
   }
 
+  count(): number {
+    return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM kernels`).one().n;
+  }
+
   lastId(kernel: string): number {
     return this.get(kernel)?.last_id ?? 0;
   }

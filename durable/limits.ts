@@ -13,6 +13,10 @@ export interface Limits {
   flushRetryMs: number;
   journalMaxBytes: number;
   lockTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxSyncsPerKernel: number;
+  maxKernels: number;
+  errorsPerMinute: number;
 }
 
 const VARS: Record<keyof Limits, keyof Env> = {
@@ -25,6 +29,10 @@ const VARS: Record<keyof Limits, keyof Env> = {
   flushRetryMs: "FLUSH_RETRY_MS",
   journalMaxBytes: "JOURNAL_MAX_BYTES",
   lockTimeoutMs: "LOCK_TIMEOUT_MS",
+  maxHeaderBytes: "MAX_HEADER_BYTES",
+  maxSyncsPerKernel: "MAX_SYNCS_PER_KERNEL",
+  maxKernels: "MAX_KERNELS",
+  errorsPerMinute: "ERRORS_PER_MINUTE",
 };
 
 /**

@@ -46,7 +46,7 @@ export class Pager {
     this.sql = ctx.storage.sql;
     createTables(this.sql);
     this.meta = new Meta(this.sql);
-    this.sockets = new Sockets(ctx);
+    this.sockets = new Sockets(ctx, this.limits.errorsPerMinute);
     this.mail = new Mail(this.sockets);
     this.kernels = new Kernels(this.sql);
     this.outbox = new Outbox(this.sql, this.kernels, this.mail);

@@ -32,6 +32,7 @@ export async function handleFrame(
   let after: AfterStep | void = undefined;
   try {
     ({ result: after } = pager.admit((seqno) => {
+      checkHeaderSize(data, pager.limits.maxHeaderBytes);
       const frame = decodeFrame(data);
       header = frame.header;
       const message = parseKernelMessage(frame);
@@ -89,6 +90,23 @@ function checkGrant(message: KernelMessage, session: SocketSession): void {
       KERN_PROTECTION_FAILURE,
       "forbidden",
       `${message.type} needs the write right; the token grants ${session.rights.join(", ") || "none"}`,
+    );
+  }
+}
+
+/** A message's JSON is bounded (MAX_HEADER_BYTES); page data travels in the payload. */
+function checkHeaderSize(data: string | ArrayBuffer, maxHeaderBytes: number): void {
+  const headerBytes =
+    typeof data === "string"
+      ? data.length
+      : data.byteLength >= 4
+        ? new DataView(data).getUint32(0)
+        : 0;
+  if (headerBytes > maxHeaderBytes) {
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "too_large",
+      `message header of ${headerBytes} bytes exceeds ${maxHeaderBytes} (MAX_HEADER_BYTES)`,
     );
   }
 }

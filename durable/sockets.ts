@@ -25,10 +25,11 @@ export interface SocketSession extends SocketGrant {
   errorWindowStart: number;
 }
 
-const ERRORS_PER_MINUTE = 100;
-
 export class Sockets {
-  constructor(private readonly ctx: DurableObjectState) {}
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly errorsPerMinute: number,
+  ) {}
 
   /**
    * Accepts a kernel's new socket; an older socket of the same kernel is closed with 4409
@@ -76,7 +77,8 @@ export class Sockets {
   }
 
   /**
-   * Counts an error answered on the socket; past 100 in a minute the socket is closed with 1008.
+   * Counts an error answered on the socket; past `ERRORS_PER_MINUTE` in a minute the socket is
+   * closed with 1008 (protocol.md §8).
    */
   countError(ws: WebSocket): void {
     const session = this.session(ws);
@@ -88,8 +90,12 @@ export class Sockets {
       errors,
       errorWindowStart: fresh ? now : session.errorWindowStart,
     });
-    if (errors > ERRORS_PER_MINUTE) {
-      closeQuietly(ws, CLOSE_POLICY_VIOLATION, "more than 100 errors in a minute");
+    if (errors > this.errorsPerMinute) {
+      closeQuietly(
+        ws,
+        CLOSE_POLICY_VIOLATION,
+        `more than ${this.errorsPerMinute} errors in a minute`,
+      );
     }
   }
 

@@ -220,6 +220,12 @@ export class SyncTracker {
     return this.outstanding();
   }
 
+  countOf(kernel: string): number {
+    return this.deps.sql
+      .exec<{ n: number }>(`SELECT count(*) AS n FROM syncs WHERE kernel = ?`, kernel)
+      .one().n;
+  }
+
   count(): number {
     return this.deps.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM syncs`).one().n;
   }

@@ -18,6 +18,8 @@ export type ErrorCode =
   | "out_of_range"
   | "too_large"
   | "journal_full"
+  | "too_many_syncs"
+  | "too_many_kernels"
   | "storage_failed"
   | "not_found"
   | "unauthorized"
@@ -53,6 +55,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   object_deleted: 409,
   upgrade_required: 426,
   journal_full: 503,
+  too_many_syncs: 429,
+  too_many_kernels: 503,
   storage_failed: 500,
   internal: 500,
 };

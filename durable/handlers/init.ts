@@ -7,6 +7,7 @@ import {
   MEMORY_OBJECT_COPY_DELAY,
   ProtocolError,
   KERN_INVALID_ARGUMENT,
+  KERN_RESOURCE_SHORTAGE,
   type InitMessage,
 } from "../../schema";
 import type { Handler } from "./context";
@@ -19,6 +20,13 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
       KERN_INVALID_ARGUMENT,
       "page_size_mismatch",
       `page_size (${message.page_size}) differs from the object's page size (${pageSize})`,
+    );
+  }
+  if (!pager.kernels.get(kernel) && pager.kernels.count() >= pager.limits.maxKernels) {
+    throw new ProtocolError(
+      KERN_RESOURCE_SHORTAGE,
+      "too_many_kernels",
+      `the object already has ${pager.limits.maxKernels} kernels (MAX_KERNELS); terminate one first`,
     );
   }
   pager.outbox.acknowledge(kernel, message.received_mid, "received_mid");
