@@ -16,7 +16,6 @@ export default defineConfig({
                 FLUSH_RETRY_MS: "5",
                 FLUSH_MAX_ATTEMPTS: "3",
                 LOCK_TIMEOUT_MS: "400",
-                REQUIRE_AUTH: "false",
               },
             },
           }),
