@@ -10,13 +10,14 @@ import { registerRm } from "./commands/rm";
 import { registerStat } from "./commands/stat";
 import { registerSync } from "./commands/sync";
 import { registerSyncs } from "./commands/syncs";
+import { registerToken } from "./commands/token";
 import { registerWatch } from "./commands/watch";
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from "./exit-codes";
 import { describeFailure } from "./failure";
 import { DEFAULT_URL, parseUrl, type GlobalOptions } from "./options";
 
 /** Every command, in the order `--help` lists them (and the README's CLI reference). */
-export const COMMANDS = ["put", "get", "sync", "stat", "syncs", "watch", "rm"] as const;
+export const COMMANDS = ["put", "get", "sync", "stat", "syncs", "watch", "rm", "token"] as const;
 
 export function buildProgram(): Command {
   const program = new Command("edgepager")
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
     registerSyncs,
     registerWatch,
     registerRm,
+    registerToken,
   ]) {
     register(program);
   }

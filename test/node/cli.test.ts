@@ -22,7 +22,7 @@ Object.assign(process.env, {
 const LOCK_TIMEOUT_MS = 3000;
 /** Authentication is on, as deployed: every run carries a token (EDGEPAGER_TOKEN or --token). */
 const AUTH_SECRET = "cli-test-secret";
-const COMMANDS = ["put", "get", "sync", "stat", "syncs", "watch", "rm"];
+const COMMANDS = ["put", "get", "sync", "stat", "syncs", "watch", "rm", "token"];
 
 let server: TestHarness;
 let url: string;
