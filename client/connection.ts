@@ -40,6 +40,12 @@ export interface KernelOptions {
   maxPendingBytes?: number;
   /** The WebSocket constructor (defaults to the global one). */
   WebSocket?: typeof WebSocket;
+  /**
+   * How long `connect` waits for the first ready before giving up (default: forever, like a Mach
+   * kernel). Browsers cannot see why an upgrade failed (401, 403, unreachable), so a caller that
+   * must report such failures sets this. Later reconnects are never given up.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface KernelEvents extends Record<string, unknown> {
@@ -107,11 +113,26 @@ export class KernelConnection extends Emitter<KernelEvents> {
   static async connect(options: KernelOptions): Promise<KernelConnection> {
     const connection = new KernelConnection(options);
     connection.open();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      if (options.connectTimeoutMs === undefined) return;
+      timer = setTimeout(
+        () =>
+          reject(
+            new ConnectionClosedError(
+              `no memory_object_ready within ${options.connectTimeoutMs} ms`,
+            ),
+          ),
+        options.connectTimeoutMs,
+      );
+    });
     try {
-      await connection.whenReady();
+      await Promise.race([connection.whenReady(), timeout]);
     } catch (error) {
       connection.close();
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
     return connection;
   }
@@ -293,7 +314,12 @@ export class KernelConnection extends Emitter<KernelEvents> {
       if (this.socket === socket) this.lost(event.code, event.reason);
     });
     socket.addEventListener("error", () => {
-      // A close event follows; reconnecting is decided there.
+      // Browsers follow an error with a close event, which decides about reconnecting; Node's
+      // WebSocket sends no close after a failed connect, so a socket still current shortly
+      // after its error is taken as lost here.
+      setTimeout(() => {
+        if (this.socket === socket) this.lost(1006, "connection failed");
+      }, 50);
     });
   }
 
