@@ -177,14 +177,14 @@ export function peekId(header: Record<string, unknown> | undefined): number | nu
 /** `sync_flags` of protocol.md §6.3: known bits only, never SYNCHRONOUS with ASYNCHRONOUS. */
 export function readSyncFlags(fields: Fields): number {
   const flags = fields.sync_flags;
-  if (typeof flags !== "number" || !Number.isInteger(flags) || flags < 0) {
+  if (typeof flags !== "number" || !Number.isSafeInteger(flags) || flags < 0) {
     throw invalidField("sync_flags", "must be a non-negative integer of VM_SYNC_* bits");
   }
-  if ((flags & ~VM_SYNC_KNOWN_BITS) !== 0) {
-    throw invalidField(
-      "sync_flags",
-      `has undefined bits 0x${(flags & ~VM_SYNC_KNOWN_BITS).toString(16)}`,
-    );
+  // Subtract rather than mask with ~KNOWN_BITS: bitwise operators see only the low 32 bits, so
+  // 2^32 + 2 would pass as SYNCHRONOUS.
+  const undefinedBits = flags - (flags & VM_SYNC_KNOWN_BITS);
+  if (undefinedBits !== 0) {
+    throw invalidField("sync_flags", `has undefined bits 0x${undefinedBits.toString(16)}`);
   }
   if ((flags & VM_SYNC_SYNCHRONOUS) !== 0 && (flags & VM_SYNC_ASYNCHRONOUS) !== 0) {
     throw invalidField(

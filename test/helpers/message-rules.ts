@@ -1,0 +1,95 @@
+/**
+ * The field rules of protocol.md §1, §4 and §6.3, written out again independently of
+ * schema/fields.ts, so the property and fuzz tests judge the validators against the documented
+ * rules rather than against themselves.
+ */
+import type { Frame, KernelMessage } from "../../schema";
+
+export type FieldRule =
+  "positive" | "count" | "page_size" | "protection" | "boolean" | "sync_flags";
+
+/** The fields of each kernel message and the rule each keeps (protocol.md §4). */
+export const FIELDS: Record<KernelMessage["type"], Record<string, FieldRule>> = {
+  memory_object_init: { id: "positive", page_size: "page_size", received_mid: "count" },
+  memory_object_data_request: {
+    id: "positive",
+    offset: "count",
+    length: "count",
+    desired_access: "protection",
+  },
+  memory_object_data_unlock: {
+    id: "positive",
+    offset: "count",
+    length: "count",
+    desired_access: "protection",
+  },
+  memory_object_data_return: {
+    id: "positive",
+    offset: "count",
+    length: "count",
+    dirty: "boolean",
+    kernel_copy: "boolean",
+  },
+  memory_object_synchronize: {
+    id: "positive",
+    offset: "count",
+    length: "count",
+    sync_flags: "sync_flags",
+  },
+  memory_object_lock_completed: {
+    id: "positive",
+    lock_id: "positive",
+    offset: "count",
+    length: "count",
+  },
+  memory_object_terminate: { id: "positive" },
+  received: { id: "positive", mid: "count" },
+};
+
+export const MESSAGE_TYPES = Object.keys(FIELDS) as KernelMessage["type"][];
+export const FIELD_NAMES = [...new Set(MESSAGE_TYPES.flatMap((t) => Object.keys(FIELDS[t])))];
+
+/** The messages that are applied once per id and acked (protocol.md §3). */
+export const STATE_CHANGING: ReadonlySet<string> = new Set([
+  "memory_object_data_return",
+  "memory_object_synchronize",
+  "memory_object_lock_completed",
+  "memory_object_terminate",
+]);
+
+/** Whether `value` keeps `rule`. */
+export function keepsRule(rule: FieldRule, value: unknown): boolean {
+  if (rule === "boolean") return typeof value === "boolean";
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) return false;
+  switch (rule) {
+    case "positive":
+      return value >= 1;
+    case "count":
+      return value >= 0;
+    case "page_size":
+      return [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536].includes(value);
+    case "protection":
+      return value >= 0 && value <= 7;
+    case "sync_flags":
+      // Only the seven known bits, never SYNCHRONOUS (0x2) with ASYNCHRONOUS (0x1).
+      return value >= 0 && value <= 0x7f && (value & 0x3) !== 0x3;
+  }
+}
+
+/**
+ * Whether a decoded frame is a well-formed kernel message by the documented rules: a known type,
+ * every field keeping its rule, and for data_return a binary frame whose payload is `length`
+ * bytes. (Whether the object then accepts it is a further question: ranges, order, duplicates.)
+ */
+export function isDocumentedMessage(frame: Frame): boolean {
+  const { type } = frame.header;
+  if (typeof type !== "string" || !Object.hasOwn(FIELDS, type)) return false;
+  const fields = FIELDS[type as KernelMessage["type"]];
+  for (const [name, rule] of Object.entries(fields)) {
+    if (!keepsRule(rule, frame.header[name])) return false;
+  }
+  if (type === "memory_object_data_return") {
+    return frame.payload !== null && frame.payload.byteLength === frame.header.length;
+  }
+  return true;
+}
