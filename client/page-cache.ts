@@ -30,6 +30,8 @@ interface CachedPage {
 export class PageCache {
   private readonly pages = new Map<number, CachedPage>();
   private readonly unsubscribe: (() => void)[];
+  /** From the last `memory_object_ready`: kept while the connection reconnects. */
+  private known: { pageSize: number; maxTransfer: number } | null = null;
 
   /**
    * @example
@@ -38,6 +40,7 @@ export class PageCache {
    * await cache.msync(0, bytes.length, VM_SYNC_SYNCHRONOUS);
    */
   constructor(readonly connection: KernelConnection) {
+    if (connection.ready) this.geometry();
     this.unsubscribe = [
       connection.on("lock_request", (lock) => void this.onLockRequest(lock)),
       connection.on("flush", () => this.dropClean()),
@@ -127,10 +130,18 @@ export class PageCache {
     for (const stop of this.unsubscribe) stop();
   }
 
+  /**
+   * The object's geometry, from the current ready or, while the connection reconnects, the last
+   * one (the page size cannot change under a connection: it inits with the same one each time),
+   * so reads, writes and msyncs during an outage queue instead of throwing.
+   */
   private geometry(): { pageSize: number; maxTransfer: number } {
     const ready = this.connection.ready;
-    if (!ready) throw new Error("the kernel is not connected yet: await connection.whenReady()");
-    return { pageSize: ready.page_size, maxTransfer: ready.max_transfer };
+    if (ready) this.known = { pageSize: ready.page_size, maxTransfer: ready.max_transfer };
+    if (!this.known) {
+      throw new Error("the kernel is not connected yet: await connection.whenReady()");
+    }
+    return this.known;
   }
 
   /** Requests every missing page of [first, end), in runs of at most max_transfer. */
