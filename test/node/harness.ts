@@ -69,6 +69,8 @@ export interface DevServer {
   output(): string;
   /** SIGTERM to the child's process group; resolves when the child has exited. */
   stop(): Promise<void>;
+  /** SIGKILL to the child's process group at once (no shutdown at all); resolves on exit. */
+  kill(): Promise<void>;
 }
 
 /**
@@ -101,6 +103,11 @@ export async function startWranglerDev(options: {
     port,
     output: () => output,
     stop: () => stopChild(child, exited),
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      signalGroup(child, "SIGKILL");
+      await exited;
+    },
   };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
