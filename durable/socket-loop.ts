@@ -94,11 +94,14 @@ function checkGrant(message: KernelMessage, session: SocketSession): void {
   }
 }
 
+const encoder = new TextEncoder();
+
 /** A message's JSON is bounded (MAX_HEADER_BYTES); page data travels in the payload. */
 function checkHeaderSize(data: string | ArrayBuffer, maxHeaderBytes: number): void {
+  // In UTF-8 bytes, as on the wire: `data.length` counts UTF-16 units, up to 3x fewer.
   const headerBytes =
     typeof data === "string"
-      ? data.length
+      ? encoder.encode(data).byteLength
       : data.byteLength >= 4
         ? new DataView(data).getUint32(0)
         : 0;
