@@ -138,9 +138,10 @@ describe("sockets", () => {
     const socket = response.webSocket!;
     socket.accept();
     const received: Record<string, any>[] = [];
-    socket.addEventListener("message", async (event) => {
+    socket.addEventListener("message", (event) => {
       const data = event.data as string | Blob;
-      received.push(decodeFrame(typeof data === "string" ? data : await data.arrayBuffer()).header);
+      if (typeof data === "string") received.push(decodeFrame(data).header);
+      else void data.arrayBuffer().then((bytes) => received.push(decodeFrame(bytes).header));
     });
     const next = async (match: (m: Record<string, any>) => boolean) => {
       for (let i = 0; i < 200; i++) {
