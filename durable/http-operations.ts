@@ -109,12 +109,37 @@ async function readPages(pager: Pager, _request: Request, url: URL): Promise<Res
     return { offset, length, pageSize, span, plan: pager.store.planRead(span) };
   });
   const { offset, length, pageSize, span, plan } = result;
-  const pages = await pager.store.read(plan, pageSize);
-  const start = offset - span.first * pageSize;
-  return new Response(pages.subarray(start, start + length), {
-    headers: { "content-type": "application/octet-stream" },
+  // Streamed a piece at a time, so a 64 MiB read holds about one piece in memory, not 64 MiB.
+  const piecePages = Math.max(1, Math.floor(READ_PIECE_BYTES / pageSize));
+  const pieces: { first: number; end: number }[] = [];
+  for (let first = span.first; first < span.end; first += piecePages) {
+    pieces.push({ first, end: Math.min(span.end, first + piecePages) });
+  }
+  const readPiece = async ({ first, end }: { first: number; end: number }) => {
+    const bytes = await pager.store.read(pager.store.slicePlan(plan, first, end), pageSize);
+    const from = Math.max(offset, first * pageSize) - first * pageSize;
+    const to = Math.min(offset + length, end * pageSize) - first * pageSize;
+    return bytes.subarray(from, to);
+  };
+  // The first piece is read before answering, so a storage failure up front is a JSON error.
+  const head = pieces.length > 0 ? await readPiece(pieces[0]!) : new Uint8Array(0);
+  let next = 1;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(head);
+    },
+    async pull(controller) {
+      if (next >= pieces.length) return controller.close();
+      controller.enqueue(await readPiece(pieces[next++]!));
+    },
+  });
+  return new Response(body, {
+    headers: { "content-type": "application/octet-stream", "content-length": String(length) },
   });
 }
+
+/** Bytes read from storage per piece of a streamed HTTP read. */
+const READ_PIECE_BYTES = 1024 * 1024;
 
 /** A dirty data_return of kernel `http`: answered once the pages are durably journaled. */
 async function writePages(pager: Pager, request: Request, url: URL): Promise<Response> {

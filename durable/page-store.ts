@@ -99,6 +99,14 @@ export class PageStore {
     return { span, sources: [...sources.values()].sort((a, b) => a.page - b.page) };
   }
 
+  /** The part of a plan that covers pages [first, end), for reading a long range in pieces. */
+  slicePlan(plan: ReadPlan, first: number, end: number): ReadPlan {
+    return {
+      span: { first, end },
+      sources: plan.sources.filter((source) => source.page >= first && source.page < end),
+    };
+  }
+
   /**
    * Reads a planned range: journal pages from memory, segment pages with one ranged R2 read per
    * run of consecutive slots; never-written pages stay zero.
