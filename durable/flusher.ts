@@ -65,9 +65,12 @@ export class Flusher {
       const readSeqno = this.hooks.nextSeqno();
       const batch = this.store.takeBatch(afterPage, this.limits.segmentTargetBytes);
       if (batch.length === 0) break;
-      const key = segmentKey(this.hooks.objectName(), readSeqno);
+      let key: string;
       try {
-        await this.putWithRetry(key, packSegment(batch));
+        key = await this.putWithRetry(
+          () => segmentKey(this.hooks.objectName(), readSeqno),
+          packSegment(batch),
+        );
       } catch (error) {
         this.hooks.failWaiting(snapshotSeqno, `R2 write failed: ${String(error)}`);
         throw error;
@@ -85,12 +88,18 @@ export class Flusher {
     }
   }
 
-  private async putWithRetry(key: string, body: Uint8Array): Promise<void> {
+  /**
+   * Puts the segment, retrying with backoff, and returns the key of the put that resolved. Each
+   * attempt takes a fresh key: a rejected put may still have written its object (R2 allows about
+   * one write per second per key, and the index must only name a key whose put resolved).
+   */
+  private async putWithRetry(newKey: () => string, body: Uint8Array): Promise<string> {
     let delay = this.limits.flushRetryMs;
     for (let attempt = 1; ; attempt++) {
+      const key = newKey();
       try {
         await this.store.bucket.put(key, body);
-        return;
+        return key;
       } catch (error) {
         if (attempt >= this.limits.flushMaxAttempts) throw error;
         await sleep(delay * (0.5 + Math.random()));
