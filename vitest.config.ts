@@ -16,6 +16,9 @@ export default defineConfig({
                 FLUSH_RETRY_MS: "5",
                 FLUSH_MAX_ATTEMPTS: "3",
                 LOCK_TIMEOUT_MS: "400",
+                // test/torture.test.ts: `npm run torture -- --ops N --seed S` sets these.
+                TORTURE_OPS: process.env.TORTURE_OPS ?? "",
+                TORTURE_SEED: process.env.TORTURE_SEED ?? "",
               },
             },
           }),

@@ -11,6 +11,7 @@ export type Received = Record<string, any> & { type: string; payload?: Uint8Arra
 export class TestKernel {
   readonly received: Received[] = [];
   private waiters: { match: (m: Received) => boolean; resolve: (m: Received) => void }[] = [];
+  private watchers: ((m: Received) => void)[] = [];
   closed: { code: number; reason: string } | null = null;
   private nextId = 1;
 
@@ -38,11 +39,20 @@ export class TestKernel {
     const frame = decodeFrame(data);
     const message = { ...frame.header, payload: frame.payload ?? undefined } as Received;
     this.received.push(message);
+    for (const watcher of this.watchers) watcher(message);
     this.waiters = this.waiters.filter((w) => {
       if (!w.match(message)) return true;
       w.resolve(message);
       return false;
     });
+  }
+
+  /**
+   * Calls `listener` with every message from now on, as it arrives and before any waiter sees it:
+   * for a kernel that must act at the moment a message comes (the torture test's resume logic).
+   */
+  watch(listener: (m: Received) => void): void {
+    this.watchers.push(listener);
   }
 
   /** Opens the control socket of `kernel` on `object` (not yet initialised). */
