@@ -31,14 +31,11 @@ import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
 import { objectStub } from "./helpers/buckets";
-import {
-  ensureFaultyBucket,
-  newFaultyBucket,
-  seededRandom,
-  type FaultyBucket,
-} from "./helpers/faulty-bucket";
+import { pageSpanOf } from "../schema";
+import { ensureFaultyBucket, newFaultyBucket, type FaultyBucket } from "./helpers/faulty-bucket";
 import { putPages, readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel, settle, type Received } from "./helpers/kernel";
+import { seededRandom } from "./helpers/random";
 import { waitFor } from "./helpers/wait";
 
 const vars = env as unknown as Record<string, string | undefined>;
@@ -385,7 +382,7 @@ class Torture {
   async drainIndexChecks(): Promise<void> {
     while (this.indexChecks.length > 0) {
       const sync = this.indexChecks.shift()!;
-      const { first, end } = spanOf(sync.offset, sync.length);
+      const { first, end } = pageSpanOf(sync.offset, sync.length, PAGE);
       const rows = await runInDurableObject(
         objectStub(this.name),
         (_instance: MemoryObject, state) =>
@@ -438,11 +435,6 @@ function record(session: Session, id: number, type: string, duplicate = false): 
   const entry = { id, type, at: session.sent.length, duplicate };
   session.sent.push(entry);
   return entry;
-}
-
-function spanOf(offset: number, length: number): { first: number; end: number } {
-  const first = Math.floor(offset / PAGE);
-  return { first, end: length === 0 ? first : Math.ceil((offset + length) / PAGE) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1025,7 +1017,7 @@ async function check(t: Torture) {
   let unverified = 0;
   for (const sync of t.completions) {
     if (!(sync.flags & SYNC)) continue;
-    const { first, end } = spanOf(sync.offset, sync.length);
+    const { first, end } = pageSpanOf(sync.offset, sync.length, PAGE);
     for (let page = first; page < end; page++) {
       const floor = t.floor(page, sync.seqno);
       if (floor === -Infinity) continue;

@@ -11,6 +11,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import type { MemoryObject } from "../../durable/memory-object";
 import { objectStub } from "./buckets";
+import { seededRandom } from "./random";
 
 export type FaultKind = "fail" | "failAfterWrite" | "delay";
 
@@ -50,18 +51,6 @@ export interface FaultyBucket {
   rewrites: number;
   /** Instances the wrapper was (re)installed in, after the first. */
   reinstalls: number;
-}
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const INSTALLED = Symbol("faulty-bucket");
