@@ -17,7 +17,7 @@ export interface FlushHooks {
   settle(): void;
   /** Every attempt failed: fail the SYNCHRONOUS requests that waited on returns below `seqno`. */
   failWaiting(seqno: number, reason: string): void;
-  /** Whether the object was destroyed since the flush started. */
+  /** How many times the object was destroyed: a change means the flush's pages are gone. */
   epoch(): number;
 }
 
@@ -44,10 +44,6 @@ export class Flusher {
       this.running = null;
     });
     return this.running;
-  }
-
-  get busy(): boolean {
-    return this.running !== null;
   }
 
   private async run(): Promise<void> {

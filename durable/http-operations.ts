@@ -3,6 +3,7 @@
  * kernel `http`, takes a seqno, and runs the same handlers as the socket path.
  */
 import {
+  CLOSE_NORMAL,
   DEFAULT_PAGE_SIZE,
   HTTP_KERNEL,
   KERN_FAILURE,
@@ -22,6 +23,7 @@ import { handleSynchronize } from "./handlers/synchronize";
 import type { HandlerContext } from "./handlers";
 import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
+import { closeQuietly } from "./sockets";
 
 type Operation = (pager: Pager, request: Request, url: URL) => Promise<Response>;
 
@@ -207,13 +209,7 @@ async function destroy(pager: Pager): Promise<Response> {
     }
     return pager.destroy();
   });
-  for (const socket of pager.sockets.all()) {
-    try {
-      socket.close(1000, "object deleted");
-    } catch {
-      // Already closed.
-    }
-  }
+  for (const socket of pager.sockets.all()) closeQuietly(socket, CLOSE_NORMAL, "object deleted");
   await pager.deleteSegments(segments);
   return Response.json({ object: pager.objectName(), deleted: true });
 }

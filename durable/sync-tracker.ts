@@ -93,7 +93,8 @@ export class SyncTracker {
     this.settle();
   }
 
-  /** Resolves when the HTTP synchronize of this seqno is due; call right after `admit`. */
+  /** Resolves when the HTTP synchronize of this seqno is due; call before `admit`, since a clean
+   * range completes inside it. */
   waitFor(seqno: number): Promise<SyncOutcome> {
     return new Promise((resolve, reject) => this.httpWaiters.set(seqno, { resolve, reject }));
   }
@@ -121,14 +122,18 @@ export class SyncTracker {
   settle(): void {
     for (let changed = true; changed;) {
       changed = false;
-      for (const row of this.outstanding()) {
+      const outstanding = this.outstanding();
+      const done = new Set<number>();
+      for (const row of outstanding) {
         if (!row.active) {
-          if (this.blockedByEarlier(row)) continue;
+          const earlier = outstanding.filter((other) => !done.has(other.seqno));
+          if (this.blockedByEarlier(row, earlier)) continue;
           this.start(row);
           changed = true;
         }
         if (this.isDone(row)) {
           this.complete(row);
+          done.add(row.seqno);
           changed = true;
         }
       }
@@ -235,9 +240,9 @@ export class SyncTracker {
   }
 
   /** An earlier outstanding request of the same kernel overlaps this one. */
-  private blockedByEarlier(row: SyncRequest): boolean {
+  private blockedByEarlier(row: SyncRequest, outstanding: SyncRequest[]): boolean {
     const span = spanOf(row);
-    return this.outstanding().some(
+    return outstanding.some(
       (other) =>
         other.kernel === row.kernel && other.seqno < row.seqno && spansOverlap(spanOf(other), span),
     );
