@@ -19,7 +19,7 @@ import {
 import { dispatch, type AfterStep } from "./handlers";
 import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
-import { sendOn, type SocketSession } from "./sockets";
+import type { SocketSession } from "./sockets";
 
 export async function handleFrame(
   pager: Pager,
@@ -67,7 +67,8 @@ export async function handleFrame(
     }));
   } catch (error) {
     if (!(error instanceof SequencedError)) throw error;
-    sendOn(socket, errorReply(error, peekId(header)));
+    // Through the kernel's line, like every reply: it must not overtake a supply being read.
+    pager.mail.post(socket, errorReply(error, peekId(header)));
     pager.sockets.countError(socket);
   }
   if (after) await after();
