@@ -97,6 +97,8 @@ export class Flusher {
         await this.store.bucket.put(key, body);
         return key;
       } catch (error) {
+        // Best effort: a put that failed after writing would leave an object nothing points at.
+        void this.store.bucket.delete(key).catch(() => {});
         if (attempt >= this.limits.flushMaxAttempts) throw error;
         await sleep(delay * (0.5 + Math.random()));
         delay *= 2;
