@@ -4,7 +4,10 @@
  * the index or the journal, so no barrier moves and no completion goes out for it.
  */
 import type { Limits } from "./limits";
-import type { JournalRow, PageStore } from "./page-store";
+import type { JournalRow, PageStore, SegmentPage } from "./page-store";
+
+/** Segment puts in flight at once: about 16 MiB of page data at the default segment size. */
+const PARALLEL_PUTS = 4;
 
 export interface FlushHooks {
   /** The next seqno to be given: every return below it is in the journal or in R2. */
@@ -53,35 +56,56 @@ export class Flusher {
     } while (this.again);
   }
 
+  /**
+   * Packs the journal into segments in page order and uploads up to `PARALLEL_PUTS` at once;
+   * each segment is committed (index pointed at it, journal rows dropped) as soon as its own put
+   * resolves. If any put fails for good, the others still finish, then the waiting SYNCHRONOUS
+   * requests fail.
+   */
   private async flushOnce(): Promise<void> {
     const epoch = this.hooks.epoch();
     const snapshotSeqno = this.hooks.nextSeqno();
+    const inFlight: Promise<void>[] = [];
+    let failure: unknown = null;
     let afterPage = -1;
-    for (;;) {
+    while (failure === null && this.hooks.epoch() === epoch) {
       const readSeqno = this.hooks.nextSeqno();
       const batch = this.store.takeBatch(afterPage, this.limits.segmentTargetBytes);
       if (batch.length === 0) break;
-      let key: string;
-      try {
-        key = await this.putWithRetry(
-          () => segmentKey(this.hooks.objectName(), readSeqno),
-          packSegment(batch),
-        );
-      } catch (error) {
-        this.hooks.failWaiting(snapshotSeqno, `R2 write failed: ${String(error)}`);
-        throw error;
-      }
-      if (this.hooks.epoch() !== epoch) {
-        // The object was destroyed while the put ran: the segment belongs to nothing now.
-        await this.store.bucket.delete(key).catch(() => {});
-        return;
-      }
-      this.hooks.transact(() => {
-        this.store.commitSegment(key, batch, readSeqno);
-        this.hooks.settle();
-      });
       afterPage = batch[batch.length - 1]!.page;
+      const body = packSegment(batch);
+      // Keep only what the commit needs, so the page bytes exist once (in the body) per upload.
+      const pages = batch.map(({ page, seqno }) => ({ page, seqno }));
+      inFlight.push(
+        this.upload(body, pages, readSeqno, epoch).catch((error: unknown) => {
+          failure ??= error;
+        }),
+      );
+      if (inFlight.length >= PARALLEL_PUTS) await inFlight.shift();
     }
+    await Promise.all(inFlight);
+    if (failure !== null) {
+      this.hooks.failWaiting(snapshotSeqno, `R2 write failed: ${String(failure)}`);
+      throw failure;
+    }
+  }
+
+  private async upload(
+    body: Uint8Array,
+    pages: SegmentPage[],
+    readSeqno: number,
+    epoch: number,
+  ): Promise<void> {
+    const key = await this.putWithRetry(() => segmentKey(this.hooks.objectName(), readSeqno), body);
+    if (this.hooks.epoch() !== epoch) {
+      // The object was destroyed while the put ran: the segment belongs to nothing now.
+      await this.store.bucket.delete(key).catch(() => {});
+      return;
+    }
+    this.hooks.transact(() => {
+      this.store.commitSegment(key, pages, readSeqno);
+      this.hooks.settle();
+    });
   }
 
   /**

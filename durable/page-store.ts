@@ -15,6 +15,9 @@ export interface ReadPlan {
   sources: PageSource[];
 }
 
+/** What committing a segment needs of each page in it: which version it holds. */
+export type SegmentPage = { page: number; seqno: number };
+
 export type JournalRow = {
   page: number;
   seqno: number;
@@ -169,7 +172,7 @@ export class PageStore {
    * After a segment's put resolved: point the index at it, drop the journal rows it holds unless a
    * newer version arrived meanwhile, and note that such newer versions start at `readSeqno`.
    */
-  commitSegment(key: string, batch: JournalRow[], readSeqno: number): void {
+  commitSegment(key: string, batch: SegmentPage[], readSeqno: number): void {
     this.sql.exec(
       `INSERT INTO segments (key, pages, live) VALUES (?, ?, ?)`,
       key,

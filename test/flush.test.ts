@@ -1,0 +1,72 @@
+// A flush of a journal larger than one segment: segments are uploaded several at a time, each
+// committed as its own put resolves; one failing segment fails the waiting SYNCHRONOUS request
+// but not the others' commits.
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { MemoryObject } from "../durable/memory-object";
+import { objectStub } from "./helpers/buckets";
+import { putPages, readPages, stat, synchronize } from "./helpers/http";
+
+const MiB = 1024 * 1024;
+
+/** Bytes that differ from page to page (a multiplicative hash of the offset). */
+function content(size: number): Uint8Array {
+  return new Uint8Array(size).map((_, i) => Math.imul(i + 1, 2654435761) >>> 24);
+}
+
+async function segmentsInR2(object: string): Promise<number> {
+  return (await env.PAGES.list({ prefix: `${object}/segments/` })).objects.length;
+}
+
+describe("flushing several segments", () => {
+  it("uploads a 10 MiB journal as several segments and completes after all of them", async () => {
+    const object = "flush-many";
+    const body = content(10 * MiB);
+    expect((await putPages(object, 0, body.subarray(0, 5 * MiB))).status).toBe(200);
+    expect((await putPages(object, 5 * MiB, body.subarray(5 * MiB))).status).toBe(200);
+    const sync = await synchronize(object, 0, 10 * MiB, 2);
+    expect(sync.status).toBe(200);
+    // At least 3 segments of at most about 4 MiB (the first PUT may already start a flush).
+    expect(await segmentsInR2(object)).toBeGreaterThanOrEqual(3);
+    expect((await stat(object)).journal_pages).toBe(0);
+    const back = await readPages(object, 0, 10 * MiB);
+    expect(Buffer.from(back).equals(Buffer.from(body))).toBe(true);
+  });
+
+  it("fails the waiting request when one segment cannot be written, keeping the others", async () => {
+    const object = "flush-one-fails";
+    const body = content(9 * MiB);
+    // Every segment that starts at page 1024 (4 MiB) fails, however the flushes fall.
+    const marker = body.slice(4 * MiB, 4 * MiB + 64);
+    await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
+      const real = instance.pager.store.bucket;
+      instance.pager.store.bucket = new Proxy(real, {
+        get(target, property) {
+          if (property === "put") {
+            return (key: string, value: Uint8Array) => {
+              const head = value.subarray(0, marker.byteLength);
+              const failing = head.every((byte, i) => byte === marker[i]);
+              return failing ? Promise.reject(new Error("injected")) : target.put(key, value);
+            };
+          }
+          const value = Reflect.get(target, property);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    });
+    await putPages(object, 0, body.subarray(0, 5 * MiB));
+    await putPages(object, 5 * MiB, body.subarray(5 * MiB));
+    const sync = await synchronize(object, 0, 9 * MiB, 2);
+    expect(sync.status).toBe(500);
+    expect(await sync.json()).toMatchObject({ error: { code: "storage_failed", kern_return: 10 } });
+    // The segment before page 1024 made it and was committed; the failed one's pages (1024 on,
+    // at least its 4 MiB) stay in the journal; segments after it may or may not have gone out.
+    const status = await stat(object);
+    expect(status.journal_pages).toBeGreaterThanOrEqual(1024);
+    expect(status.journal_pages).toBeLessThanOrEqual((9 * MiB) / 4096 - 1024);
+    expect(await segmentsInR2(object)).toBeGreaterThan(0);
+    const back = await readPages(object, 0, 9 * MiB);
+    expect(Buffer.from(back).equals(Buffer.from(body))).toBe(true);
+  });
+});
