@@ -52,9 +52,15 @@ export class Kernels {
 
   /** Returns the next outbox mid of the kernel and advances it. */
   takeMid(kernel: string): number {
-    const { next_mid } = this.ensure(kernel);
-    this.sql.exec(`UPDATE kernels SET next_mid = next_mid + 1 WHERE kernel = ?`, kernel);
-    return next_mid;
+    const taken = this.sql
+      .exec<{ mid: number }>(
+        `UPDATE kernels SET next_mid = next_mid + 1 WHERE kernel = ? RETURNING next_mid - 1 AS mid`,
+        kernel,
+      )
+      .toArray()[0];
+    if (taken) return taken.mid;
+    this.ensure(kernel);
+    return this.takeMid(kernel);
   }
 
   markStale(kernel: string): void {

@@ -77,6 +77,11 @@ export class SyncTracker {
       since: new Date().toISOString(),
       active: 0,
     };
+    if (this.isDoneOnArrival(row)) {
+      // The common case needs no row at all: nothing to queue behind, wait for or lock.
+      this.sendCompletion(row);
+      return;
+    }
     this.deps.sql.exec(
       `INSERT INTO syncs (seqno, kernel, id, offset, length, first_page, end_page, sync_flags, since, active)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
@@ -284,6 +289,30 @@ export class SyncTracker {
     }
   }
 
+  /**
+   * A request that overlaps none of its kernel's outstanding ones, whose range is durable as far
+   * as its flags ask, and that has no other kernel to invalidate, is complete as it arrives.
+   */
+  private isDoneOnArrival(row: SyncRequest): boolean {
+    const span = spanOf(row);
+    if ((row.sync_flags & VM_SYNC_SYNCHRONOUS) !== 0 && !this.isDurable(row)) return false;
+    if (
+      (row.sync_flags & VM_SYNC_INVALIDATE) !== 0 &&
+      this.deps.residency.holdersOf(span, row.kernel).length > 0
+    ) {
+      return false;
+    }
+    const overlapping = this.deps.sql
+      .exec(
+        `SELECT 1 FROM syncs WHERE kernel = ? AND first_page < ? AND end_page > ? LIMIT 1`,
+        row.kernel,
+        span.end,
+        span.first,
+      )
+      .toArray();
+    return overlapping.length === 0;
+  }
+
   private isDone(row: SyncRequest): boolean {
     if (!row.active) return false;
     if ((row.sync_flags & VM_SYNC_SYNCHRONOUS) !== 0 && !this.isDurable(row)) return false;
@@ -299,6 +328,10 @@ export class SyncTracker {
 
   private complete(row: SyncRequest): void {
     this.remove(row);
+    this.sendCompletion(row);
+  }
+
+  private sendCompletion(row: SyncRequest): void {
     const { offset, length, seqno } = row;
     if (row.kernel === HTTP_KERNEL) {
       this.takeWaiter(seqno)?.resolve({ offset, length, seqno });
