@@ -1,0 +1,384 @@
+/**
+ * `npm run bench [-- --quick]`: edgepager against baselines measured in the same run (README
+ * "Benchmarks"). Starts edgepager and the bench-only Worker in one wrangler test harness, runs
+ * W1-W5 there and W6 (memory) on `wrangler dev` with an inspector, prints a table of absolute
+ * figures and ratios, and writes bench/results.json and bench/results.svg. `--only=W2,W6` runs
+ * some workloads and writes nothing; `--profile` prints where the isolate's time goes instead.
+ *
+ * Nothing here asserts a timing: the figures depend on the machine and its load. Targets are
+ * reported as met or not. The speed-independent counts are asserted in
+ * test/bench-counts.test.ts, inside `npm test`.
+ *
+ * Built by esbuild into node_modules/.cache (as the CLI is built) and run on the repo's Node 22.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, platform, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { renderSvg } from "./chart";
+import { startBenchHarness } from "./servers";
+import {
+  FULL,
+  MiB,
+  QUICK,
+  W3_WINDOW,
+  asyncSyncRate,
+  freshObject,
+  manyKernels,
+  median,
+  memoryUnderStream,
+  ms,
+  onePageSync,
+  paired,
+  pattern,
+  percentile,
+  profileWorkloads,
+  putMany,
+  timedPut,
+  writeManyObjects,
+  writePagePerFrame,
+  writeThroughCache,
+} from "./workloads";
+
+export interface Target {
+  /** "<=": the figure must not exceed `value`; ">=": it must reach it. */
+  op: "<=" | ">=";
+  value: number;
+  /** What the target bounds, e.g. "ratio to baseline (a)". */
+  of: string;
+}
+
+export interface Row {
+  id: string;
+  title: string;
+  edgepager: string;
+  baseline: string;
+  /** The figure held against the target (or reported), and how to read it. */
+  figure: number;
+  figureLabel: string;
+  target: Target | null;
+  met: boolean | null;
+  /** Raw measurements, in ms, bytes or per second as named. */
+  data: Record<string, unknown>;
+}
+
+const quick = process.argv.includes("--quick");
+/** `--only=W2,W6` runs just those workloads (for working on one); the default runs all. */
+const only = process.argv
+  .find((arg) => arg.startsWith("--only="))
+  ?.slice("--only=".length)
+  .split(",");
+const runs = (id: string) => !only || only.includes(id) || (id === "W2" && only.includes("W4"));
+const sizes = quick ? QUICK : FULL;
+const log = (line: string) => console.log(`  ${line}`);
+
+function meets(target: Target, figure: number): boolean {
+  return target.op === "<=" ? figure <= target.value : figure >= target.value;
+}
+
+function row(fields: Omit<Row, "met">): Row {
+  return { ...fields, met: fields.target ? meets(fields.target, fields.figure) : null };
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / MiB).toFixed(1)} MiB`;
+}
+
+/** What later workloads need from earlier ones. */
+interface Shared {
+  url: string;
+  rows: Row[];
+  /** W2's p50, the yardstick of W4. */
+  w2p50?: number;
+}
+
+const WORKLOADS: [string, (shared: Shared) => Promise<void>][] = [
+  ["W1", w1],
+  ["W1b", w1b],
+  ["W2", w2],
+  ["W3", w3],
+  ["W4", w4], // needs W2's p50: --only=W4 runs W2 too
+  ["W5", w5],
+];
+
+async function main(): Promise<void> {
+  if (process.argv.includes("--profile")) return profile();
+  const began = Date.now();
+  const rows: Row[] = [];
+  const selected = WORKLOADS.filter(([id]) => runs(id));
+  if (selected.length > 0) {
+    console.log(`edgepager bench (${quick ? "quick" : "full"}): starting the harness`);
+    const harness = await startBenchHarness();
+    try {
+      const shared: Shared = { url: harness.url, rows };
+      for (const [, workload] of selected) await workload(shared);
+    } finally {
+      await harness.close();
+    }
+  }
+  if (runs("W6")) await w6(rows);
+  printTable(rows);
+  const results = {
+    mode: quick ? "quick" : "full",
+    date: new Date().toISOString(),
+    durationSeconds: Math.round((Date.now() - began) / 1000),
+    machine: {
+      cpu: cpus()[0]?.model ?? "unknown",
+      cores: cpus().length,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      os: `${platform()} ${release()}`,
+      node: process.version,
+    },
+    rows,
+  };
+  if (only) {
+    console.log("--only: bench/results.json and bench/results.svg left as they were");
+    return;
+  }
+  writeFileSync("bench/results.json", `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync("bench/results.svg", renderSvg(results));
+  console.log(`wrote bench/results.json and bench/results.svg in ${results.durationSeconds} s`);
+}
+
+/** The W1 and W1b data, made once. */
+let w1Bytes: Uint8Array<ArrayBuffer> | null = null;
+function w1Data(): Uint8Array<ArrayBuffer> {
+  return (w1Bytes ??= pattern(sizes.w1Bytes));
+}
+
+async function w1(shared: Shared): Promise<void> {
+  console.log(`W1: ${mib(sizes.w1Bytes)} through PageCache + msync SYNCHRONOUS`);
+  const w1 = await paired(
+    sizes.warmups,
+    sizes.reps,
+    () => writeThroughCache(shared.url, freshObject("w1"), w1Data()),
+    () => timedPut(shared.url, w1Data()),
+    log,
+  );
+  const w1Ratio = median(w1.edgepager) / median(w1.baseline);
+  shared.rows.push(
+    row({
+      id: "W1",
+      title: `${sizes.w1Bytes / MiB} MiB via PageCache.write + msync SYNCHRONOUS`,
+      edgepager: ms(median(w1.edgepager)),
+      baseline: `(a) ${ms(median(w1.baseline))}`,
+      figure: w1Ratio,
+      figureLabel: "median time ÷ baseline (a)",
+      target: { op: "<=", value: 2, of: "time ÷ baseline (a)" },
+      data: { bytes: sizes.w1Bytes, ...w1 },
+    }),
+  );
+}
+
+async function w1b(shared: Shared): Promise<void> {
+  console.log(`W1b: ${mib(sizes.w1Bytes)}, one data_return frame per 4 KiB page`);
+  const w1b = await paired(
+    sizes.warmups,
+    Math.min(sizes.reps, 3),
+    () => writePagePerFrame(shared.url, freshObject("w1b"), w1Data()),
+    () => timedPut(shared.url, w1Data()),
+    log,
+  );
+  const frames = sizes.w1Bytes / 4096;
+  shared.rows.push(
+    row({
+      id: "W1b",
+      title: `${sizes.w1Bytes / MiB} MiB as ${frames} one-page frames + SYNCHRONOUS`,
+      edgepager: `${ms(median(w1b.edgepager))} (${((median(w1b.edgepager) * 1000) / frames).toFixed(0)} µs/frame)`,
+      baseline: `(a) ${ms(median(w1b.baseline))}`,
+      figure: median(w1b.edgepager) / median(w1b.baseline),
+      figureLabel: "median time ÷ baseline (a)",
+      target: null,
+      data: { bytes: sizes.w1Bytes, frames, ...w1b },
+    }),
+  );
+}
+
+async function w2(shared: Shared): Promise<void> {
+  console.log(`W2: one dirty page + SYNCHRONOUS, ${sizes.w2Samples} samples`);
+  const w2 = await onePageSync(shared.url, sizes.w2Samples, 20);
+  const w2p50 = percentile(w2.edgepager, 50);
+  shared.w2p50 = w2p50;
+  const w2p99 = percentile(w2.edgepager, 99);
+  const b2p50 = percentile(w2.baseline, 50);
+  const b2p99 = percentile(w2.baseline, 99);
+  log(`edgepager p50 ${ms(w2p50)} p99 ${ms(w2p99)}; baseline p50 ${ms(b2p50)} p99 ${ms(b2p99)}`);
+  shared.rows.push(
+    row({
+      id: "W2",
+      title: "1 dirty page + msync SYNCHRONOUS (latency)",
+      edgepager: `p50 ${ms(w2p50)}, p99 ${ms(w2p99)}`,
+      baseline: `(b) p50 ${ms(b2p50)}, p99 ${ms(b2p99)}`,
+      figure: w2p50 / b2p50,
+      figureLabel: `p50 ÷ baseline (b) p50 (p99 ratio ${(w2p99 / b2p99).toFixed(2)})`,
+      target: { op: "<=", value: 1.5, of: "p50 ÷ baseline (b) p50" },
+      data: {
+        p50: w2p50,
+        p99: w2p99,
+        baselineP50: b2p50,
+        baselineP99: b2p99,
+        p99Ratio: w2p99 / b2p99,
+        ...w2,
+      },
+    }),
+  );
+}
+
+async function w3(shared: Shared): Promise<void> {
+  console.log(`W3: ASYNCHRONOUS synchronize of clean ranges, ${sizes.w3Messages} x 3`);
+  const w3 = await asyncSyncRate(shared.url, sizes.w3Messages, 3);
+  const w3Rate = median(w3.edgepager);
+  const echoRate = median(w3.baseline);
+  log(`edgepager ${w3Rate.toFixed(0)}/s, echo ${echoRate.toFixed(0)}/s`);
+  shared.rows.push(
+    row({
+      id: "W3",
+      title: `ASYNCHRONOUS synchronize of clean pages, ${W3_WINDOW} in flight, one object`,
+      edgepager: `${w3Rate.toFixed(0)} syncs/s`,
+      baseline: `(c) ${echoRate.toFixed(0)} echoes/s`,
+      figure: w3Rate / echoRate,
+      figureLabel: "rate ÷ baseline (c)",
+      target: { op: ">=", value: 0.5, of: "rate ÷ baseline (c)" },
+      data: { messages: sizes.w3Messages, window: W3_WINDOW, rates: w3 },
+    }),
+  );
+}
+
+async function w4(shared: Shared): Promise<void> {
+  console.log(`W4: 32 kernels on one object, ${sizes.w4Rounds} write + msync rounds each`);
+  const w4 = await manyKernels(shared.url, 32, sizes.w4Rounds);
+  const w4p50 = percentile(w4.latencies, 50);
+  const w4p99 = percentile(w4.latencies, 99);
+  log(`${w4.msyncs} msyncs in ${ms(w4.elapsedMs)}: p50 ${ms(w4p50)} p99 ${ms(w4p99)}`);
+  for (const error of w4.errors.slice(0, 5)) log(`error: ${error}`);
+  const w2p50 = shared.w2p50!;
+  const w4Figure = w4p99 / w2p50;
+  shared.rows.push({
+    id: "W4",
+    title: "32 kernels, one object, writes + msyncs (3/4 SYNCHRONOUS)",
+    edgepager: `p50 ${ms(w4p50)}, p99 ${ms(w4p99)}, ${w4.errors.length} errors`,
+    baseline: `W2 p50 ${ms(w2p50)}`,
+    figure: w4Figure,
+    figureLabel: "msync p99 ÷ W2 p50",
+    target: { op: "<=", value: 5, of: "p99 ÷ W2 p50, and 0 errors" },
+    met: w4Figure <= 5 && w4.errors.length === 0,
+    data: { p50: w4p50, p99: w4p99, ...w4 },
+  });
+}
+
+async function w5(shared: Shared): Promise<void> {
+  console.log(`W5: ${sizes.w5Objects} objects at once, 1 MiB each, vs one object`);
+  const oneMiB = pattern(MiB);
+  const w5One = await paired(
+    sizes.warmups,
+    sizes.reps,
+    () => writeThroughCache(shared.url, freshObject("w5-one"), oneMiB),
+    () => timedPut(shared.url, oneMiB),
+    log,
+  );
+  const w5Many = await paired(
+    0,
+    sizes.w5Reps,
+    () => writeManyObjects(shared.url, sizes.w5Objects, oneMiB),
+    () => putMany(shared.url, sizes.w5Objects, oneMiB),
+    log,
+  );
+  const n = sizes.w5Objects;
+  const scaling = (n * median(w5One.edgepager)) / median(w5Many.edgepager);
+  const baselineScaling = (n * median(w5One.baseline)) / median(w5Many.baseline);
+  shared.rows.push(
+    row({
+      id: "W5",
+      title: `${n} objects at once, W1 at 1 MiB each, vs 1 object`,
+      edgepager: `1: ${ms(median(w5One.edgepager))}, ${n}: ${ms(median(w5Many.edgepager))} → ${scaling.toFixed(1)}x throughput`,
+      baseline: `(a) 1: ${ms(median(w5One.baseline))}, ${n}: ${ms(median(w5Many.baseline))} → ${baselineScaling.toFixed(1)}x`,
+      figure: scaling,
+      figureLabel: `aggregate throughput, ${n} objects ÷ 1 (baseline (a): ${baselineScaling.toFixed(1)})`,
+      target: null,
+      data: { objects: n, one: w5One, many: w5Many, scaling, baselineScaling },
+    }),
+  );
+}
+
+async function w6(rows: Row[]): Promise<void> {
+  const shared = { rows };
+  console.log(`W6: memory while ${mib(sizes.w6Bytes)} stream in and back out (wrangler dev)`);
+  const state = mkdtempSync(join(tmpdir(), "edgepager-bench-"));
+  try {
+    const w6 = await memoryUnderStream(sizes.w6Bytes, state, log);
+    const { live, asFound } = w6;
+    log(
+      `live peak ${mib(live.total)} (JS heap ${mib(live.jsHeap)}, ArrayBuffers ` +
+        `${mib(live.arrayBuffers)}, embedder ${mib(live.embedder)}) in ${w6.ticks} ticks ` +
+        `(${w6.unanswered} unanswered); ` +
+        `allocated peak ${mib(w6.allocatedPeak)} (polled ${mib(asFound.total)}, ${w6.gcs} GCs ` +
+        `traced); idle ${mib(w6.idleLive)}; in ${ms(w6.writeMs)}, out ${ms(w6.readMs)}; ` +
+        `workerd peak RSS ${w6.workerdPeakRss ? mib(w6.workerdPeakRss) : "n/a"}; data ` +
+        `${w6.verified ? "verified" : "WRONG"}`,
+    );
+    shared.rows.push(
+      row({
+        id: "W6",
+        title: `Durable Object heap while ${sizes.w6Bytes / MiB} MiB stream in and out`,
+        edgepager: `live peak ${mib(live.total)} (in ${w6.writeLivePeak === null ? "n/a" : mib(w6.writeLivePeak)}, out ${w6.readLivePeak === null ? "n/a" : mib(w6.readLivePeak)}); allocated incl. garbage ${mib(w6.allocatedPeak)}`,
+        baseline: `idle ${mib(w6.idleLive)}`,
+        figure: (w6.collected ? live.total : w6.allocatedPeak) / MiB,
+        figureLabel: `${w6.collected ? "live" : "allocated (no gc)"} isolate heap + ArrayBuffers, MiB`,
+        target: { op: "<=", value: 64, of: "MiB" },
+        data: { ...w6 },
+      }),
+    );
+    if (!w6.verified) rows[rows.length - 1]!.met = false;
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+/** `--profile`: where the isolate's time goes in W1, W1b, W2 and W3; prints, records nothing. */
+async function profile(): Promise<void> {
+  console.log("edgepager bench --profile: W1, W1b, W2, W3 under the CPU profiler (wrangler dev)");
+  const state = mkdtempSync(join(tmpdir(), "edgepager-profile-"));
+  try {
+    for (const result of await profileWorkloads(state)) {
+      const perUnit = (result.busyMs * 1000) / result.units;
+      console.log(
+        `\n${result.id}: ${result.what}: ${ms(result.wallMs)} wall, isolate busy ` +
+          `${ms(result.busyMs)} (${((100 * result.busyMs) / result.wallMs).toFixed(0)}%), ` +
+          `${perUnit.toFixed(0)} µs per ${result.unit}; profile in ${result.file}`,
+      );
+      console.log("   self ms  total ms  µs/" + result.unit.padEnd(8) + "function");
+      for (const line of result.top) {
+        console.log(
+          `  ${line.selfMs.toFixed(1).padStart(8)} ${line.totalMs.toFixed(1).padStart(9)} ` +
+            `${((line.selfMs * 1000) / result.units).toFixed(1).padStart(11)}  ${line.function}`,
+        );
+      }
+    }
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+function printTable(rows: Row[]): void {
+  const header = ["", "workload", "edgepager", "baseline (same run)", "figure", "target", "met"];
+  const lines = rows.map((r) => [
+    r.id,
+    r.title,
+    r.edgepager,
+    r.baseline,
+    `${r.figure.toFixed(2)} (${r.figureLabel})`,
+    r.target ? `${r.target.op} ${r.target.value}` : "report",
+    r.met === null ? "-" : r.met ? "yes" : "NO",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const format = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
+  console.log();
+  console.log(format(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
+  for (const line of lines) console.log(format(line));
+  console.log();
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
