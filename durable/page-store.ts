@@ -31,22 +31,39 @@ export class PageStore {
     public bucket: R2Bucket,
   ) {}
 
+  /**
+   * Pages in the journal, counted once and then kept up to date, since every message asks
+   * (the cap, the flush trigger). `null` means "count again".
+   */
+  private journalCount: number | null = null;
+
   /** Journals each page of a dirty data_return; a newer version replaces the older one. */
   journal(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void {
     for (let i = 0; i * pageSize < data.byteLength; i++) {
-      this.sql.exec(
-        `INSERT INTO journal (page, seqno, first_seqno, data) VALUES (?, ?, ?, ?)
-         ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data`,
-        firstPage + i,
-        seqno,
-        seqno,
-        data.subarray(i * pageSize, (i + 1) * pageSize),
-      );
+      const row = this.sql
+        .exec<{ first_seqno: number }>(
+          `INSERT INTO journal (page, seqno, first_seqno, data) VALUES (?, ?, ?, ?)
+           ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data
+           RETURNING first_seqno`,
+          firstPage + i,
+          seqno,
+          seqno,
+          data.subarray(i * pageSize, (i + 1) * pageSize),
+        )
+        .one();
+      // A replaced row keeps the older first_seqno: only a new row carries this very seqno.
+      if (row.first_seqno === seqno && this.journalCount !== null) this.journalCount++;
     }
   }
 
   journalPages(): number {
-    return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM journal`).one().n;
+    this.journalCount ??= this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM journal`).one().n;
+    return this.journalCount;
+  }
+
+  /** A transaction rolled back, or the tables were cleared: count the journal again. */
+  forgetCounts(): void {
+    this.journalCount = null;
   }
 
   /** Pages ever written and kept: in the journal, in R2, or both. */
@@ -199,6 +216,7 @@ export class PageStore {
         row.page,
         row.seqno,
       ).rowsWritten;
+      if (deleted > 0 && this.journalCount !== null) this.journalCount--;
       if (deleted === 0) {
         this.sql.exec(
           `UPDATE journal SET first_seqno = max(first_seqno, ?) WHERE page = ?`,

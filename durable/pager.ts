@@ -103,6 +103,9 @@ export class Pager {
       return result;
     } catch (error) {
       this.mail.discard();
+      // What was cached of the rolled-back state is read again from SQLite.
+      this.store.forgetCounts();
+      this.pageSizeCache = undefined;
       throw error;
     }
   }
@@ -177,12 +180,17 @@ export class Pager {
     if (this.meta.get<string>("object") !== name) this.meta.set("object", name);
   }
 
+  /** Fixed once per object, read by every message: cached (undefined: not read yet). */
+  private pageSizeCache: number | null | undefined;
+
   pageSize(): number | null {
-    return this.meta.get<number>("page_size");
+    this.pageSizeCache ??= this.meta.get<number>("page_size");
+    return this.pageSizeCache;
   }
 
   setPageSize(pageSize: number): void {
     this.meta.set("page_size", pageSize);
+    this.pageSizeCache = pageSize;
   }
 
   geometry(pageSize: number): ObjectGeometry {
@@ -197,6 +205,8 @@ export class Pager {
     const name = this.objectName();
     const segments = this.store.segmentKeys();
     clearTables(this.sql);
+    this.store.forgetCounts();
+    this.pageSizeCache = undefined;
     this.rememberName(name);
     this.sequencer.reset();
     this.tracker.abortWaiters();
