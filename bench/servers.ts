@@ -9,14 +9,12 @@
  *   workload (the test harness has no inspector). `Inspector` samples the isolate's heap over
  *   the Chrome DevTools protocol while a workload runs.
  *
- * The same ideas as test/node/harness.ts, kept here so the bench does not depend on a test file.
+ * Starting and stopping `wrangler dev` is tools/wrangler-dev.ts, shared with the Node tests.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { createTestHarness, type TestHarness } from "wrangler";
+import { QUIET_ENV, startWranglerDev } from "../tools/wrangler-dev";
 
-export const QUIET_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
 Object.assign(process.env, QUIET_ENV);
 
 export interface BenchHarness {
@@ -39,19 +37,6 @@ export async function startBenchHarness(): Promise<BenchHarness> {
     throw new Error("the bench Worker's route */bench/* did not reach bench/worker.ts");
   }
   return { url: base, server, close: () => server.close() };
-}
-
-/** A free TCP port on loopback: listen on port 0, read the port, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 export interface InspectedDev {
@@ -78,75 +63,19 @@ export async function startInspectedDev(options: {
   timeoutMs?: number;
 }): Promise<InspectedDev> {
   const { persistTo, v8Flags = "", onLine, timeoutMs = 90_000 } = options;
-  const port = await freePort();
-  const inspectorPort = await freePort();
-  const args = ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1"];
-  args.push("--persist-to", persistTo, "--inspector-port", String(inspectorPort));
-  args.push("--inspector-ip", "127.0.0.1", "--show-interactive-dev-session=false");
-  const child = spawn("npx", args, {
-    env: { ...process.env, ...QUIET_ENV, CI: "1", MINIFLARE_WORKERD_V8_FLAGS: v8Flags },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
+  const dev = await startWranglerDev({
+    persistTo,
+    env: { MINIFLARE_WORKERD_V8_FLAGS: v8Flags },
+    onLine,
+    timeoutMs,
   });
-  // The last 64 KiB of output, for error messages (GC traces make a lot of it).
-  let output = "";
-  let partial = "";
-  const take = (chunk: Buffer) => {
-    const text = chunk.toString();
-    output = (output + text).slice(-65536);
-    if (!onLine) return;
-    const lines = (partial + text).split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) onLine(line);
+  return {
+    url: dev.url,
+    inspectorUrl: `ws://127.0.0.1:${dev.inspectorPort}/ws`,
+    workerdPids: () => descendants(dev.child.pid!).filter((pid) => commandOf(pid) === "workerd"),
+    output: dev.output,
+    stop: dev.stop,
   };
-  child.stdout!.on("data", take);
-  child.stderr!.on("data", take);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const dev: InspectedDev = {
-    url: `http://127.0.0.1:${port}`,
-    inspectorUrl: `ws://127.0.0.1:${inspectorPort}/ws`,
-    workerdPids: () => descendants(child.pid!).filter((pid) => commandOf(pid) === "workerd"),
-    output: () => output,
-    stop: () => stopChild(child, exited),
-  };
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`wrangler dev exited (${child.exitCode}) before answering:\n${output}`);
-    }
-    try {
-      const response = await fetch(`${dev.url}/`, { signal: AbortSignal.timeout(1000) });
-      if (response.ok) return dev;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await dev.stop();
-      throw new Error(`wrangler dev did not answer GET / within ${timeoutMs} ms:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  signalGroup(child, "SIGTERM");
-  const stopped = await Promise.race([
-    exited.then(() => true),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000)),
-  ]);
-  if (!stopped) {
-    signalGroup(child, "SIGKILL");
-    await exited;
-  }
-}
-
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-child.pid!, signal); // the group this child leads: npx, wrangler, workerd
-  } catch {
-    // Already gone.
-  }
 }
 
 /** Every process below `root`, from /proc (Linux only; empty elsewhere). */

@@ -10,6 +10,7 @@ import {
   VM_SYNC_ASYNCHRONOUS,
   VM_SYNC_SYNCHRONOUS,
 } from "../client";
+import { within } from "../tools/wrangler-dev";
 import { BenchSocket, putOnce } from "./baselines";
 import { mkdirSync, writeFileSync } from "node:fs";
 import {
@@ -25,6 +26,8 @@ import {
 
 export const PAGE = 4096;
 export const MiB = 1 << 20;
+/** How long one step of the memory workload may take before it counts as a hang. */
+const WAIT_MS = 120_000;
 
 export interface Sizes {
   warmups: number;
@@ -102,18 +105,6 @@ async function connect(url: string, object: string, kernel = "bench"): Promise<K
 async function finish(url: string, connection: KernelConnection, object: string, keep = false) {
   await connection.terminate().catch(() => connection.close());
   if (!keep) await new HttpClient(url).remove(object);
-}
-
-/** Rejects if `promise` has not settled within `timeoutMs`, naming `what`: a hang is a failure. */
-function within<T>(promise: Promise<T>, what: string, timeoutMs = 120_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no answer within ${timeoutMs} ms: ${what}`)),
-      timeoutMs,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function elapsed(start: number): number {
@@ -474,7 +465,7 @@ export async function memoryUnderStream(
     for (let offset = 0; offset < bytes; offset += chunk) {
       const cache = new PageCache(connection);
       await cache.write(offset, pattern(chunk, offset / PAGE));
-      await within(cache.msync(offset, chunk, VM_SYNC_SYNCHRONOUS), `msync at ${offset}`);
+      await within(cache.msync(offset, chunk, VM_SYNC_SYNCHRONOUS), WAIT_MS, `msync at ${offset}`);
       cache.detach(); // dropped: the client keeps no more than one chunk
       if (((offset + chunk) / MiB) % 64 === 0) progress(`written ${(offset + chunk) / MiB} MiB`);
     }
@@ -488,7 +479,11 @@ export async function memoryUnderStream(
         while (next < bytes) {
           const offset = next;
           next += MiB;
-          const reply = await within(connection.dataRequest(offset, MiB), `read at ${offset}`);
+          const reply = await within(
+            connection.dataRequest(offset, MiB),
+            WAIT_MS,
+            `read at ${offset}`,
+          );
           const data = reply.data ?? new Uint8Array(MiB);
           for (let at = 0; at < MiB; at += PAGE) {
             if (data[at] !== ((offset + at) / PAGE) % 251) verified = false;
@@ -498,7 +493,7 @@ export async function memoryUnderStream(
     );
     const readMs = elapsed(readStart);
     progress(`read ${bytes / MiB} MiB back`);
-    await within(poller.stop(), "the heap poller's last tick");
+    await within(poller.stop(), WAIT_MS, "the heap poller's last tick");
     trace.phase = "";
     await finish(dev.url, connection, object);
     const samples = poller.samples;

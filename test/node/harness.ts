@@ -8,13 +8,13 @@
  * - `recordingWebSocket` is a WebSocket for `KernelConnection`'s `WebSocket` option that logs
  *   every frame both ways and keeps every socket, so a test can check the wire and drop a socket.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { createTestHarness, type TestHarness } from "wrangler";
 import { decodeFrame } from "../../schema";
+import { QUIET_ENV } from "../../tools/wrangler-dev";
 
-const QUIET_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
 Object.assign(process.env, QUIET_ENV);
+// `wrangler dev` as a child process lives in tools/, shared with the benchmarks.
+export { freePort, startWranglerDev, within, type DevServer } from "../../tools/wrangler-dev";
 
 /** Short timings so idle flushes and lock timeouts happen within a test. */
 export const FAST_VARS: Record<string, string> = {
@@ -47,106 +47,6 @@ export async function startHarness(vars: Record<string, string> = FAST_VARS): Pr
       server.getWorker().evictDurableObject("MemoryObject", { name: object, webSockets }),
     close: () => server.close(),
   };
-}
-
-/** A free TCP port on loopback: listen on port 0, read the port, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-export interface DevServer {
-  url: string;
-  port: number;
-  /** The child's output so far, for failure messages. */
-  output(): string;
-  /** SIGTERM to the child's process group; resolves when the child has exited. */
-  stop(): Promise<void>;
-  /** SIGKILL to the child's process group at once (no shutdown at all); resolves on exit. */
-  kill(): Promise<void>;
-}
-
-/**
- * Starts `wrangler dev` on `127.0.0.1:port` with state under `persistTo`, and resolves once it
- * answers `GET /`. The child leads its own process group, so `stop` ends workerd with it.
- */
-export async function startWranglerDev(options: {
-  port: number;
-  persistTo: string;
-  vars?: Record<string, string>;
-  timeoutMs?: number;
-}): Promise<DevServer> {
-  const { port, persistTo, vars = FAST_VARS, timeoutMs = 60_000 } = options;
-  const inspectorPort = await freePort();
-  const args = ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1"];
-  args.push("--persist-to", persistTo, "--inspector-port", String(inspectorPort));
-  args.push("--inspector-ip", "127.0.0.1", "--show-interactive-dev-session=false");
-  for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
-  const child = spawn("npx", args, {
-    env: { ...process.env, ...QUIET_ENV, CI: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  let output = "";
-  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const server: DevServer = {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    output: () => output,
-    stop: () => stopChild(child, exited),
-    kill: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      signalGroup(child, "SIGKILL");
-      await exited;
-    },
-  };
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`wrangler dev exited (${child.exitCode}) before answering:\n${output}`);
-    }
-    try {
-      const response = await fetch(`${server.url}/`, { signal: AbortSignal.timeout(1000) });
-      if (response.ok) return server;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await server.stop();
-      throw new Error(`wrangler dev did not answer GET / within ${timeoutMs} ms:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  signalGroup(child, "SIGTERM");
-  const killed = await Promise.race([
-    exited.then(() => true),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000)),
-  ]);
-  if (!killed) {
-    signalGroup(child, "SIGKILL");
-    await exited;
-  }
-}
-
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-child.pid!, signal); // the group this child leads: npx, wrangler, workerd
-  } catch {
-    // Already gone.
-  }
 }
 
 /** One frame as seen on the wire: its JSON header, and for binary frames the payload. */
@@ -199,18 +99,6 @@ export function newWireLog(): WireLog {
 function readFrame(data: string | ArrayBuffer | Uint8Array, socket: number): WireFrame {
   const frame = decodeFrame(data);
   return { header: frame.header as WireFrame["header"], payload: frame.payload, socket };
-}
-
-/** Rejects if `promise` has not settled within `timeoutMs`, naming `what`. */
-export function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${timeoutMs} ms: ${what}`)),
-      timeoutMs,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A small seeded PRNG (mulberry32), so each run makes the same choices. */
