@@ -17,6 +17,7 @@ import {
   type KernelMessage,
 } from "../schema";
 import { dispatch, type AfterStep } from "./handlers";
+import type { Limits } from "./limits";
 import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
 import type { SocketSession } from "./sockets";
@@ -32,7 +33,7 @@ export async function handleFrame(
   let after: AfterStep | void = undefined;
   try {
     ({ result: after } = pager.admit((seqno) => {
-      checkHeaderSize(data, pager.limits.maxHeaderBytes);
+      checkFrameSize(data, pager.limits);
       const frame = decodeFrame(data);
       header = frame.header;
       const message = parseKernelMessage(frame);
@@ -97,20 +98,35 @@ function checkGrant(message: KernelMessage, session: SocketSession): void {
 
 const encoder = new TextEncoder();
 
-/** A message's JSON is bounded (MAX_HEADER_BYTES); page data travels in the payload. */
-function checkHeaderSize(data: string | ArrayBuffer, maxHeaderBytes: number): void {
-  // In UTF-8 bytes, as on the wire: `data.length` counts UTF-16 units, up to 3x fewer.
-  const headerBytes =
-    typeof data === "string"
-      ? encoder.encode(data).byteLength
-      : data.byteLength >= 4
-        ? new DataView(data).getUint32(0)
-        : 0;
-  if (headerBytes > maxHeaderBytes) {
+/**
+ * A message's JSON is bounded (MAX_HEADER_BYTES), and so is a whole frame: page data travels in
+ * the payload, at most max_transfer of it.
+ */
+function checkFrameSize(data: string | ArrayBuffer, limits: Limits): void {
+  // A frame never needs more than a header and one max_transfer of pages.
+  const frameBytes = typeof data === "string" ? data.length : data.byteLength;
+  const maxFrameBytes = 4 + limits.maxHeaderBytes * 3 + limits.maxTransfer;
+  if (frameBytes > maxFrameBytes) {
     throw new ProtocolError(
       KERN_INVALID_ARGUMENT,
       "too_large",
-      `message header of ${headerBytes} bytes exceeds ${maxHeaderBytes} (MAX_HEADER_BYTES)`,
+      `frame of ${frameBytes} bytes exceeds MAX_HEADER_BYTES + max_transfer`,
+    );
+  }
+  // In UTF-8 bytes, as on the wire: `data.length` counts UTF-16 units, up to 3x fewer.
+  const headerBytes =
+    typeof data === "string"
+      ? data.length * 3 <= limits.maxHeaderBytes
+        ? 0 // certainly within the limit: no need to encode it to count
+        : encoder.encode(data).byteLength
+      : data.byteLength >= 4
+        ? new DataView(data).getUint32(0)
+        : 0;
+  if (headerBytes > limits.maxHeaderBytes) {
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "too_large",
+      `message header of ${headerBytes} bytes exceeds ${limits.maxHeaderBytes} (MAX_HEADER_BYTES)`,
     );
   }
 }

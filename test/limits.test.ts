@@ -30,6 +30,23 @@ describe("limits", () => {
     kernel.close();
   });
 
+  it("refuses a frame larger than a header and max_transfer, whatever its type", async () => {
+    const { kernel } = await TestKernel.open("limit-frame", "k1");
+    // A synchronize carries no pages; a 2 MiB payload on it is garbage, refused before parsing.
+    kernel.sendBinary(
+      { type: "memory_object_synchronize", id: 2, offset: 0, length: 4096, sync_flags: 1 },
+      new Uint8Array(2 * 1024 * 1024),
+    );
+    expect(await kernel.next((m) => m.type === "error")).toMatchObject({
+      kern_return: KERN_INVALID_ARGUMENT,
+      code: "too_large",
+      message: expect.stringMatching(/max_transfer/),
+    });
+    expect(kernel.all("memory_object_synchronize_completed")).toEqual([]);
+    expect((await kernel.answer(kernel.synchronize(0, 4096, 0x1))).type).toBe("ack");
+    kernel.close();
+  });
+
   it("refuses a synchronize beyond MAX_SYNCS_PER_KERNEL (256) outstanding", async () => {
     const object = "limit-syncs";
     const { kernel } = await TestKernel.open(object, "k1");
