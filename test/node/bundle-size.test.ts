@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 
-const MAX_BUNDLE_BYTES = 150 * 1024;
+const MAX_BUNDLE_BYTES = 100 * 1024;
 
 it(`builds a Worker bundle under ${MAX_BUNDLE_BYTES / 1024} KiB`, () => {
   const outdir = mkdtempSync(join(tmpdir(), "edgepager-bundle-"));
