@@ -26,6 +26,8 @@ export interface SocketSession extends SocketGrant {
 }
 
 export class Sockets {
+  private readonly sessions = new WeakMap<WebSocket, SocketSession>();
+
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly errorsPerMinute: number,
@@ -40,23 +42,38 @@ export class Sockets {
     const pair = new WebSocketPair();
     const server = pair[1];
     this.ctx.acceptWebSocket(server, [kernel]);
-    server.serializeAttachment({
+    this.save(server, {
       kernel,
       ...grant,
       initialized: false,
       errors: 0,
       errorWindowStart: Date.now(),
-    } satisfies SocketSession);
+    });
     for (const old of previous) closeQuietly(old, CLOSE_REPLACED, "replaced by a newer socket");
     return pair[0];
   }
 
+  /**
+   * The socket's session. Every message reads it several times, and deserializing the attachment
+   * is a structured clone, so it is cached per socket object (hibernation drops the cache with
+   * the instance; the attachment stays the truth).
+   */
   session(ws: WebSocket): SocketSession {
-    return ws.deserializeAttachment() as SocketSession;
+    let session = this.sessions.get(ws);
+    if (!session) {
+      session = ws.deserializeAttachment() as SocketSession;
+      this.sessions.set(ws, session);
+    }
+    return session;
+  }
+
+  private save(ws: WebSocket, session: SocketSession): void {
+    ws.serializeAttachment(session);
+    this.sessions.set(ws, session);
   }
 
   markInitialized(ws: WebSocket): void {
-    ws.serializeAttachment({ ...this.session(ws), initialized: true });
+    this.save(ws, { ...this.session(ws), initialized: true });
   }
 
   /** The kernel's open, initialized socket, if it has one. */
@@ -85,7 +102,7 @@ export class Sockets {
     const now = Date.now();
     const fresh = now - session.errorWindowStart > 60_000;
     const errors = fresh ? 1 : session.errors + 1;
-    ws.serializeAttachment({
+    this.save(ws, {
       ...session,
       errors,
       errorWindowStart: fresh ? now : session.errorWindowStart,
