@@ -39,20 +39,27 @@ export class PageStore {
 
   /** Journals each page of a dirty data_return; a newer version replaces the older one. */
   journal(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void {
-    for (let i = 0; i * pageSize < data.byteLength; i++) {
-      const row = this.sql
-        .exec<{ first_seqno: number }>(
-          `INSERT INTO journal (page, seqno, first_seqno, data) VALUES (?, ?, ?, ?)
-           ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data
-           RETURNING first_seqno`,
-          firstPage + i,
-          seqno,
-          seqno,
-          data.subarray(i * pageSize, (i + 1) * pageSize),
+    const pages = data.byteLength / pageSize;
+    if (this.journalCount !== null) {
+      // One count for the frame (pages already journaled are replaced, not added).
+      const present = this.sql
+        .exec<{ n: number }>(
+          `SELECT count(*) AS n FROM journal WHERE page >= ? AND page < ?`,
+          firstPage,
+          firstPage + pages,
         )
-        .one();
-      // A replaced row keeps the older first_seqno: only a new row carries this very seqno.
-      if (row.first_seqno === seqno && this.journalCount !== null) this.journalCount++;
+        .one().n;
+      this.journalCount += pages - present;
+    }
+    for (let i = 0; i < pages; i++) {
+      this.sql.exec(
+        `INSERT INTO journal (page, seqno, first_seqno, data) VALUES (?, ?, ?, ?)
+         ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data`,
+        firstPage + i,
+        seqno,
+        seqno,
+        data.subarray(i * pageSize, (i + 1) * pageSize),
+      );
     }
   }
 
