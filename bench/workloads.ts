@@ -10,6 +10,7 @@ import {
   VM_SYNC_ASYNCHRONOUS,
   VM_SYNC_SYNCHRONOUS,
 } from "../client";
+import { seededRandom } from "../tools/random";
 import { within } from "../tools/wrangler-dev";
 import { BenchSocket, putOnce } from "./baselines";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -320,18 +321,6 @@ export interface ManyKernels {
   latencies: number[];
   errors: string[];
   elapsedMs: number;
-}
-
-/** A small seeded PRNG (mulberry32), so every run makes the same choices. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

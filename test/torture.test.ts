@@ -35,7 +35,7 @@ import { pageSpanOf } from "../schema";
 import { ensureFaultyBucket, newFaultyBucket, type FaultyBucket } from "./helpers/faulty-bucket";
 import { putPages, readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel, settle, type Received } from "./helpers/kernel";
-import { seededRandom } from "./helpers/random";
+import { seededRandom } from "../tools/random";
 import { waitFor } from "./helpers/wait";
 
 const vars = env as unknown as Record<string, string | undefined>;

@@ -11,7 +11,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import type { MemoryObject } from "../../durable/memory-object";
 import { objectStub } from "./buckets";
-import { seededRandom } from "./random";
+import { seededRandom } from "../../tools/random";
 
 export type FaultKind = "fail" | "failAfterWrite" | "delay";
 

@@ -15,6 +15,7 @@ import { QUIET_ENV } from "../../tools/wrangler-dev";
 Object.assign(process.env, QUIET_ENV);
 // `wrangler dev` as a child process lives in tools/, shared with the benchmarks.
 export { freePort, startWranglerDev, within, type DevServer } from "../../tools/wrangler-dev";
+export { seededRandom } from "../../tools/random";
 
 /** Short timings so idle flushes and lock timeouts happen within a test. */
 export const FAST_VARS: Record<string, string> = {
@@ -99,16 +100,4 @@ export function newWireLog(): WireLog {
 function readFrame(data: string | ArrayBuffer | Uint8Array, socket: number): WireFrame {
   const frame = decodeFrame(data);
   return { header: frame.header as WireFrame["header"], payload: frame.payload, socket };
-}
-
-/** A small seeded PRNG (mulberry32), so each run makes the same choices. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -1,4 +1,7 @@
-/** A seeded PRNG for tests whose runs must repeat from a seed (the torture test, its R2 faults). */
+/**
+ * A seeded PRNG for runs that must repeat from a seed: the torture and end-to-end tests, the R2
+ * fault injector, the benchmarks. Pure TypeScript, so it runs in workerd and in Node alike.
+ */
 
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
 export function seededRandom(seed: number): () => number {
