@@ -24,6 +24,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../tools/random";
 import type { MemoryObject } from "../durable/memory-object";
 import {
   KERN_INVALID_ADDRESS,
@@ -61,20 +62,13 @@ const F = `fuzz-${SEED.toString(16)}`;
 const R = `fuzz-ref-${SEED.toString(16)}`;
 
 // ---------------------------------------------------------------------------------------------
-// A seeded PRNG (mulberry32). Each garbage socket gets its own stream, so the frames drawn do not
+// The seeded PRNG of tools/random.ts, with helpers. Each garbage socket gets its own stream, so the frames drawn do not
 // depend on how the async jobs happen to interleave.
 
 class Rng {
-  private state: number;
+  readonly float: () => number;
   constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  float(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.float = seededRandom(seed);
   }
   /** 0 … n - 1 */
   int(n: number): number {
