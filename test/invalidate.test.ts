@@ -14,12 +14,6 @@ const LOCK_TIMEOUT_MS = 400;
 
 const isLockRequest = (m: Received) => m.type === "memory_object_lock_request";
 
-function completionsFor(kernel: TestKernel, id: number): Received[] {
-  return kernel.received.filter(
-    (m) => m.type === "memory_object_synchronize_completed" && m.reply_to === id,
-  );
-}
-
 /** Makes `kernel` cache a range the way the protocol tracks it: by a data_request answered. */
 async function cache(kernel: TestKernel, offset: number, length: number): Promise<Received> {
   const answer = await kernel.answer(kernel.dataRequest(offset, length));
@@ -77,7 +71,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     expect(lock.offset + lock.length).toBeGreaterThanOrEqual(5100);
     await a.ack(sync);
     await settle(100);
-    expect(completionsFor(a, sync)).toEqual([]);
+    expect(a.completions(sync)).toEqual([]);
     expect(a.all("memory_object_lock_request")).toEqual([]);
     expect((await stat(object)).syncs).toBe(1);
 
@@ -134,7 +128,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     await settle(100);
     // The lock is settled but the page is not in R2 yet.
     expect(control.written).toEqual([]);
-    expect(completionsFor(a, sync)).toEqual([]);
+    expect(a.completions(sync)).toEqual([]);
     let writtenAtCompletion: string[] = [];
     const done = await a.completion(sync).then((m) => {
       writtenAtCompletion = [...control.written];
@@ -160,7 +154,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const lock = await b.next(isLockRequest, 1_000);
     expect(lock).toMatchObject({ should_return: 1, should_flush: true, lock_value: 8, mid: 1 });
     await settle(LOCK_TIMEOUT_MS / 2);
-    expect(completionsFor(a, sync)).toEqual([]);
+    expect(a.completions(sync)).toEqual([]);
     expect(await a.completion(sync, 5_000)).toMatchObject({
       type: "memory_object_synchronize_completed",
       reply_to: sync,
@@ -195,7 +189,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const late = lockCompleted(b, lock);
     expect(await b.answer(late)).toMatchObject({ type: "ack", id: late });
     await settle(50);
-    expect(completionsFor(a, sync)).toHaveLength(1);
+    expect(a.completions(sync)).toHaveLength(1);
     // Still stale: the timeout marked it, only a ready with flush clears that.
     const { ready } = await TestKernel.open(object, "kB", { receivedMid: lock.mid, id: 100 });
     expect(ready.flush).toBe(true);

@@ -14,10 +14,6 @@ import { waitFor } from "./helpers/wait";
 
 const SYNC = 2;
 
-function completionsFor(kernel: TestKernel, id: number): Received[] {
-  return kernel.all("memory_object_synchronize_completed").filter((m) => m.reply_to === id);
-}
-
 function outboxMessages(kernel: TestKernel): Received[] {
   return kernel.received.filter((m) => m.mid !== undefined);
 }
@@ -82,11 +78,11 @@ describe("eviction with outstanding SYNCHRONOUS requests", () => {
         expect([...supply.payload!]).toEqual([...data[0]!, ...data[1]!]);
       }
       await settle(150);
-      for (const id of syncs) expect(completionsFor(kernel, id)).toHaveLength(1);
+      for (const id of syncs) expect(kernel.completions(id)).toHaveLength(1);
       expect(kernel.all("error")).toEqual([]);
       const mids = outboxMessages(kernel).map((m) => m.mid);
       expect(mids).toEqual([1, 2, 3]);
-      expect(completionsFor(kernel, syncs[2]!)[0]).toMatchObject({ offset: 0, length: 8192 });
+      expect(kernel.completions(syncs[2]!)[0]).toMatchObject({ offset: 0, length: 8192 });
 
       // Data intact, now in R2.
       expect(await stat(name)).toMatchObject({ syncs: 0, journal_pages: 0, pages: 2 });
@@ -115,7 +111,7 @@ describe("eviction with outstanding SYNCHRONOUS requests", () => {
     });
     for (const id of syncs) await resumed.completion(id);
     await settle(150);
-    for (const id of syncs) expect(completionsFor(resumed, id)).toHaveLength(1);
+    for (const id of syncs) expect(resumed.completions(id)).toHaveLength(1);
     // Everything the manager sent on its own initiative came after ready.
     expect(resumed.received[0]!.type).toBe("memory_object_ready");
     expect(outboxMessages(resumed).map((m) => m.mid)).toEqual([1, 2, 3]);
@@ -242,7 +238,7 @@ describe("resume", () => {
       payload: undefined,
     });
     await settle(100);
-    expect(completionsFor(resumed, sync)).toEqual([]);
+    expect(resumed.completions(sync)).toEqual([]);
     expect(resumed.all("error")).toEqual([]);
     expect((await stat(name)).syncs).toBe(0);
     const supply = await resumed.answer(resumed.dataRequest(0, 8192));

@@ -8,18 +8,13 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { wrapObjectBucket } from "./helpers/buckets";
 import { call, stat } from "./helpers/http";
-import { TestKernel, pageOf, settle, type Received } from "./helpers/kernel";
+import { TestKernel, pageOf, settle } from "./helpers/kernel";
 
 const PAGE = 4096;
 const KERN_INVALID_ARGUMENT = 4;
 const KERN_MEMORY_ERROR = 10;
 
 /** Completions (not errors) the kernel received for message `id`. */
-function completionsFor(kernel: TestKernel, id: number): Received[] {
-  return kernel.received.filter(
-    (m) => m.type === "memory_object_synchronize_completed" && m.reply_to === id,
-  );
-}
 
 /** Position of the completion of `id` among everything the kernel received. */
 function indexOfCompletion(kernel: TestKernel, id: number): number {
@@ -53,7 +48,7 @@ describe("SYNCHRONOUS", () => {
     // nothing was completed meanwhile.
     expect(control.attempts).toBeGreaterThanOrEqual(1);
     expect(control.written).toEqual([]);
-    expect(completionsFor(kernel, sync)).toEqual([]);
+    expect(kernel.completions(sync)).toEqual([]);
     expect(await segmentKeysInR2(object)).toEqual([]);
 
     const done = await completion;
@@ -88,7 +83,7 @@ describe("SYNCHRONOUS", () => {
     expect(answer).toMatchObject({ type: "error", reply_to: sync, kern_return: KERN_MEMORY_ERROR });
     expect(control.attempts).toBeGreaterThanOrEqual(3);
     await settle(100);
-    expect(completionsFor(kernel, sync)).toEqual([]);
+    expect(kernel.completions(sync)).toEqual([]);
     expect(await segmentKeysInR2(object)).toEqual([]);
     kernel.close();
   });
@@ -196,7 +191,7 @@ describe("flags and ranges", () => {
       kern_return: KERN_INVALID_ARGUMENT,
     });
     await settle(150);
-    expect(completionsFor(kernel, sync)).toEqual([]);
+    expect(kernel.completions(sync)).toEqual([]);
     expect(kernel.received.filter((m) => m.type === "ack" && m.id === sync)).toEqual([]);
     expect((await stat("sync-flags-both")).syncs).toBe(0);
     // Not applied: the kernel's last_id did not move.
@@ -219,7 +214,7 @@ describe("flags and ranges", () => {
       });
     }
     await settle(150);
-    for (const id of [bad, badWithSync, badHigh]) expect(completionsFor(kernel, id)).toEqual([]);
+    for (const id of [bad, badWithSync, badHigh]) expect(kernel.completions(id)).toEqual([]);
     kernel.close();
   });
 
@@ -281,7 +276,7 @@ describe("flags and ranges", () => {
     await kernel.ack(kernel.dataReturn(PAGE, pageOf(6)));
     const sync = kernel.synchronize(100, 5000, 0x2);
     await settle(150);
-    expect(completionsFor(kernel, sync)).toEqual([]);
+    expect(kernel.completions(sync)).toEqual([]);
     let writtenAtCompletion: string[] = [];
     await kernel.completion(sync).then(() => {
       writtenAtCompletion = [...control.written];
@@ -309,8 +304,8 @@ describe("ordering", () => {
       mid: 1,
     });
     await settle(100);
-    expect(completionsFor(kernel, first)).toEqual([]);
-    expect(completionsFor(kernel, overlapping)).toEqual([]);
+    expect(kernel.completions(first)).toEqual([]);
+    expect(kernel.completions(overlapping)).toEqual([]);
 
     const response = await call(`/v1/objects/${object}/syncs`);
     expect(response.status).toBe(200);
@@ -339,7 +334,7 @@ describe("ordering", () => {
     expect((await stat(object)).syncs).toBe(2);
 
     const second = await kernel.completion(overlapping);
-    const firstDone = completionsFor(kernel, first);
+    const firstDone = kernel.completions(first);
     expect(firstDone).toHaveLength(1);
     expect(indexOfCompletion(kernel, first)).toBeLessThan(indexOfCompletion(kernel, overlapping));
     expect(firstDone[0]).toMatchObject({ offset: 0, length: 2 * PAGE, mid: 2 });
@@ -364,7 +359,7 @@ describe("ordering", () => {
       length: PAGE,
       mid: 1,
     });
-    expect(completionsFor(a, slow)).toEqual([]);
+    expect(a.completions(slow)).toEqual([]);
     expect(await a.completion(slow)).toMatchObject({
       type: "memory_object_synchronize_completed",
       reply_to: slow,
@@ -396,7 +391,7 @@ describe("completions", () => {
     const completions = kernel.all("memory_object_synchronize_completed");
     expect(completions.map((m) => m.mid)).toEqual([1, 2, 3, 4, 5]);
     expect(completions.map((m) => m.reply_to).sort((x, y) => x - y)).toEqual(ids);
-    for (const id of ids) expect(completionsFor(kernel, id)).toHaveLength(1);
+    for (const id of ids) expect(kernel.completions(id)).toHaveLength(1);
     // Acks come exactly once too.
     for (const id of ids)
       expect(kernel.received.filter((m) => m.type === "ack" && m.id === id)).toHaveLength(1);

@@ -13,7 +13,9 @@ import {
   VM_SYNC_KILLPAGES,
   VM_SYNC_REUSABLEPAGES,
   VM_SYNC_SYNCHRONOUS,
+  HTTP_KERNEL,
 } from "../../schema/constants";
+import { parseKernelId as parseKernel, parseObjectName as parseName } from "../../schema/names";
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 
@@ -54,23 +56,24 @@ export function parsePositiveCount(value: string): number {
   return number;
 }
 
-const NAME_CHARS = /^[A-Za-z0-9._-]+$/;
-
-/** An object name (protocol.md §1): 1–128 characters of A-Z a-z 0-9 . _ - */
+/** An object name (protocol.md §1), by the schema's rule; a usage error in the CLI's words. */
 export function parseObjectName(value: string): string {
-  if (value.length === 0 || value.length > 128 || !NAME_CHARS.test(value)) {
+  try {
+    return parseName(value);
+  } catch {
     throw new InvalidArgumentError("an object name is 1-128 characters of A-Z a-z 0-9 . _ -");
   }
-  return value;
 }
 
-/** A kernel id (protocol.md §1): 1–64 characters of the same set, and not the reserved `http`. */
+/** A kernel id (protocol.md §1), by the schema's rule: 1–64 such characters, not `http`. */
 export function parseKernelId(value: string): string {
-  if (value.length === 0 || value.length > 64 || !NAME_CHARS.test(value)) {
+  if (value === HTTP_KERNEL)
+    throw new InvalidArgumentError('"http" is reserved for HTTP requests.');
+  try {
+    return parseKernel(value);
+  } catch {
     throw new InvalidArgumentError("a kernel id is 1-64 characters of A-Z a-z 0-9 . _ -");
   }
-  if (value === "http") throw new InvalidArgumentError('"http" is reserved for HTTP requests.');
-  return value;
 }
 
 /** The service's base URL: http or https. */

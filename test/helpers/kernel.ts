@@ -178,6 +178,11 @@ export class TestKernel {
     );
   }
 
+  /** Every completion received for synchronize `id` (a test of exactly-once counts them). */
+  completions(id: number): Received[] {
+    return this.all("memory_object_synchronize_completed").filter((m) => m.reply_to === id);
+  }
+
   all(type: string): Received[] {
     return this.received.filter((m) => m.type === type);
   }
