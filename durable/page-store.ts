@@ -37,7 +37,11 @@ export class PageStore {
    */
   private journalCount: number | null = null;
 
-  /** Journals each page of a dirty data_return; a newer version replaces the older one. */
+  /**
+   * Journals each page of a dirty data_return; a newer version replaces the older one. One
+   * statement per frame: SQLite cuts the pages out of the frame's bytes itself (a recursive
+   * series and `substr` on a blob), since a statement per page cost more than the bytes did.
+   */
   journal(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void {
     const pages = data.byteLength / pageSize;
     if (this.journalCount !== null) {
@@ -51,16 +55,18 @@ export class PageStore {
         .one().n;
       this.journalCount += pages - present;
     }
-    for (let i = 0; i < pages; i++) {
-      this.sql.exec(
-        `INSERT INTO journal (page, seqno, first_seqno, data) VALUES (?, ?, ?, ?)
-         ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data`,
-        firstPage + i,
-        seqno,
-        seqno,
-        data.subarray(i * pageSize, (i + 1) * pageSize),
-      );
-    }
+    // `WHERE true` lets SQLite parse ON CONFLICT after INSERT … SELECT (its documented quirk).
+    this.sql.exec(
+      `WITH RECURSIVE slot (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM slot WHERE i + 1 < ?1)
+       INSERT INTO journal (page, seqno, first_seqno, data)
+       SELECT ?2 + i, ?3, ?3, substr(?4, i * ?5 + 1, ?5) FROM slot WHERE true
+       ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data`,
+      pages,
+      firstPage,
+      seqno,
+      data,
+      pageSize,
+    );
   }
 
   journalPages(): number {
@@ -195,43 +201,47 @@ export class PageStore {
   /**
    * After a segment's put resolved: point the index at it, drop the journal rows it holds unless a
    * newer version arrived meanwhile, and note that such newer versions start at `readSeqno`.
+   * Set-based (the batch goes in once as JSON, slot = array index): a few statements per segment
+   * instead of four per page.
    */
   commitSegment(key: string, batch: SegmentPage[], readSeqno: number): void {
+    const pages = JSON.stringify(batch.map(({ page, seqno }) => [page, seqno]));
     this.sql.exec(
       `INSERT INTO segments (key, pages, live) VALUES (?, ?, ?)`,
       key,
       batch.length,
       batch.length,
     );
-    batch.forEach((row, slot) => {
-      const previous = this.sql
-        .exec<{ segment: string }>(`SELECT segment FROM pages WHERE page = ?`, row.page)
-        .toArray()[0];
-      if (previous)
-        this.sql.exec(`UPDATE segments SET live = live - 1 WHERE key = ?`, previous.segment);
-      this.sql.exec(
-        `INSERT INTO pages (page, segment, slot, seqno) VALUES (?, ?, ?, ?)
-         ON CONFLICT (page) DO UPDATE SET segment = excluded.segment, slot = excluded.slot,
-           seqno = excluded.seqno`,
-        row.page,
-        key,
-        slot,
-        row.seqno,
-      );
-      const deleted = this.sql.exec(
-        `DELETE FROM journal WHERE page = ? AND seqno = ?`,
-        row.page,
-        row.seqno,
-      ).rowsWritten;
-      if (deleted > 0 && this.journalCount !== null) this.journalCount--;
-      if (deleted === 0) {
-        this.sql.exec(
-          `UPDATE journal SET first_seqno = max(first_seqno, ?) WHERE page = ?`,
-          readSeqno,
-          row.page,
-        );
-      }
-    });
+    // The segments that held the previous copies lose those pages (before the index moves).
+    this.sql.exec(
+      `UPDATE segments SET live = live - moved.n
+       FROM (SELECT pages.segment, count(*) AS n FROM json_each(?1) AS b
+             JOIN pages ON pages.page = b.value ->> 0 GROUP BY pages.segment) AS moved
+       WHERE segments.key = moved.segment`,
+      pages,
+    );
+    this.sql.exec(
+      `INSERT INTO pages (page, segment, slot, seqno)
+       SELECT b.value ->> 0, ?2, b.key, b.value ->> 1 FROM json_each(?1) AS b WHERE true
+       ON CONFLICT (page) DO UPDATE SET segment = excluded.segment, slot = excluded.slot,
+         seqno = excluded.seqno`,
+      pages,
+      key,
+    );
+    const dropped = this.sql
+      .exec(
+        `DELETE FROM journal WHERE (page, seqno) IN
+           (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING page`,
+        pages,
+      )
+      .toArray().length;
+    if (this.journalCount !== null) this.journalCount -= dropped;
+    this.sql.exec(
+      `UPDATE journal SET first_seqno = max(journal.first_seqno, ?2)
+       FROM json_each(?1) AS b WHERE journal.page = b.value ->> 0 AND journal.seqno <> b.value ->> 1`,
+      pages,
+      readSeqno,
+    );
   }
 
   segmentKeys(): string[] {

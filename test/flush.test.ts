@@ -70,3 +70,31 @@ describe("flushing several segments", () => {
     expect(Buffer.from(back).equals(Buffer.from(body))).toBe(true);
   });
 });
+
+describe("segment bookkeeping", () => {
+  it("counts each segment's live pages: a newer copy elsewhere takes one away", async () => {
+    const object = "flush-live";
+    await putPages(object, 0, content(3 * 4096));
+    expect((await synchronize(object, 0, 3 * 4096, 2)).status).toBe(200);
+    // Pages 1 and 2 again: the first segment keeps only page 0.
+    await putPages(object, 4096, content(2 * 4096).reverse());
+    expect((await synchronize(object, 0, 3 * 4096, 2)).status).toBe(200);
+    const rows = await runInDurableObject(objectStub(object), (_instance: MemoryObject, state) =>
+      state.storage.sql
+        .exec<{ pages: number; live: number }>(
+          `SELECT pages, live FROM segments ORDER BY pages DESC`,
+        )
+        .toArray(),
+    );
+    expect(rows).toEqual([
+      { pages: 3, live: 1 },
+      { pages: 2, live: 2 },
+    ]);
+    expect(await stat(object)).toMatchObject({ journal_pages: 0, pages: 3 });
+    const back = await readPages(object, 0, 3 * 4096);
+    expect(Buffer.from(back.subarray(0, 4096)).equals(Buffer.from(content(4096)))).toBe(true);
+    expect(Buffer.from(back.subarray(4096)).equals(Buffer.from(content(2 * 4096).reverse()))).toBe(
+      true,
+    );
+  });
+});
