@@ -5,6 +5,15 @@
  */
 import type { PageSpan } from "../schema";
 
+/**
+ * The synchronize barrier as an SQL condition on a row `s` with `first_page`, `end_page` and
+ * `seqno` (a request, or its range and seqno): some page of the range still has a version below
+ * that seqno in the journal, not yet in R2 (protocol.md §6.4). One definition, so the tracker can
+ * ask it of every outstanding request in one query.
+ */
+export const JOURNAL_HOLDS_BELOW = `EXISTS (SELECT 1 FROM journal
+  WHERE journal.page >= s.first_page AND journal.page < s.end_page AND journal.first_seqno < s.seqno)`;
+
 /** Where one page of a read comes from, decided in seqno order before any I/O. */
 type PageSource =
   { page: number; journal: Uint8Array } | { page: number; segment: string; slot: number };
@@ -94,14 +103,15 @@ export class PageStore {
    */
   isDurableBelow(span: PageSpan, seqno: number): boolean {
     const row = this.sql
-      .exec(
-        `SELECT 1 FROM journal WHERE page >= ? AND page < ? AND first_seqno < ? LIMIT 1`,
+      .exec<{ waits: number }>(
+        `SELECT ${JOURNAL_HOLDS_BELOW} AS waits
+         FROM (SELECT ? AS first_page, ? AS end_page, ? AS seqno) AS s`,
         span.first,
         span.end,
         seqno,
       )
-      .toArray();
-    return row.length === 0;
+      .one();
+    return row.waits === 0;
   }
 
   /** The durable watermark: every page returned with a lower seqno is in R2. */

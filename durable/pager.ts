@@ -120,9 +120,12 @@ export class Pager {
     const retryWaits = this.flushRetryAt !== null && this.flushRetryAt > Date.now();
     // A waiting SYNCHRONOUS request starts the write at once even during a failure backoff
     // (protocol.md §6.4): every failed round answers the requests it covered, so this ends.
+    // An empty journal has nothing to flush: skip asking the tracker (most messages end here).
     const due =
-      this.tracker.needsFlush() || (!retryWaits && journalBytes >= this.limits.segmentTargetBytes);
-    if (journalBytes > 0 && due) this.flushNow();
+      journalBytes > 0 &&
+      ((!retryWaits && journalBytes >= this.limits.segmentTargetBytes) ||
+        this.tracker.needsFlush());
+    if (due) this.flushNow();
     this.scheduleAlarm(journalBytes > 0);
   }
 

@@ -18,7 +18,7 @@ import {
 import type { Kernels } from "./kernels";
 import type { Meta } from "./meta";
 import type { Outbox } from "./outbox";
-import type { PageStore } from "./page-store";
+import { JOURNAL_HOLDS_BELOW, type PageStore } from "./page-store";
 import type { Residency } from "./residency";
 
 export type SyncRequest = {
@@ -128,15 +128,20 @@ export class SyncTracker {
     for (let changed = true; changed;) {
       changed = false;
       const outstanding = this.outstanding();
+      if (outstanding.length === 0) return;
+      // One query for every request active now; completing one never changes another's answer.
+      const doneNow = this.activeDone();
       const done = new Set<number>();
       for (const row of outstanding) {
+        let isDone = doneNow.has(row.seqno);
         if (!row.active) {
           const earlier = outstanding.filter((other) => !done.has(other.seqno));
           if (this.blockedByEarlier(row, earlier)) continue;
           this.start(row);
           changed = true;
+          isDone = this.isDone(row);
         }
-        if (this.isDone(row)) {
+        if (isDone) {
           this.complete(row);
           done.add(row.seqno);
           changed = true;
@@ -147,9 +152,26 @@ export class SyncTracker {
 
   /** SYNCHRONOUS requests still waiting on R2: the flusher must run now (§6.4). */
   needsFlush(): boolean {
-    return this.outstanding().some(
-      (row) => row.active && (row.sync_flags & VM_SYNC_SYNCHRONOUS) !== 0 && !this.isDurable(row),
+    const waiting = this.deps.sql
+      .exec(
+        `SELECT 1 FROM syncs AS s WHERE active = 1 AND (sync_flags & ${VM_SYNC_SYNCHRONOUS}) != 0
+           AND ${JOURNAL_HOLDS_BELOW} LIMIT 1`,
+      )
+      .toArray();
+    return waiting.length > 0;
+  }
+
+  /**
+   * Seqnos of the active requests that are done: durable as far as their flags ask (no journal
+   * version below their seqno in their range) and waiting on no lock request.
+   */
+  private activeDone(): Set<number> {
+    const rows = this.deps.sql.exec<{ seqno: number }>(
+      `SELECT seqno FROM syncs AS s WHERE active = 1
+         AND ((sync_flags & ${VM_SYNC_SYNCHRONOUS}) = 0 OR NOT ${JOURNAL_HOLDS_BELOW})
+         AND NOT EXISTS (SELECT 1 FROM locks WHERE locks.sync_seqno = s.seqno)`,
     );
+    return new Set(Array.from(rows, (row) => row.seqno));
   }
 
   /** Every R2 attempt failed: the SYNCHRONOUS requests waiting on returns below `seqno` fail (§6.9). */
