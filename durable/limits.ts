@@ -17,6 +17,7 @@ export interface Limits {
   maxSyncsPerKernel: number;
   maxKernels: number;
   errorsPerMinute: number;
+  readCacheBytes: number;
 }
 
 const VARS: Record<keyof Limits, keyof Env> = {
@@ -33,6 +34,7 @@ const VARS: Record<keyof Limits, keyof Env> = {
   maxSyncsPerKernel: "MAX_SYNCS_PER_KERNEL",
   maxKernels: "MAX_KERNELS",
   errorsPerMinute: "ERRORS_PER_MINUTE",
+  readCacheBytes: "READ_CACHE_BYTES",
 };
 
 /**

@@ -4,6 +4,7 @@
  * them. Reads look in the journal first, then the segment, else the page was never written.
  */
 import type { PageSpan } from "../schema";
+import type { SegmentCache } from "./segment-cache";
 
 /**
  * The synchronize barrier as an SQL condition on a row `s` with `first_page`, `end_page` and
@@ -38,6 +39,8 @@ export class PageStore {
     private readonly sql: SqlStorage,
     /** Replaceable so tests can run the same scenarios against a failing or slow bucket. */
     public bucket: R2Bucket,
+    /** Segment pages read lately (immutable segments: no invalidation); replaceable in tests. */
+    public cache: SegmentCache,
   ) {}
 
   /**
@@ -151,8 +154,8 @@ export class PageStore {
   }
 
   /**
-   * Reads a planned range: journal pages from memory, segment pages with one ranged R2 read per
-   * run of consecutive slots; never-written pages stay zero.
+   * Reads a planned range: journal pages from memory, segment pages from the cache or with one
+   * ranged R2 read per run of consecutive slots not cached; never-written pages stay zero.
    */
   async read(plan: ReadPlan, pageSize: number): Promise<Uint8Array> {
     const out = new Uint8Array((plan.span.end - plan.span.first) * pageSize);
@@ -161,6 +164,11 @@ export class PageStore {
       const at = (source.page - plan.span.first) * pageSize;
       if ("journal" in source) {
         out.set(source.journal, at);
+        continue;
+      }
+      const cached = this.cache.get(source.segment, source.slot);
+      if (cached) {
+        out.set(cached, at);
         continue;
       }
       const last = runs[runs.length - 1];
@@ -181,10 +189,9 @@ export class PageStore {
           range: { offset: run.slot * pageSize, length: run.count * pageSize },
         });
         if (!object) throw new Error(`segment ${run.segment} is missing from R2`);
-        out.set(
-          new Uint8Array(await object.arrayBuffer()),
-          (run.page - plan.span.first) * pageSize,
-        );
+        const bytes = new Uint8Array(await object.arrayBuffer());
+        out.set(bytes, (run.page - plan.span.first) * pageSize);
+        this.cache.keep(run.segment, run.slot, bytes, pageSize);
       }),
     );
     return out;

@@ -1,6 +1,6 @@
 /**
  * R2 wrappers for running the same scenario against a failing or slow store (style.md §10).
- * They wrap the real local bucket; only `put` is changed. `onObject` installs one inside a live
+ * They wrap the real local bucket; only `put` and `get` are changed (and counted). `onObject` installs one inside a live
  * MemoryObject (an eviction drops it again, like any in-memory state).
  */
 import { env } from "cloudflare:workers";
@@ -18,10 +18,20 @@ export interface PutControl {
   written: string[];
   /** Puts attempted (including failed ones). */
   attempts: number;
+  /** Gets (ranged reads) asked of R2. */
+  reads: number;
 }
 
 export function newControl(options: Partial<PutControl> = {}): PutControl {
-  return { failing: false, delayMs: 0, readDelayMs: 0, written: [], attempts: 0, ...options };
+  return {
+    failing: false,
+    delayMs: 0,
+    readDelayMs: 0,
+    written: [],
+    attempts: 0,
+    reads: 0,
+    ...options,
+  };
 }
 
 export function wrapBucket(bucket: R2Bucket, control: PutControl): R2Bucket {
@@ -39,6 +49,7 @@ export function wrapBucket(bucket: R2Bucket, control: PutControl): R2Bucket {
       }
       if (property === "get") {
         return async (key: string, options?: R2GetOptions) => {
+          control.reads++;
           if (control.readDelayMs > 0) await new Promise((r) => setTimeout(r, control.readDelayMs));
           return target.get(key, options);
         };
