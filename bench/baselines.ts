@@ -28,8 +28,12 @@ export class BenchSocket {
     });
   }
 
-  /** `mode` "page" is baseline (b), "echo" is baseline (c). */
-  static async open(url: string, mode: "page" | "echo", object: string): Promise<BenchSocket> {
+  /** `mode` "page" is baseline (b), "echo" is (c), "floor" is (d) (its ack carries no `id`). */
+  static async open(
+    url: string,
+    mode: "page" | "echo" | "floor",
+    object: string,
+  ): Promise<BenchSocket> {
     const socket = new WebSocket(
       `${url.replace(/^http/, "ws")}/bench/${mode}-socket?object=${encodeURIComponent(object)}`,
     );
@@ -57,7 +61,7 @@ export class BenchSocket {
     return this.send(id, encodeFrame(header, page));
   }
 
-  /** (c) A message shaped like a synchronize; resolves when it comes back. */
+  /** (c), (d) A message shaped like a synchronize; resolves when it comes back (is completed). */
   echo(offset: number, length: number, syncFlags: number): Promise<void> {
     const id = this.nextId++;
     const message = {

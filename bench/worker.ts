@@ -9,9 +9,13 @@
  *   for "one dirty page made durable".
  * - (c) `/bench/echo-socket`: a WebSocket to a Durable Object that sends each message back. The
  *   floor for messages per second on one object.
+ * - (d) `/bench/floor-socket`: the least any manager of protocol.md must do per synchronize: parse
+ *   it, record one SQLite row (its seqno must survive a restart), and send two replies (the ack,
+ *   then the completion), each held by the output gate until the write is durable. Not a target,
+ *   a reference: how much of the gap to (c) is the protocol's and how much is edgepager's.
  *
  * Sockets are accepted with `ctx.acceptWebSocket`, as edgepager's are, and the class is
- * SQLite-backed like MemoryObject, though it stores nothing there.
+ * SQLite-backed like MemoryObject; only (d) stores anything there.
  */
 import { DurableObject } from "cloudflare:workers";
 import { decodeFrame } from "../schema";
@@ -20,6 +24,8 @@ interface BenchEnv {
   BENCH_OBJECT: DurableObjectNamespace<BenchObject>;
   BENCH_PAGES: R2Bucket;
 }
+
+const SOCKET_MODES = ["page", "echo", "floor"] as const;
 
 export default {
   async fetch(request: Request, env: BenchEnv): Promise<Response> {
@@ -32,7 +38,7 @@ export default {
       const object = await env.BENCH_PAGES.put(`bench/bulk/${crypto.randomUUID()}`, body);
       return Response.json({ size: object?.size ?? 0 });
     }
-    if (url.pathname === "/bench/page-socket" || url.pathname === "/bench/echo-socket") {
+    if (SOCKET_MODES.some((mode) => url.pathname === `/bench/${mode}-socket`)) {
       if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
         return new Response("expected a WebSocket upgrade", { status: 426 });
       }
@@ -45,20 +51,40 @@ export default {
 
 export class BenchObject extends DurableObject<BenchEnv> {
   override async fetch(request: Request): Promise<Response> {
-    const mode = new URL(request.url).pathname === "/bench/echo-socket" ? "echo" : "page";
+    const path = new URL(request.url).pathname;
+    const mode = SOCKET_MODES.find((m) => path === `/bench/${m}-socket`) ?? "page";
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1], [mode]);
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (this.ctx.getTags(ws).includes("echo")) {
+    const [mode] = this.ctx.getTags(ws);
+    if (mode === "echo") {
       ws.send(message);
+      return;
+    }
+    if (mode === "floor") {
+      const { id } = JSON.parse(String(message)) as { id: number };
+      const seqno = this.nextSeqno();
+      ws.send(JSON.stringify({ ack: id, seqno }));
+      ws.send(JSON.stringify({ id, seqno }));
       return;
     }
     const frame = decodeFrame(message);
     if (!frame.payload) throw new Error("page-socket expects binary frames with a payload");
     await this.env.BENCH_PAGES.put(`bench/pages/${crypto.randomUUID()}`, frame.payload);
     ws.send(JSON.stringify({ id: frame.header.id }));
+  }
+
+  /** (d) One durable row per message, as a sequencer's seqno counter is. */
+  private nextSeqno(): number {
+    this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS counter (one INTEGER PRIMARY KEY, n)`);
+    return this.ctx.storage.sql
+      .exec<{ n: number }>(
+        `INSERT INTO counter (one, n) VALUES (1, 0) ON CONFLICT (one) DO UPDATE SET n = n + 1
+         RETURNING n`,
+      )
+      .one().n;
   }
 }

@@ -289,26 +289,32 @@ async function windowed(total: number, send: (offset: number) => Promise<unknown
   return total / (elapsed(start) / 1000);
 }
 
-/** W3 against baseline (c), alternating; message rates in requests per second. */
+/**
+ * W3 against baseline (c), and the protocol floor (d) for reference, in rotating order; message
+ * rates in requests per second.
+ */
 export async function asyncSyncRate(url: string, messages: number, reps: number) {
   const object = freshObject("w3");
   const connection = await connect(url, object);
-  const socket = await BenchSocket.open(url, "echo", freshObject("w3-echo"));
-  const sync = (offset: number) => connection.synchronize(offset, PAGE, VM_SYNC_ASYNCHRONOUS);
-  const echo = (offset: number) => socket.echo(offset, PAGE, VM_SYNC_ASYNCHRONOUS);
-  await windowed(Math.min(500, messages), sync); // warm-up
-  await windowed(Math.min(500, messages), echo);
-  const rates = { edgepager: [] as number[], baseline: [] as number[] };
+  const echoSocket = await BenchSocket.open(url, "echo", freshObject("w3-echo"));
+  const floorSocket = await BenchSocket.open(url, "floor", freshObject("w3-floor"));
+  const runners = {
+    edgepager: (offset: number) => connection.synchronize(offset, PAGE, VM_SYNC_ASYNCHRONOUS),
+    baseline: (offset: number) => echoSocket.echo(offset, PAGE, VM_SYNC_ASYNCHRONOUS),
+    floor: (offset: number) => floorSocket.echo(offset, PAGE, VM_SYNC_ASYNCHRONOUS),
+  };
+  const order = Object.keys(runners) as (keyof typeof runners)[];
+  for (const name of order) await windowed(Math.min(500, messages), runners[name]); // warm-up
+  const rates = { edgepager: [] as number[], baseline: [] as number[], floor: [] as number[] };
   for (let rep = 0; rep < reps; rep++) {
-    if (rep % 2 === 0) {
-      rates.baseline.push(await windowed(messages, echo));
-      rates.edgepager.push(await windowed(messages, sync));
-    } else {
-      rates.edgepager.push(await windowed(messages, sync));
-      rates.baseline.push(await windowed(messages, echo));
+    // Each rep starts with a different one, so no side always runs first or last.
+    for (let i = 0; i < order.length; i++) {
+      const name = order[(rep + i) % order.length]!;
+      rates[name].push(await windowed(messages, runners[name]));
     }
   }
-  socket.close();
+  echoSocket.close();
+  floorSocket.close();
   await finish(url, connection, object);
   return rates;
 }
