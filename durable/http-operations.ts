@@ -118,7 +118,11 @@ async function readPages(pager: Pager, _request: Request, url: URL): Promise<Res
     pieces.push({ first, end: Math.min(span.end, first + piecePages) });
   }
   const readPiece = async ({ first, end }: { first: number; end: number }) => {
-    const bytes = await pager.store.read(pager.store.slicePlan(plan, first, end), pageSize);
+    // Bulk reads use cached pages but do not fill the cache: one export must not evict the pages
+    // kernels keep faulting on.
+    const bytes = await pager.store.read(pager.store.slicePlan(plan, first, end), pageSize, {
+      fillCache: false,
+    });
     const from = Math.max(offset, first * pageSize) - first * pageSize;
     const to = Math.min(offset + length, end * pageSize) - first * pageSize;
     return bytes.subarray(from, to);

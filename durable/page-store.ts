@@ -155,9 +155,10 @@ export class PageStore {
 
   /**
    * Reads a planned range: journal pages from memory, segment pages from the cache or with one
-   * ranged R2 read per run of consecutive slots not cached; never-written pages stay zero.
+   * ranged R2 read per run of consecutive slots not cached; never-written pages stay zero. What
+   * R2 returned is cached unless `fillCache` is false (a bulk read passing through).
    */
-  async read(plan: ReadPlan, pageSize: number): Promise<Uint8Array> {
+  async read(plan: ReadPlan, pageSize: number, { fillCache = true } = {}): Promise<Uint8Array> {
     const out = new Uint8Array((plan.span.end - plan.span.first) * pageSize);
     const runs: { segment: string; slot: number; page: number; count: number }[] = [];
     for (const source of plan.sources) {
@@ -191,7 +192,7 @@ export class PageStore {
         if (!object) throw new Error(`segment ${run.segment} is missing from R2`);
         const bytes = new Uint8Array(await object.arrayBuffer());
         out.set(bytes, (run.page - plan.span.first) * pageSize);
-        this.cache.keep(run.segment, run.slot, bytes, pageSize);
+        if (fillCache) this.cache.keep(run.segment, run.slot, bytes, pageSize);
       }),
     );
     return out;

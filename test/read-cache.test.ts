@@ -1,6 +1,6 @@
-// Hot pages (design.md §4 reads; issue: "cache hot segments within a memory bound"): segment pages
-// read once are served from memory after, never above READ_CACHE_BYTES; a page rewritten into a
-// new segment is read from that one, since segments are immutable and keys never reused.
+// Hot pages (design.md §4 reads): segment pages a kernel read once are served from memory after,
+// never above READ_CACHE_BYTES; bulk HTTP reads use the cache without filling it; a page rewritten
+// into a new segment is read from that one, since segments are immutable and keys never reused.
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
@@ -23,49 +23,62 @@ function same(a: Uint8Array | undefined, b: Uint8Array): boolean {
 }
 
 describe("SegmentCache", () => {
-  it("evicts the least recently used pages to stay within its bound", () => {
+  it("evicts the least recently used runs to stay within its bound", () => {
     const cache = new SegmentCache(3 * PAGE);
     cache.keep(
       "s1",
       0,
       pages(2, (i) => i + 1),
       PAGE,
-    ); // slots 0, 1
-    expect(cache.get("s1", 0)?.[0]).toBe(1); // slot 0 is now the most recent
+    ); // a run of slots 0 and 1
+    expect(cache.get("s1", 1)?.[0]).toBe(2);
     cache.keep(
       "s2",
       5,
-      pages(2, (i) => i + 10),
-      PAGE,
-    ); // two more: one must go
-    expect(cache.size()).toBe(3 * PAGE);
-    expect(cache.get("s1", 1)).toBeUndefined(); // the least recently used
-    expect(cache.get("s1", 0)?.[0]).toBe(1);
-    expect(cache.get("s2", 5)?.[0]).toBe(10);
-    expect(cache.get("s2", 6)?.[0]).toBe(11);
-    cache.clear();
-    expect(cache.size()).toBe(0);
-    expect(cache.get("s1", 0)).toBeUndefined();
-  });
-
-  it("keeps copies, not views of the buffer a run was read into", () => {
-    const cache = new SegmentCache(4 * PAGE);
-    const run = pages(2, () => 7);
-    cache.keep("s", 0, run, PAGE);
-    run.fill(0);
-    expect(cache.get("s", 1)?.[0]).toBe(7);
-    expect(cache.get("s", 1)?.buffer.byteLength).toBe(PAGE);
-  });
-
-  it("keeps nothing when a page is larger than the bound", () => {
-    const cache = new SegmentCache(PAGE - 1);
-    cache.keep(
-      "s",
-      0,
-      pages(1, () => 1),
+      pages(1, () => 10),
       PAGE,
     );
+    expect(cache.size()).toBe(3 * PAGE);
+    cache.keep(
+      "s3",
+      0,
+      pages(1, () => 20),
+      PAGE,
+    ); // over the bound: s1's run is the oldest
+    expect(cache.size()).toBe(2 * PAGE);
+    expect(cache.get("s1", 0)).toBeUndefined();
+    expect(cache.get("s1", 1)).toBeUndefined();
+    expect(cache.get("s2", 5)?.[0]).toBe(10); // s2 is now more recent than s3
+    cache.keep(
+      "s4",
+      0,
+      pages(2, () => 30),
+      PAGE,
+    );
+    expect(cache.get("s3", 0)).toBeUndefined();
+    expect(cache.get("s2", 5)?.[0]).toBe(10);
+    expect(cache.get("s4", 1)?.[0]).toBe(30);
+    expect(cache.size()).toBe(3 * PAGE);
+    cache.clear();
     expect(cache.size()).toBe(0);
+    expect(cache.get("s2", 5)).toBeUndefined();
+  });
+
+  it("holds each run as read (pages are views, no copies) and never one larger than the bound", () => {
+    const cache = new SegmentCache(4 * PAGE);
+    const run = pages(2, (i) => i + 7);
+    cache.keep("s", 0, run, PAGE);
+    expect(cache.get("s", 1)?.buffer).toBe(run.buffer);
+    expect(cache.get("s", 1)?.byteLength).toBe(PAGE);
+    expect(cache.get("s", 1)?.[0]).toBe(8);
+    cache.keep(
+      "big",
+      0,
+      pages(5, () => 1),
+      PAGE,
+    );
+    expect(cache.get("big", 0)).toBeUndefined();
+    expect(cache.size()).toBe(2 * PAGE);
   });
 });
 
@@ -83,7 +96,7 @@ describe("reads of segment pages", () => {
     expect(control.reads).toBe(1); // one ranged read for the run of 8 pages
     const again = await kernel.answer(kernel.dataRequest(2 * PAGE, 4 * PAGE));
     expect(same(again.payload, v1.subarray(2 * PAGE, 6 * PAGE))).toBe(true);
-    expect(same(await readPages(object, 0, 8 * PAGE), v1)).toBe(true); // HTTP reads share it
+    expect(same(await readPages(object, 0, 8 * PAGE), v1)).toBe(true); // HTTP reads use it too
     expect(control.reads).toBe(1);
 
     // Page 3 rewritten and flushed: its new segment is read, the others still come from memory.
@@ -108,17 +121,26 @@ describe("reads of segment pages", () => {
     kernel.dataReturn(0, data);
     await kernel.completion(kernel.synchronize(0, 16 * PAGE, SYNC));
     const control = await wrapObjectBucket(object);
-    expect(same(await readPages(object, 0, 16 * PAGE), data)).toBe(true);
+    for (let first = 0; first < 16; first += 4) {
+      const piece = await kernel.answer(kernel.dataRequest(first * PAGE, 4 * PAGE));
+      expect(same(piece.payload, data.subarray(first * PAGE, (first + 4) * PAGE))).toBe(true);
+    }
+    expect(control.reads).toBe(4);
     const held = () =>
       runInDurableObject(objectStub(object), (instance: MemoryObject) =>
         instance.pager.store.cache.size(),
       );
     expect(await held()).toBe(4 * PAGE);
-    // The last 4 pages read are the ones kept: reading them again costs nothing, page 0 does.
+    // The last run read is the one kept: reading it again costs nothing, page 0 does.
     expect(same(await readPages(object, 12 * PAGE, 4 * PAGE), data.subarray(12 * PAGE))).toBe(true);
-    expect(control.reads).toBe(1);
+    expect(control.reads).toBe(4);
     expect(same(await readPages(object, 0, PAGE), data.subarray(0, PAGE))).toBe(true);
-    expect(control.reads).toBe(2);
+    expect(control.reads).toBe(5);
+    // A bulk HTTP read passes through: it does not push the kernels' pages out.
+    expect(same(await readPages(object, 0, 12 * PAGE), data.subarray(0, 12 * PAGE))).toBe(true);
+    expect(control.reads).toBe(6);
+    expect(same(await readPages(object, 12 * PAGE, 4 * PAGE), data.subarray(12 * PAGE))).toBe(true);
+    expect(control.reads).toBe(6);
 
     kernel.close();
     expect((await call(`/v1/objects/${object}`, { method: "DELETE" })).status).toBe(200);
