@@ -36,6 +36,7 @@ async function returnAndSync(object: string, frameBytes: number) {
   for (const id of ids) await kernel.ack(id);
   const returnRows = meter.rowsWritten();
   const returnStatements = meter.byStatement();
+  const returnCalls = meter.statements();
   meter.reset();
   const sync = kernel.synchronize(0, PAGES * PAGE, VM_SYNC_SYNCHRONOUS);
   const done = await kernel.completion(sync);
@@ -46,6 +47,7 @@ async function returnAndSync(object: string, frameBytes: number) {
   });
   const flushRows = meter.rowsWritten();
   const flushStatements = meter.byStatement();
+  const flushCalls = meter.statements();
   await meter.stop();
   return {
     kernel,
@@ -54,6 +56,8 @@ async function returnAndSync(object: string, frameBytes: number) {
     flushRows,
     returnStatements,
     flushStatements,
+    returnCalls,
+    flushCalls,
     frames: ids.length,
   };
 }
@@ -96,6 +100,15 @@ describe("returning 1,024 pages of 4 KiB, then one SYNCHRONOUS synchronize", () 
     console.log("[counts] rows by statement while returning:", r.returnStatements);
     console.log("[counts] rows by statement for synchronize and flush:", r.flushStatements);
     expect(total / PAGES).toBeLessThanOrEqual(4);
+    // Statements (calls into SQLite) do not grow with the pages: a frame is journaled in one, a
+    // segment committed in a few (a statement per page cost more than the bytes did).
+    console.log(
+      `[counts] SQLite statements: ${r.returnCalls} for ${r.frames} frames ` +
+        `(${(r.returnCalls / r.frames).toFixed(1)}/frame), ${r.flushCalls} for the synchronize ` +
+        `and flush of ${r.puts.attempts} segment(s)`,
+    );
+    expect(r.returnCalls / r.frames).toBeLessThanOrEqual(12);
+    expect(r.flushCalls).toBeLessThanOrEqual(40);
     r.kernel.close();
   });
 

@@ -1,6 +1,7 @@
 /**
  * Counts the SQLite rows an object writes: wraps `exec` of the object's running instance's
- * `ctx.storage.sql` and sums each statement's `rowsWritten` (what Durable Object SQLite bills).
+ * `ctx.storage.sql` and sums each statement's `rowsWritten` (what Durable Object SQLite bills);
+ * also counts the statements themselves (each one a call from JavaScript into SQLite).
  * Like the bucket wrappers, an eviction drops it.
  */
 import { runInDurableObject } from "cloudflare:test";
@@ -10,6 +11,8 @@ import { objectStub } from "./buckets";
 export interface SqlMeter {
   /** Rows written by every statement run since the meter was installed or last reset. */
   rowsWritten(): number;
+  /** Statements run (each `exec` call), reads included. */
+  statements(): number;
   /** Rows written per statement text (whitespace collapsed), for explaining a figure. */
   byStatement(): Record<string, number>;
   reset(): void;
@@ -34,6 +37,7 @@ export async function meterObjectSql(name: string): Promise<SqlMeter> {
   });
   return {
     rowsWritten: () => cursors.reduce((sum, { cursor }) => sum + cursor.rowsWritten, 0),
+    statements: () => cursors.length,
     byStatement: () => {
       const totals: Record<string, number> = {};
       for (const { query, cursor } of cursors) {
