@@ -127,17 +127,33 @@ async function readPages(pager: Pager, _request: Request, url: URL): Promise<Res
     const to = Math.min(offset + length, end * pageSize) - first * pageSize;
     return bytes.subarray(from, to);
   };
-  // The first piece is read before answering, so a storage failure up front is a JSON error.
-  const head = pieces.length > 0 ? await readPiece(pieces[0]!) : new Uint8Array(0);
+  // The plan holds its segments in R2 until the stream ends, however it ends.
+  const finish = () => pager.store.finishRead(plan);
+  let head: Uint8Array;
+  try {
+    // The first piece is read before answering, so a storage failure up front is a JSON error.
+    head = pieces.length > 0 ? await readPiece(pieces[0]!) : new Uint8Array(0);
+  } catch (error) {
+    finish();
+    throw error;
+  }
   let next = 1;
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       controller.enqueue(head);
+      if (pieces.length <= 1) finish();
     },
     async pull(controller) {
       if (next >= pieces.length) return controller.close();
-      controller.enqueue(await readPiece(pieces[next++]!));
+      try {
+        controller.enqueue(await readPiece(pieces[next++]!));
+      } catch (error) {
+        finish();
+        throw error;
+      }
+      if (next >= pieces.length) finish();
     },
+    cancel: finish,
   });
   return new Response(body, {
     headers: { "content-type": "application/octet-stream", "content-length": String(length) },

@@ -19,10 +19,15 @@ export const JOURNAL_HOLDS_BELOW = `EXISTS (SELECT 1 FROM journal
 type PageSource =
   { page: number; journal: Uint8Array } | { page: number; segment: string; slot: number };
 
-/** A read's sources, fixed at its seqno; segments are immutable, so reading later is safe. */
+/**
+ * A read's sources, fixed at its seqno; segments are immutable, so reading later is safe. The
+ * segments it names stay in R2 until `finishRead`, even if every page in them is superseded.
+ */
 export interface ReadPlan {
   span: PageSpan;
   sources: PageSource[];
+  /** The segments this plan holds in R2 (emptied by `finishRead`; none for a slice). */
+  segments: string[];
 }
 
 /** What committing a segment needs of each page in it: which version it holds. */
@@ -42,6 +47,9 @@ export class PageStore {
     /** Segment pages read lately (immutable segments: no invalidation); replaceable in tests. */
     public cache: SegmentCache,
   ) {}
+
+  /** Segments that reads planned and not finished may still read: the sweeper leaves them be. */
+  private readonly reading = new Map<string, number>();
 
   /**
    * Pages in the journal, counted once and then kept up to date, since every message asks
@@ -142,7 +150,24 @@ export class PageStore {
     )) {
       sources.set(row.page, { page: row.page, journal: new Uint8Array(row.data) });
     }
-    return { span, sources: [...sources.values()].sort((a, b) => a.page - b.page) };
+    const segments = new Set<string>();
+    for (const source of sources.values()) if ("segment" in source) segments.add(source.segment);
+    for (const key of segments) this.reading.set(key, (this.reading.get(key) ?? 0) + 1);
+    return {
+      span,
+      sources: [...sources.values()].sort((a, b) => a.page - b.page),
+      segments: [...segments],
+    };
+  }
+
+  /** The read of `plan` is over (done, failed or abandoned): its segments may go. Idempotent. */
+  finishRead(plan: ReadPlan): void {
+    for (const key of plan.segments) {
+      const readers = (this.reading.get(key) ?? 1) - 1;
+      if (readers > 0) this.reading.set(key, readers);
+      else this.reading.delete(key);
+    }
+    plan.segments = [];
   }
 
   /** The part of a plan that covers pages [first, end), for reading a long range in pieces. */
@@ -150,6 +175,7 @@ export class PageStore {
     return {
       span: { first, end },
       sources: plan.sources.filter((source) => source.page >= first && source.page < end),
+      segments: [],
     };
   }
 
@@ -259,6 +285,27 @@ export class PageStore {
        FROM json_each(?1) AS b WHERE journal.page = b.value ->> 0 AND journal.seqno <> b.value ->> 1`,
       pages,
       readSeqno,
+    );
+  }
+
+  /**
+   * Segments no page points at any more (every page has a newer copy elsewhere) and no unfinished
+   * read may still read. A dead segment never comes back: segments are immutable and pages only
+   * ever move to newer ones.
+   */
+  deadSegments(): string[] {
+    return this.sql
+      .exec<{ key: string }>(`SELECT key FROM segments WHERE live <= 0`)
+      .toArray()
+      .map((row) => row.key)
+      .filter((key) => !this.reading.has(key));
+  }
+
+  /** The R2 objects of these dead segments are deleted: forget them. */
+  forgetSegments(keys: string[]): void {
+    this.sql.exec(
+      `DELETE FROM segments WHERE live <= 0 AND key IN (SELECT value FROM json_each(?))`,
+      JSON.stringify(keys),
     );
   }
 

@@ -15,6 +15,7 @@ import { Residency } from "./residency";
 import { SegmentCache } from "./segment-cache";
 import { Sequencer } from "./sequencer";
 import { Sockets } from "./sockets";
+import { Sweeper } from "./sweeper";
 import { SyncTracker } from "./sync-tracker";
 import { clearTables, createTables } from "./tables";
 
@@ -33,6 +34,7 @@ export class Pager {
   readonly tracker: SyncTracker;
   readonly flusher: Flusher;
   readonly sequencer: Sequencer;
+  readonly sweeper: Sweeper;
   private readonly sql: SqlStorage;
   /** Bumped by destroy, so I/O started before it does not write into the fresh object. */
   private epoch = 0;
@@ -71,6 +73,10 @@ export class Pager {
       transact: (step) => this.transact(step),
       settle: () => this.tracker.settle(),
       failWaiting: (seqno, reason) => this.transact(() => this.tracker.failWaiting(seqno, reason)),
+      epoch: () => this.epoch,
+    });
+    this.sweeper = new Sweeper(this.store, {
+      transact: (step) => this.transact(step),
       epoch: () => this.epoch,
     });
   }
@@ -130,7 +136,10 @@ export class Pager {
     this.scheduleAlarm(journalBytes > 0);
   }
 
-  /** Flushes the journal and resolves when done; failures are retried later, never thrown. */
+  /**
+   * Flushes the journal and resolves when done; failures are retried later, never thrown. A flush
+   * that moved pages may have left segments with none: they are swept after it.
+   */
   async flushNow(): Promise<void> {
     try {
       await this.flusher.flush();
@@ -140,6 +149,7 @@ export class Pager {
       this.flushRetryAt = Date.now() + FLUSH_FAILURE_BACKOFF_MS;
     }
     this.afterChange();
+    await this.sweeper.sweep();
   }
 
   /** The alarm: expire lock requests, flush what the journal holds, then re-arm for what is left. */

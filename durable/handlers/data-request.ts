@@ -23,6 +23,7 @@ export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => 
     length: message.length,
   };
   if (plan.sources.length === 0) {
+    pager.store.finishRead(plan);
     ctx.reply({ type: "memory_object_data_unavailable", ...answer });
     return;
   }
@@ -42,6 +43,8 @@ export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => 
         kern_return: KERN_MEMORY_ERROR,
         reason: `pages could not be read from storage: ${String(error)}`,
       });
+    } finally {
+      pager.store.finishRead(plan);
     }
   };
 };
