@@ -132,7 +132,7 @@ export class Flusher {
 }
 
 /** Unique, never-rewritten keys (R2 takes about one write per second per key). */
-function segmentKey(objectName: string, seqno: number): string {
+export function segmentKey(objectName: string, seqno: number): string {
   return `${objectName}/segments/${seqno.toString().padStart(16, "0")}-${crypto.randomUUID()}`;
 }
 

@@ -18,6 +18,7 @@ export interface Limits {
   maxKernels: number;
   errorsPerMinute: number;
   readCacheBytes: number;
+  compactMinGarbageBytes: number;
 }
 
 const VARS: Record<keyof Limits, keyof Env> = {
@@ -35,6 +36,7 @@ const VARS: Record<keyof Limits, keyof Env> = {
   maxKernels: "MAX_KERNELS",
   errorsPerMinute: "ERRORS_PER_MINUTE",
   readCacheBytes: "READ_CACHE_BYTES",
+  compactMinGarbageBytes: "COMPACT_MIN_GARBAGE_BYTES",
 };
 
 /**

@@ -4,6 +4,7 @@
  * the sockets. `MemoryObject` forwards the platform's entry points here.
  */
 import { DEFAULT_PAGE_SIZE, type ObjectGeometry } from "../schema";
+import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
 import { Kernels } from "./kernels";
 import { readLimits, type Limits } from "./limits";
@@ -35,6 +36,7 @@ export class Pager {
   readonly flusher: Flusher;
   readonly sequencer: Sequencer;
   readonly sweeper: Sweeper;
+  readonly compactor: Compactor;
   private readonly sql: SqlStorage;
   /** Bumped by destroy, so I/O started before it does not write into the fresh object. */
   private epoch = 0;
@@ -78,6 +80,13 @@ export class Pager {
     this.sweeper = new Sweeper(this.store, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
+    });
+    this.compactor = new Compactor(this.store, this.limits, {
+      transact: (step) => this.transact(step),
+      epoch: () => this.epoch,
+      objectName: () => this.objectName(),
+      nextSeqno: () => this.sequencer.peek(),
+      pageSize: () => this.pageSize() ?? DEFAULT_PAGE_SIZE,
     });
   }
 
@@ -138,7 +147,8 @@ export class Pager {
 
   /**
    * Flushes the journal and resolves when done; failures are retried later, never thrown. A flush
-   * that moved pages may have left segments with none: they are swept after it.
+   * that moved pages may have left segments with none, or mostly garbage: they are swept, or
+   * compacted and then swept, after it.
    */
   async flushNow(): Promise<void> {
     try {
@@ -150,6 +160,7 @@ export class Pager {
     }
     this.afterChange();
     await this.sweeper.sweep();
+    if (await this.compactor.compact()) await this.sweeper.sweep();
   }
 
   /** The alarm: expire lock requests, flush what the journal holds, then re-arm for what is left. */

@@ -375,7 +375,35 @@ class Torture {
 
   /** Installs the fault wrapper in the running instance if an eviction dropped it. */
   async ensureBucket(): Promise<void> {
-    await ensureFaultyBucket(this.name, this.faulty);
+    // Compaction at any garbage, so its copies race the flushes, faults and evictions too.
+    await ensureFaultyBucket(this.name, this.faulty, (instance) => {
+      instance.pager.limits.compactMinGarbageBytes = 1;
+    });
+  }
+
+  /**
+   * The bytes R2 holds for an index row. The index is read first and R2 after, so a compaction
+   * may have moved the page and swept its old segment in between: then the row is read again. A
+   * row that still names a segment R2 no longer has is a violation (null).
+   */
+  async indexedBytes(row: { page: number; segment: string; slot: number }) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const object = await env.PAGES.get(row.segment, {
+        range: { offset: row.slot * PAGE, length: PAGE },
+      });
+      if (object) return new Uint8Array(await object.arrayBuffer());
+      const now = await runInDurableObject(objectStub(this.name), (_i: MemoryObject, state) =>
+        state.storage.sql
+          .exec<{ segment: string; slot: number }>(
+            `SELECT segment, slot FROM pages WHERE page = ?`,
+            row.page,
+          )
+          .toArray(),
+      );
+      if (!now[0] || (now[0].segment === row.segment && now[0].slot === row.slot)) return null;
+      row = { page: row.page, ...now[0] };
+    }
+    return null;
   }
 
   /** Index checks for SYNCHRONOUS completions that arrived since the last call. */
@@ -407,10 +435,7 @@ class Torture {
         if (this.bucket.failedAfterWrite.has(row.segment)) {
           this.violations.push(`${what}: index points at ${row.segment}, whose put failed`);
         }
-        const object = await env.PAGES.get(row.segment, {
-          range: { offset: row.slot * PAGE, length: PAGE },
-        });
-        const bytes = object ? new Uint8Array(await object.arrayBuffer()) : null;
+        const bytes = await this.indexedBytes(row);
         const w = bytes ? this.writeFor(tagOf(bytes)) : undefined;
         if (!bytes || !w || !equal(bytes, w.bytes) || !this.mayHold(w, floor)) {
           this.violations.push(`${what}: R2 holds ${bytes ? tagOf(bytes) : "nothing"}`);
@@ -983,10 +1008,7 @@ async function check(t: Torture) {
   for (const row of rows) {
     if (t.bucket.failedAfterWrite.has(row.segment))
       t.violations.push(`index of page ${row.page} points at ${row.segment}, whose put failed`);
-    const object = await env.PAGES.get(row.segment, {
-      range: { offset: row.slot * PAGE, length: PAGE },
-    });
-    const bytes = object ? new Uint8Array(await object.arrayBuffer()) : null;
+    const bytes = await t.indexedBytes(row);
     const w = bytes ? t.writeFor(tagOf(bytes)) : undefined;
     const b = w ? t.writeBounds(w) : null;
     if (!w || !equal(bytes!, w.bytes) || row.seqno < b!.min || row.seqno > b!.max)

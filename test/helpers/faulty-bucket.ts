@@ -132,10 +132,13 @@ export function newFaultyBucket(options: FaultOptions): {
 export async function ensureFaultyBucket(
   name: string,
   faulty: { bucket: FaultyBucket; wrap(real: R2Bucket): R2Bucket },
+  /** Also run on each fresh instance (an eviction drops in-memory settings too). */
+  onInstall?: (instance: MemoryObject) => void,
 ): Promise<boolean> {
   return runInDurableObject(objectStub(name), (instance: MemoryObject) => {
     const current = instance.pager.store.bucket as R2Bucket & { [INSTALLED]?: FaultyBucket };
     if (current[INSTALLED] === faulty.bucket) return false;
+    onInstall?.(instance);
     instance.pager.store.bucket = faulty.wrap(current);
     faulty.bucket.reinstalls++;
     return true;
