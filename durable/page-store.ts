@@ -33,16 +33,6 @@ export interface ReadPlan {
 /** What committing a segment needs of each page in it: which version it holds. */
 export type SegmentPage = { page: number; seqno: number };
 
-/** A page in R2 as the index has it: which segment, which slot. */
-export type LivePage = { page: number; segment: string; slot: number };
-
-/** The pages a compaction moves, the segments they come from, and the garbage it frees. */
-export interface CompactionPlan {
-  segments: string[];
-  pages: LivePage[];
-  freedBytes: number;
-}
-
 export type JournalRow = {
   page: number;
   seqno: number;
@@ -325,92 +315,6 @@ export class PageStore {
     this.sql.exec(
       `DELETE FROM segments WHERE live <= 0 AND key IN (SELECT value FROM json_each(?))`,
       JSON.stringify(keys),
-    );
-  }
-
-  /**
-   * What a compaction would move: the live pages of the segments that are mostly garbage (under
-   * half their pages live), emptiest first, about `targetBytes` of them (at least one segment's),
-   * ordered by segment and slot; and the bytes of garbage moving them frees.
-   */
-  compactionCandidates(pageSize: number, targetBytes: number): CompactionPlan {
-    const segments: string[] = [];
-    let liveBytes = 0;
-    let freedBytes = 0;
-    for (const row of this.sql.exec<{ key: string; pages: number; live: number }>(
-      `SELECT key, pages, live FROM segments WHERE live > 0 AND live * 2 < pages
-       ORDER BY CAST(live AS REAL) / pages, key`,
-    )) {
-      if (segments.length > 0 && liveBytes + row.live * pageSize > targetBytes) break;
-      segments.push(row.key);
-      liveBytes += row.live * pageSize;
-      freedBytes += (row.pages - row.live) * pageSize;
-    }
-    const pages = this.sql
-      .exec<LivePage>(
-        `SELECT page, segment, slot FROM pages WHERE segment IN (SELECT value FROM json_each(?))
-         ORDER BY segment, slot`,
-        JSON.stringify(segments),
-      )
-      .toArray();
-    return { segments, pages, freedBytes };
-  }
-
-  /**
-   * Reads the pages of a compaction from their segments, one ranged read per run of consecutive
-   * slots, into one body in the order given.
-   */
-  async readLivePages(pages: LivePage[], pageSize: number): Promise<Uint8Array> {
-    const body = new Uint8Array(pages.length * pageSize);
-    const runs: { segment: string; slot: number; at: number; count: number }[] = [];
-    pages.forEach((page, at) => {
-      const last = runs[runs.length - 1];
-      if (last && last.segment === page.segment && last.slot + last.count === page.slot) {
-        last.count++;
-      } else {
-        runs.push({ segment: page.segment, slot: page.slot, at, count: 1 });
-      }
-    });
-    await Promise.all(
-      runs.map(async (run) => {
-        const object = await this.bucket.get(run.segment, {
-          range: { offset: run.slot * pageSize, length: run.count * pageSize },
-        });
-        if (!object) throw new Error(`segment ${run.segment} is missing from R2`);
-        body.set(new Uint8Array(await object.arrayBuffer()), run.at * pageSize);
-      }),
-    );
-    return body;
-  }
-
-  /**
-   * After a compaction's put resolved: the pages still where the compaction read them (not
-   * superseded meanwhile) now live at their slot of the new segment; the old segments lose them.
-   */
-  commitCompaction(key: string, pages: LivePage[]): void {
-    const moved = JSON.stringify(pages.map(({ page, segment, slot }) => [page, segment, slot]));
-    const stillThere = `pages.page = b.value ->> 0 AND pages.segment = b.value ->> 1
-      AND pages.slot = b.value ->> 2`;
-    this.sql.exec(
-      `UPDATE segments SET live = live - gone.n
-       FROM (SELECT pages.segment, count(*) AS n FROM json_each(?1) AS b JOIN pages ON ${stillThere}
-             GROUP BY pages.segment) AS gone
-       WHERE segments.key = gone.segment`,
-      moved,
-    );
-    const live = this.sql
-      .exec(
-        `UPDATE pages SET segment = ?2, slot = b.key FROM json_each(?1) AS b WHERE ${stillThere}
-         RETURNING pages.page`,
-        moved,
-        key,
-      )
-      .toArray().length;
-    this.sql.exec(
-      `INSERT INTO segments (key, pages, live) VALUES (?, ?, ?)`,
-      key,
-      pages.length,
-      live,
     );
   }
 

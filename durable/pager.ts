@@ -81,7 +81,7 @@ export class Pager {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
     });
-    this.compactor = new Compactor(this.store, this.limits, {
+    this.compactor = new Compactor(this.sql, this.store, this.limits, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
       objectName: () => this.objectName(),
