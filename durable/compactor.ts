@@ -28,7 +28,8 @@ export interface CompactHooks {
 }
 
 export class Compactor {
-  private running = false;
+  /** The round under way: a second caller waits for it rather than starting another. */
+  private running: Promise<boolean> | null = null;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -43,14 +44,19 @@ export class Compactor {
    *
    * @example if (await compactor.compact()) await sweeper.sweep();
    */
-  async compact(): Promise<boolean> {
-    if (this.running) return false;
+  compact(): Promise<boolean> {
+    this.running ??= this.round().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async round(): Promise<boolean> {
     const pageSize = this.hooks.pageSize();
     const plan = this.candidates(pageSize, this.limits.segmentTargetBytes);
     if (plan.pages.length === 0 || plan.freedBytes < this.limits.compactMinGarbageBytes) {
       return false;
     }
-    this.running = true;
     const epoch = this.hooks.epoch();
     // The old segments may die while their pages are copied: keep them until the copy is read.
     this.store.hold(plan.segments);
@@ -75,7 +81,6 @@ export class Compactor {
       return false;
     } finally {
       this.store.release(plan.segments);
-      this.running = false;
     }
   }
 

@@ -42,6 +42,8 @@ export class Pager {
   private epoch = 0;
   private alarmAt: number | null = null;
   private flushRetryAt: number | null = null;
+  /** A flush ran since the last sweep and compaction. */
+  private maintenanceDue = false;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -147,8 +149,8 @@ export class Pager {
 
   /**
    * Flushes the journal and resolves when done; failures are retried later, never thrown. A flush
-   * that moved pages may have left segments with none, or mostly garbage: they are swept, or
-   * compacted and then swept, after it.
+   * that moved pages may have left segments with none, or mostly garbage: the alarm after it
+   * sweeps and compacts (`maintain`), off the path of the requests that wait on flushes.
    */
   async flushNow(): Promise<void> {
     try {
@@ -158,23 +160,39 @@ export class Pager {
       console.warn(`flush of ${this.objectName()} failed after every attempt: ${String(error)}`);
       this.flushRetryAt = Date.now() + FLUSH_FAILURE_BACKOFF_MS;
     }
+    this.maintenanceDue = true;
     this.afterChange();
-    await this.sweeper.sweep();
-    if (await this.compactor.compact()) await this.sweeper.sweep();
   }
 
-  /** The alarm: expire lock requests, flush what the journal holds, then re-arm for what is left. */
+  /**
+   * The alarm: expire lock requests, flush what the journal holds, sweep and compact if a flush
+   * ran since the last time, then re-arm for what is left.
+   */
   async onAlarm(): Promise<void> {
     this.alarmAt = null;
     this.transact(() => this.tracker.expireLocks(Date.now()));
     this.flushRetryAt = null;
     if (this.store.journalPages() > 0) await this.flushNow();
-    else this.afterChange();
+    if (this.maintenanceDue) await this.maintain();
+    this.afterChange();
+  }
+
+  /**
+   * Deletes the segments no page lives in any more, then compacts the mostly dead ones and sweeps
+   * what that killed. Called by the alarm; tests call it to sweep at a moment of their choosing.
+   */
+  async maintain(): Promise<void> {
+    this.maintenanceDue = false;
+    await this.sweeper.sweep();
+    if (await this.compactor.compact()) await this.sweeper.sweep();
   }
 
   private scheduleAlarm(journalWaiting: boolean): void {
     const candidates: number[] = [];
     if (journalWaiting) candidates.push(this.flushRetryAt ?? Date.now() + this.limits.flushDelayMs);
+    // Garbage may wait after a flush: swept at the idle time (lost on eviction; the next flush
+    // asks again).
+    if (this.maintenanceDue) candidates.push(Date.now() + this.limits.flushDelayMs);
     const lockDeadline = this.tracker.nextLockDeadline();
     if (lockDeadline !== null) candidates.push(lockDeadline);
     if (candidates.length === 0) return;
@@ -239,6 +257,7 @@ export class Pager {
     this.epoch++;
     this.alarmAt = null;
     this.flushRetryAt = null;
+    this.maintenanceDue = false;
     void this.ctx.storage.deleteAlarm();
     return segments;
   }

@@ -18,7 +18,8 @@ export interface SweepHooks {
 const KEYS_PER_DELETE = 1000;
 
 export class Sweeper {
-  private running = false;
+  /** The sweep under way: a second caller waits for it rather than starting another. */
+  private running: Promise<void> | null = null;
 
   constructor(
     private readonly store: PageStore,
@@ -30,9 +31,14 @@ export class Sweeper {
    *
    * @example await sweeper.sweep(); // after a flush committed new segments
    */
-  async sweep(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  sweep(): Promise<void> {
+    this.running ??= this.run().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async run(): Promise<void> {
     const epoch = this.hooks.epoch();
     try {
       const keys = this.store.deadSegments();
@@ -44,8 +50,6 @@ export class Sweeper {
       }
     } catch (error) {
       console.warn(`deleting dead segments failed, left for the next sweep: ${String(error)}`);
-    } finally {
-      this.running = false;
     }
   }
 }

@@ -1,11 +1,12 @@
 // Compaction (design.md §4): segments that are mostly garbage have their live pages copied into
-// a new segment, the index moves there, and the old segments are swept; reads never change. Every
-// scenario ends by checking the index against SQLite's segment rows and R2.
+// a new segment, the index moves there, and the old segments are swept; reads never change. The
+// alarm after a flush does it; `maintain` does it at a chosen moment. Every scenario ends by
+// checking the index against SQLite's segment rows and R2.
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
-import { objectStub, wrapObjectBucket } from "./helpers/buckets";
+import { maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { putPages, readPages, synchronize } from "./helpers/http";
 import { waitFor } from "./helpers/wait";
 
@@ -92,7 +93,7 @@ describe("compaction", () => {
     const control = await wrapObjectBucket(object);
     await writeDurably(object, 0, version(1, 0, 10));
     await writeDurably(object, 0, version(2, 0, 8)); // 8 pages of garbage, default bound 4 MiB
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await maintain(object);
     expect(control.written).toHaveLength(2);
     const rows = await checkIndex(object);
     expect(rows.map((row) => row.live).sort()).toEqual([2, 8]);
@@ -104,10 +105,11 @@ describe("compaction", () => {
     await writeDurably(object, 0, version(1, 0, 10));
     // Slow reads: only the compaction reads R2 here, so its copy commits well after the flush below.
     const control = await wrapObjectBucket(object, { readDelayMs: 150 });
-    await writeDurably(object, 0, version(2, 0, 8)); // A mostly dead: the copy of 8 and 9 starts
-    await writeDurably(object, 9, version(3, 9, 1)); // page 9 moves on before the copy commits
-    await waitFor(() => control.written.length >= 3, "the compaction's put");
-    await waitFor(async () => (await segmentsInR2(object)).length === 3, "A to be swept");
+    await writeDurably(object, 0, version(2, 0, 8)); // A mostly dead
+    const compacting = maintain(object); // copies pages 8 and 9 of A, slowly ...
+    await writeDurably(object, 9, version(3, 9, 1)); // ... while page 9 moves on
+    await compacting; // and sweeps A
+    expect(control.written).toHaveLength(3);
     const rows = await checkIndex(object);
     // The copy holds pages 8 and 9, but only 8 is live there: 9 stayed where its newer flush put it.
     expect(
@@ -147,15 +149,15 @@ describe("compaction", () => {
       });
     });
     await writeDurably(object, 0, version(2, 0, 8));
-    await waitFor(() => puts >= 2, "the compaction's attempt");
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await maintain(object);
+    expect(puts).toBeGreaterThanOrEqual(2); // B's flush, then the compaction's copy: failed
     expect(await segmentsInR2(object)).toContain(a);
     await checkIndex(object);
 
-    // Puts work again: the next flush's round compacts A.
+    // Puts work again: the next round compacts A.
     puts = -100;
-    await writeDurably(object, 20, version(4, 20, 1));
-    await waitFor(async () => !(await segmentsInR2(object)).includes(a!), "A to be compacted");
+    await maintain(object);
+    expect(await segmentsInR2(object)).not.toContain(a);
     await checkIndex(object);
     const expected = new Uint8Array([...version(2, 0, 8), ...version(1, 8, 2)]);
     expect(await same(object, 0, expected)).toBe(true);

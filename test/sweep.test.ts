@@ -1,11 +1,12 @@
 // Garbage (design.md §4): a segment whose every page has a newer copy in a later segment is
-// deleted from R2 and forgotten; one that still holds a live page stays; a read planned before a
-// segment died still reads it, and the segment goes at a sweep after that read.
+// deleted from R2 and forgotten (by the alarm after a flush); one that still holds a live page
+// stays; a read planned before a segment died still reads it, and the segment goes at a sweep
+// after that read. `maintain` sweeps at a chosen moment, as the alarm would.
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
-import { objectStub, wrapObjectBucket } from "./helpers/buckets";
+import { maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { call, putPages, readPages, synchronize } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
 import { waitFor } from "./helpers/wait";
@@ -69,6 +70,7 @@ describe("dead segments", () => {
     // Planned at its seqno (version 7); its R2 read is slow.
     const read = kernel.dataRequest(0, 2 * PAGE);
     await writeDurably(object, 0, pages(2, 8)); // the old segment is dead now, but being read
+    await maintain(object);
     expect(await segmentsInR2(object)).toContain(old);
 
     const supply = await kernel.answer(read);
@@ -76,13 +78,9 @@ describe("dead segments", () => {
     expect(Buffer.from(supply.payload!).equals(Buffer.from(pages(2, 7)))).toBe(true);
     expect(control.reads).toBe(1);
 
-    // The next flush sweeps it.
-    control.readDelayMs = 0;
-    await writeDurably(object, 8 * PAGE, pages(1, 9));
-    await waitFor(
-      async () => !(await segmentsInR2(object)).includes(old!),
-      "the old segment to go",
-    );
+    // The read is over: the next sweep deletes it.
+    await maintain(object);
+    expect(await segmentsInR2(object)).not.toContain(old);
     expect((await segmentRows(object)).map((row) => row.key)).not.toContain(old);
     kernel.close();
   });
@@ -97,18 +95,13 @@ describe("dead segments", () => {
     const answered = call(`/v1/objects/${object}/pages?offset=0&length=${size}`);
     await writeDurably(object, 0, new Uint8Array(size).fill(9)); // every old segment dead
     const response = await answered; // the first piece is read; the others are not yet
-    // Another flush, and its sweep, while the rest of the body is still to be read.
-    await writeDurably(object, size, pages(1, 1));
+    await maintain(object); // a sweep while the rest of the body is still to be read
     expect(await segmentsInR2(object)).toEqual(expect.arrayContaining(before));
     expect(Buffer.from(await response.arrayBuffer()).equals(Buffer.from(v1))).toBe(true);
     expect(control.reads).toBeGreaterThanOrEqual(3);
 
-    control.readDelayMs = 0;
-    await writeDurably(object, size + PAGE, pages(1, 2));
-    await waitFor(
-      async () => (await segmentsInR2(object)).every((key) => !before.includes(key)),
-      "the old segments to go",
-    );
+    await maintain(object);
+    expect((await segmentsInR2(object)).filter((key) => before.includes(key))).toEqual([]);
   });
 
   it("a failed delete leaves the row, and the next sweep deletes it", async () => {
@@ -116,12 +109,16 @@ describe("dead segments", () => {
     await writeDurably(object, 0, pages(1, 1));
     const [old] = await segmentsInR2(object);
     let failDeletes = true;
+    let deletes = 0;
     await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
       const real = instance.pager.store.bucket;
       instance.pager.store.bucket = new Proxy(real, {
         get(target, property) {
           if (property === "delete" && failDeletes) {
-            return () => Promise.reject(new Error("injected delete failure"));
+            return () => {
+              deletes++;
+              return Promise.reject(new Error("injected delete failure"));
+            };
           }
           const value = Reflect.get(target, property);
           return typeof value === "function" ? value.bind(target) : value;
@@ -129,13 +126,14 @@ describe("dead segments", () => {
       });
     });
     await writeDurably(object, 0, pages(1, 2));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await maintain(object);
+    expect(deletes).toBeGreaterThan(0);
     expect(await segmentsInR2(object)).toContain(old);
     expect((await segmentRows(object)).find((row) => row.key === old)?.live).toBe(0);
 
     failDeletes = false;
-    await writeDurably(object, PAGE, pages(1, 3));
-    await waitFor(async () => !(await segmentsInR2(object)).includes(old!), "the retry");
+    await maintain(object);
+    expect(await segmentsInR2(object)).not.toContain(old);
     expect((await segmentRows(object)).map((row) => row.key)).not.toContain(old);
   });
 });

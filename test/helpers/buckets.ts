@@ -84,3 +84,8 @@ export async function countRows(name: string, table: string): Promise<number> {
       state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).one().n,
   );
 }
+
+/** Runs the object's sweep and compaction now (the alarm does it after flushes) and waits. */
+export async function maintain(name: string): Promise<void> {
+  await runInDurableObject(objectStub(name), (instance: MemoryObject) => instance.pager.maintain());
+}
