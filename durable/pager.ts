@@ -13,7 +13,7 @@ import { Meta } from "./meta";
 import { Outbox } from "./outbox";
 import { PageStore } from "./page-store";
 import { Residency } from "./residency";
-import { SegmentCache } from "./segment-cache";
+import { sharedSegmentCache } from "./segment-cache";
 import { Sequencer } from "./sequencer";
 import { Sockets } from "./sockets";
 import { Sweeper } from "./sweeper";
@@ -58,7 +58,7 @@ export class Pager {
     this.kernels = new Kernels(this.sql);
     this.outbox = new Outbox(this.sql, this.kernels, this.mail);
     this.residency = new Residency(this.sql);
-    this.store = new PageStore(this.sql, env.PAGES, new SegmentCache(this.limits.readCacheBytes));
+    this.store = new PageStore(this.sql, env.PAGES, sharedSegmentCache(this.limits.readCacheBytes));
     this.tracker = new SyncTracker({
       sql: this.sql,
       meta: this.meta,
@@ -249,7 +249,6 @@ export class Pager {
     const segments = this.store.segmentKeys();
     clearTables(this.sql);
     this.store.forgetCounts();
-    this.store.cache.clear();
     this.pageSizeCache = undefined;
     this.rememberName(name);
     this.sequencer.reset();

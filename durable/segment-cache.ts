@@ -6,6 +6,11 @@
  *
  * The unit kept is a run: the bytes of one ranged R2 read, as read (no copy per page, so no
  * garbage and an exact count of the memory held). Each page of a run is found through its key.
+ *
+ * One cache serves every object in the isolate (`sharedSegmentCache`): the platform runs many
+ * Durable Objects in one isolate and they share its 128 MB (design.md §6), so the bound must be
+ * per isolate. Keys are object-prefixed and unique per put, so objects never see each other's
+ * pages, and a destroyed object's pages simply age out.
  */
 
 interface Run {
@@ -60,7 +65,7 @@ export class SegmentCache {
     return this.bytes;
   }
 
-  /** The object was destroyed: nothing it read is wanted any more. */
+  /** Drops everything. */
   clear(): void {
     this.runs.clear();
     this.pages.clear();
@@ -82,4 +87,12 @@ export class SegmentCache {
 
 function keyOf(segment: string, slot: number): string {
   return `${segment}#${slot}`;
+}
+
+let shared: SegmentCache | undefined;
+
+/** The isolate's one cache, made with the first object's bound (every object has the same vars). */
+export function sharedSegmentCache(maxBytes: number): SegmentCache {
+  shared ??= new SegmentCache(maxBytes);
+  return shared;
 }
