@@ -79,9 +79,10 @@ export class Pager {
       failWaiting: (seqno, reason) => this.transact(() => this.tracker.failWaiting(seqno, reason)),
       epoch: () => this.epoch,
     });
-    this.sweeper = new Sweeper(this.store, {
+    this.sweeper = new Sweeper(this.store, this.meta, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
+      objectName: () => this.objectName(),
     });
     this.compactor = new Compactor(this.sql, this.store, this.limits, {
       transact: (step) => this.transact(step),
@@ -179,12 +180,14 @@ export class Pager {
 
   /**
    * Deletes the segments no page lives in any more, then compacts the mostly dead ones and sweeps
-   * what that killed. Called by the alarm; tests call it to sweep at a moment of their choosing.
+   * what that killed; once a day also deletes orphan segments. Called by the alarm; tests call it
+   * to sweep at a moment of their choosing.
    */
   async maintain(): Promise<void> {
     this.maintenanceDue = false;
     await this.sweeper.sweep();
     if (await this.compactor.compact()) await this.sweeper.sweep();
+    if (this.sweeper.orphanScanDue()) await this.sweeper.sweepOrphans();
   }
 
   private scheduleAlarm(journalWaiting: boolean): void {

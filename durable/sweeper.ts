@@ -4,7 +4,13 @@
  * reaches 0 and no read planned from then on can name it; reads planned before still may, so the
  * page store keeps those until they finish. R2 first, then the row: a crash between the two
  * leaves a row whose object is gone, and deleting a missing R2 key again is harmless.
+ *
+ * Orphans too: a segment put that an eviction or a deploy interrupted before its commit, or a
+ * failed put that still wrote and whose delete failed, leaves an R2 object no row names. Once a
+ * day the object lists its prefix and deletes such keys older than an hour (a put under way is
+ * never that old).
  */
+import type { Meta } from "./meta";
 import type { PageStore } from "./page-store";
 
 export interface SweepHooks {
@@ -12,10 +18,16 @@ export interface SweepHooks {
   transact(step: () => void): void;
   /** How many times the object was destroyed: a change means its segment rows are gone. */
   epoch(): number;
+  /** The object's name: its segments are the R2 keys under `{name}/segments/`. */
+  objectName(): string;
 }
 
 /** R2 deletes at most 1,000 keys per call. */
 const KEYS_PER_DELETE = 1000;
+/** An unnamed segment younger than this may be a put under way. */
+export const ORPHAN_MIN_AGE_MS = 60 * 60 * 1000;
+/** How often an object lists its segments to find orphans (a list costs a Class A operation). */
+const ORPHAN_SCAN_INTERVAL_MS = 24 * 60 * 60 * 1000;
 
 export class Sweeper {
   /** The sweep under way: a second caller waits for it rather than starting another. */
@@ -23,6 +35,7 @@ export class Sweeper {
 
   constructor(
     private readonly store: PageStore,
+    private readonly meta: Meta,
     private readonly hooks: SweepHooks,
   ) {}
 
@@ -50,6 +63,48 @@ export class Sweeper {
       }
     } catch (error) {
       console.warn(`deleting dead segments failed, left for the next sweep: ${String(error)}`);
+    }
+  }
+
+  /** True when the last orphan scan is a day old or there was none. */
+  orphanScanDue(now = Date.now()): boolean {
+    const last = this.meta.get<number>("orphans_scanned_at");
+    return last === null || now - last >= ORPHAN_SCAN_INTERVAL_MS;
+  }
+
+  /**
+   * Deletes the R2 objects under the object's segment prefix that no segment row names and that
+   * are older than `minAgeMs`, and notes when it ran.
+   *
+   * @example if (sweeper.orphanScanDue()) await sweeper.sweepOrphans();
+   */
+  async sweepOrphans(minAgeMs = ORPHAN_MIN_AGE_MS): Promise<void> {
+    const epoch = this.hooks.epoch();
+    const startedAt = Date.now();
+    // Named before listing: a segment committed meanwhile was put just now, so it is too young.
+    const named = new Set(this.store.segmentKeys());
+    const orphans: string[] = [];
+    try {
+      let cursor: string | undefined;
+      do {
+        const listed = await this.store.bucket.list({
+          prefix: `${this.hooks.objectName()}/segments/`,
+          cursor,
+        });
+        for (const object of listed.objects) {
+          const age = startedAt - object.uploaded.getTime();
+          if (!named.has(object.key) && age >= minAgeMs) orphans.push(object.key);
+        }
+        cursor = listed.truncated ? listed.cursor : undefined;
+      } while (cursor);
+      for (let i = 0; i < orphans.length; i += KEYS_PER_DELETE) {
+        if (this.hooks.epoch() !== epoch) return;
+        await this.store.bucket.delete(orphans.slice(i, i + KEYS_PER_DELETE));
+      }
+      if (this.hooks.epoch() !== epoch) return;
+      this.hooks.transact(() => this.meta.set("orphans_scanned_at", startedAt));
+    } catch (error) {
+      console.warn(`looking for orphan segments failed, left for the next scan: ${String(error)}`);
     }
   }
 }

@@ -136,4 +136,32 @@ describe("dead segments", () => {
     expect(await segmentsInR2(object)).not.toContain(old);
     expect((await segmentRows(object)).map((row) => row.key)).not.toContain(old);
   });
+
+  it("orphans (objects under the prefix no row names) go once an hour old; named ones stay", async () => {
+    const object = "sweep-orphans";
+    await writeDurably(object, 0, pages(2, 4));
+    const [named] = await segmentsInR2(object);
+    const orphans = [
+      `${object}/segments/0000000000000001-left-by-a-deploy`,
+      `${object}/segments/x`,
+    ];
+    for (const key of orphans) await env.PAGES.put(key, pages(1, 0));
+    const scan = (minAgeMs?: number) =>
+      runInDurableObject(objectStub(object), (instance: MemoryObject) =>
+        instance.pager.sweeper.sweepOrphans(minAgeMs),
+      );
+    const due = () =>
+      runInDurableObject(objectStub(object), (instance: MemoryObject) =>
+        instance.pager.sweeper.orphanScanDue(),
+      );
+
+    await maintain(object); // the day's scan (here or at an earlier alarm): too young to be sure
+    expect(await due()).toBe(false);
+    expect(await segmentsInR2(object)).toEqual([...orphans, named!].sort());
+
+    await scan(0);
+    expect(await segmentsInR2(object)).toEqual([named]);
+    const back = await readPages(object, 0, 2 * PAGE);
+    expect(Buffer.from(back).equals(Buffer.from(pages(2, 4)))).toBe(true);
+  });
 });
