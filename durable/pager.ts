@@ -82,7 +82,7 @@ export class Pager {
     this.sweeper = new Sweeper(this.store, this.meta, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
-      objectName: () => this.objectName(),
+      objectName: () => this.meta.get<string>("object"),
     });
     this.compactor = new Compactor(this.sql, this.store, this.limits, {
       transact: (step) => this.transact(step),
@@ -218,7 +218,8 @@ export class Pager {
   }
 
   objectName(): string {
-    return this.meta.get<string>("object") ?? "unnamed";
+    // `~` is not allowed in object names, so this prefix can never be a real object's.
+    return this.meta.get<string>("object") ?? "~unnamed";
   }
 
   /** Remembers the object's name from the Worker's header (the Durable Object id cannot tell it). */

@@ -18,13 +18,13 @@ export interface SweepHooks {
   transact(step: () => void): void;
   /** How many times the object was destroyed: a change means its segment rows are gone. */
   epoch(): number;
-  /** The object's name: its segments are the R2 keys under `{name}/segments/`. */
-  objectName(): string;
+  /** The object's name, null if never told: its segments are the keys under `{name}/segments/`. */
+  objectName(): string | null;
 }
 
 /** R2 deletes at most 1,000 keys per call. */
 const KEYS_PER_DELETE = 1000;
-/** An unnamed segment younger than this may be a put under way. */
+/** A segment no row names yet, younger than this, may be a put under way. */
 export const ORPHAN_MIN_AGE_MS = 60 * 60 * 1000;
 /** How often an object lists its segments to find orphans (a list costs a Class A operation). */
 const ORPHAN_SCAN_INTERVAL_MS = 24 * 60 * 60 * 1000;
@@ -79,6 +79,9 @@ export class Sweeper {
    * @example if (sweeper.orphanScanDue()) await sweeper.sweepOrphans();
    */
   async sweepOrphans(minAgeMs = ORPHAN_MIN_AGE_MS): Promise<void> {
+    // Without its own name, a prefix could be another object's: never guess it.
+    const name = this.hooks.objectName();
+    if (name === null) return;
     const epoch = this.hooks.epoch();
     const startedAt = Date.now();
     // Named before listing: a segment committed meanwhile was put just now, so it is too young.
@@ -88,7 +91,7 @@ export class Sweeper {
       let cursor: string | undefined;
       do {
         const listed = await this.store.bucket.list({
-          prefix: `${this.hooks.objectName()}/segments/`,
+          prefix: `${name}/segments/`,
           cursor,
         });
         for (const object of listed.objects) {
