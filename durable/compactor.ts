@@ -63,13 +63,7 @@ export class Compactor {
     try {
       const body = await this.readLivePages(plan.pages, pageSize);
       const key = segmentKey(this.hooks.objectName(), this.hooks.nextSeqno());
-      try {
-        await this.store.bucket.put(key, body);
-      } catch (error) {
-        // A put that failed after writing would leave an object nothing points at.
-        void this.store.bucket.delete(key).catch(() => {});
-        throw error;
-      }
+      await this.store.putSegment(key, body);
       if (this.hooks.epoch() !== epoch) {
         await this.store.bucket.delete(key).catch(() => {});
         return false;
@@ -129,11 +123,8 @@ export class Compactor {
     });
     await Promise.all(
       runs.map(async (run) => {
-        const object = await this.store.bucket.get(run.segment, {
-          range: { offset: run.slot * pageSize, length: run.count * pageSize },
-        });
-        if (!object) throw new Error(`segment ${run.segment} is missing from R2`);
-        body.set(new Uint8Array(await object.arrayBuffer()), run.at * pageSize);
+        const bytes = await this.store.readSlots(run.segment, run.slot, run.count, pageSize);
+        body.set(bytes, run.at * pageSize);
       }),
     );
     return body;

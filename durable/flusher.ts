@@ -118,11 +118,9 @@ export class Flusher {
     for (let attempt = 1; ; attempt++) {
       const key = newKey();
       try {
-        await this.store.bucket.put(key, body);
+        await this.store.putSegment(key, body);
         return key;
       } catch (error) {
-        // Best effort: a put that failed after writing would leave an object nothing points at.
-        void this.store.bucket.delete(key).catch(() => {});
         if (attempt >= this.limits.flushMaxAttempts) throw error;
         await sleep(delay * (0.5 + Math.random()));
         delay *= 2;

@@ -230,7 +230,7 @@ async function destroy(pager: Pager): Promise<Response> {
     return pager.destroy();
   });
   for (const socket of pager.sockets.all()) closeQuietly(socket, CLOSE_NORMAL, "object deleted");
-  await pager.deleteSegments(segments);
+  await pager.store.deleteSegments(segments);
   return Response.json({ object: pager.objectName(), deleted: true });
 }
 

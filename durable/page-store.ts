@@ -221,16 +221,46 @@ export class PageStore {
     }
     await Promise.all(
       runs.map(async (run) => {
-        const object = await this.bucket.get(run.segment, {
-          range: { offset: run.slot * pageSize, length: run.count * pageSize },
-        });
-        if (!object) throw new Error(`segment ${run.segment} is missing from R2`);
-        const bytes = new Uint8Array(await object.arrayBuffer());
+        const bytes = await this.readSlots(run.segment, run.slot, run.count, pageSize);
         out.set(bytes, (run.page - plan.span.first) * pageSize);
         if (fillCache) this.cache.keep(run.segment, run.slot, bytes, pageSize);
       }),
     );
     return out;
+  }
+
+  /** Pages [slot, slot + count) of a segment, in one ranged R2 read. */
+  async readSlots(
+    segment: string,
+    slot: number,
+    count: number,
+    pageSize: number,
+  ): Promise<Uint8Array> {
+    const object = await this.bucket.get(segment, {
+      range: { offset: slot * pageSize, length: count * pageSize },
+    });
+    if (!object) throw new Error(`segment ${segment} is missing from R2`);
+    return new Uint8Array(await object.arrayBuffer());
+  }
+
+  /**
+   * Puts a segment under a key never used before. If the put fails, the key is deleted, best
+   * effort: a put that failed after writing would leave an object nothing points at.
+   */
+  async putSegment(key: string, body: Uint8Array): Promise<void> {
+    try {
+      await this.bucket.put(key, body);
+    } catch (error) {
+      void this.bucket.delete(key).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Deletes segment objects from R2, at most 1,000 keys per call (R2's limit). */
+  async deleteSegments(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      await this.bucket.delete(keys.slice(i, i + 1000));
+    }
   }
 
   /**

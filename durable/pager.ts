@@ -264,10 +264,4 @@ export class Pager {
     void this.ctx.storage.deleteAlarm();
     return segments;
   }
-
-  async deleteSegments(keys: string[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += 1000) {
-      await this.store.bucket.delete(keys.slice(i, i + 1000));
-    }
-  }
 }

@@ -22,8 +22,6 @@ export interface SweepHooks {
   objectName(): string | null;
 }
 
-/** R2 deletes at most 1,000 keys per call. */
-const KEYS_PER_DELETE = 1000;
 /** A segment no row names yet, younger than this, may be a put under way. */
 export const ORPHAN_MIN_AGE_MS = 60 * 60 * 1000;
 /** How often an object lists its segments to find orphans (a list costs a Class A operation). */
@@ -55,12 +53,10 @@ export class Sweeper {
     const epoch = this.hooks.epoch();
     try {
       const keys = this.store.deadSegments();
-      for (let i = 0; i < keys.length; i += KEYS_PER_DELETE) {
-        const chunk = keys.slice(i, i + KEYS_PER_DELETE);
-        await this.store.bucket.delete(chunk);
-        if (this.hooks.epoch() !== epoch) return;
-        this.hooks.transact(() => this.store.forgetSegments(chunk));
-      }
+      if (keys.length === 0) return;
+      await this.store.deleteSegments(keys);
+      if (this.hooks.epoch() !== epoch) return;
+      this.hooks.transact(() => this.store.forgetSegments(keys));
     } catch (error) {
       console.warn(`deleting dead segments failed, left for the next sweep: ${String(error)}`);
     }
@@ -100,10 +96,8 @@ export class Sweeper {
         }
         cursor = listed.truncated ? listed.cursor : undefined;
       } while (cursor);
-      for (let i = 0; i < orphans.length; i += KEYS_PER_DELETE) {
-        if (this.hooks.epoch() !== epoch) return;
-        await this.store.bucket.delete(orphans.slice(i, i + KEYS_PER_DELETE));
-      }
+      if (this.hooks.epoch() !== epoch) return;
+      await this.store.deleteSegments(orphans);
       if (this.hooks.epoch() !== epoch) return;
       this.hooks.transact(() => this.meta.set("orphans_scanned_at", startedAt));
     } catch (error) {

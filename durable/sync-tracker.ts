@@ -162,14 +162,16 @@ export class SyncTracker {
   }
 
   /**
-   * Seqnos of the active requests that are done: durable as far as their flags ask (no journal
-   * version below their seqno in their range) and waiting on no lock request.
+   * Seqnos of the active requests (or of request `only`) that are done: durable as far as their
+   * flags ask (no journal version below their seqno in their range) and waiting on no lock
+   * request.
    */
-  private activeDone(): Set<number> {
+  private activeDone(only?: number): Set<number> {
     const rows = this.deps.sql.exec<{ seqno: number }>(
-      `SELECT seqno FROM syncs AS s WHERE active = 1
+      `SELECT seqno FROM syncs AS s WHERE active = 1 AND (?1 IS NULL OR seqno = ?1)
          AND ((sync_flags & ${VM_SYNC_SYNCHRONOUS}) = 0 OR NOT ${JOURNAL_HOLDS_BELOW})
          AND NOT EXISTS (SELECT 1 FROM locks WHERE locks.sync_seqno = s.seqno)`,
+      only ?? null,
     );
     return new Set(Array.from(rows, (row) => row.seqno));
   }
@@ -335,13 +337,9 @@ export class SyncTracker {
     return overlapping.length === 0;
   }
 
+  /** One request, just started: the same test as `activeDone`, for its row alone. */
   private isDone(row: SyncRequest): boolean {
-    if (!row.active) return false;
-    if ((row.sync_flags & VM_SYNC_SYNCHRONOUS) !== 0 && !this.isDurable(row)) return false;
-    const locks = this.deps.sql
-      .exec(`SELECT 1 FROM locks WHERE sync_seqno = ? LIMIT 1`, row.seqno)
-      .toArray();
-    return locks.length === 0;
+    return this.activeDone(row.seqno).has(row.seqno);
   }
 
   private isDurable(row: SyncRequest): boolean {

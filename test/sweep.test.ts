@@ -108,30 +108,14 @@ describe("dead segments", () => {
     const object = "sweep-retry";
     await writeDurably(object, 0, pages(1, 1));
     const [old] = await segmentsInR2(object);
-    let failDeletes = true;
-    let deletes = 0;
-    await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      const real = instance.pager.store.bucket;
-      instance.pager.store.bucket = new Proxy(real, {
-        get(target, property) {
-          if (property === "delete" && failDeletes) {
-            return () => {
-              deletes++;
-              return Promise.reject(new Error("injected delete failure"));
-            };
-          }
-          const value = Reflect.get(target, property);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
-    });
+    const control = await wrapObjectBucket(object, { deletesFailing: true });
     await writeDurably(object, 0, pages(1, 2));
     await maintain(object);
-    expect(deletes).toBeGreaterThan(0);
+    expect(control.deleteAttempts).toBeGreaterThan(0);
     expect(await segmentsInR2(object)).toContain(old);
     expect((await segmentRows(object)).find((row) => row.key === old)?.live).toBe(0);
 
-    failDeletes = false;
+    control.deletesFailing = false;
     await maintain(object);
     expect(await segmentsInR2(object)).not.toContain(old);
     expect((await segmentRows(object)).map((row) => row.key)).not.toContain(old);

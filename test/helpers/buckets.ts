@@ -1,6 +1,6 @@
 /**
  * R2 wrappers for running the same scenario against a failing or slow store (style.md §10).
- * They wrap the real local bucket; only `put` and `get` are changed (and counted). `onObject` installs one inside a live
+ * They wrap the real local bucket; only `put`, `get` and `delete` are changed (and counted). `onObject` installs one inside a live
  * MemoryObject (an eviction drops it again, like any in-memory state).
  */
 import { env } from "cloudflare:workers";
@@ -20,6 +20,10 @@ export interface PutControl {
   attempts: number;
   /** Gets (ranged reads) asked of R2. */
   reads: number;
+  /** While true, every delete rejects. */
+  deletesFailing: boolean;
+  /** Deletes attempted (including failed ones). */
+  deleteAttempts: number;
 }
 
 export function newControl(options: Partial<PutControl> = {}): PutControl {
@@ -30,6 +34,8 @@ export function newControl(options: Partial<PutControl> = {}): PutControl {
     written: [],
     attempts: 0,
     reads: 0,
+    deletesFailing: false,
+    deleteAttempts: 0,
     ...options,
   };
 }
@@ -52,6 +58,13 @@ export function wrapBucket(bucket: R2Bucket, control: PutControl): R2Bucket {
           control.reads++;
           if (control.readDelayMs > 0) await new Promise((r) => setTimeout(r, control.readDelayMs));
           return target.get(key, options);
+        };
+      }
+      if (property === "delete") {
+        return async (keys: string | string[]) => {
+          control.deleteAttempts++;
+          if (control.deletesFailing) throw new Error("injected delete failure");
+          return target.delete(keys);
         };
       }
       const value = Reflect.get(target, property);
