@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from "commander";
 import { registerGet } from "./commands/get";
 import { registerPut } from "./commands/put";
 import { registerRm } from "./commands/rm";
+import { registerSmoke } from "./commands/smoke";
 import { registerStat } from "./commands/stat";
 import { registerSync } from "./commands/sync";
 import { registerSyncs } from "./commands/syncs";
@@ -17,7 +18,17 @@ import { describeFailure } from "./failure";
 import { DEFAULT_URL, parseUrl, type GlobalOptions } from "./options";
 
 /** Every command, in the order `--help` lists them (and the README's CLI reference). */
-export const COMMANDS = ["put", "get", "sync", "stat", "syncs", "watch", "rm", "token"] as const;
+export const COMMANDS = [
+  "put",
+  "get",
+  "sync",
+  "stat",
+  "syncs",
+  "watch",
+  "rm",
+  "token",
+  "smoke",
+] as const;
 
 export function buildProgram(): Command {
   const program = new Command("edgepager")
@@ -47,6 +58,7 @@ export function buildProgram(): Command {
     registerWatch,
     registerRm,
     registerToken,
+    registerSmoke,
   ]) {
     register(program);
   }

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestHarness, type TestHarness } from "wrangler";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { COMMANDS } from "../../client/cli/program";
 import { signToken, type Right } from "../../schema";
 import { ROOT, buildCliIfStale, cliEnv, runCli, startCli, type RunningCli } from "./cli-process";
 
@@ -22,7 +23,6 @@ Object.assign(process.env, {
 const LOCK_TIMEOUT_MS = 3000;
 /** Authentication is on, as deployed: every run carries a token (EDGEPAGER_TOKEN or --token). */
 const AUTH_SECRET = "cli-test-secret";
-const COMMANDS = ["put", "get", "sync", "stat", "syncs", "watch", "rm", "token"];
 
 let server: TestHarness;
 let url: string;

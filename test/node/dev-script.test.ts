@@ -1,7 +1,7 @@
 /**
  * `npm run dev` as a user runs it, with flags of their own: the port, the state directory and a
  * var, given on the command line, replace the defaults in wrangler.toml's [dev] instead of
- * clashing with them.
+ * clashing with them. The smoke command then runs against it, as it would after a deploy.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,12 +11,13 @@ import { unstable_readConfig } from "wrangler";
 import { HttpClient } from "../../client/http";
 import { startServerProcess, type ServerProcess } from "../../tools/server-process";
 import { QUIET_ENV, freePort } from "../../tools/wrangler-dev";
-import { ROOT } from "./cli-process";
+import { ROOT, buildCliIfStale, cliEnv, runCli } from "./cli-process";
 
 let server: ServerProcess;
 let persistTo: string;
 
 beforeAll(async () => {
+  await buildCliIfStale();
   persistTo = mkdtempSync(join(tmpdir(), "edgepager-dev-"));
   const port = await freePort();
   const flags = ["--port", String(port), "--persist-to", persistTo];
@@ -64,4 +65,10 @@ it("takes --var: an unsynchronized page reaches R2 within FLUSH_DELAY_MS=300, no
     expect(Date.now() - started, "journal still not flushed").toBeLessThan(2000);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+});
+
+it("passes the smoke test", async () => {
+  const result = await runCli(["smoke", "--url", server.url], cliEnv());
+  expect(result.code, result.stdout.toString() + result.stderr).toBe(0);
+  expect(result.stdout.toString()).toMatch(/^passed: /m);
 });
