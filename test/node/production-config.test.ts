@@ -1,6 +1,6 @@
 // The deployed configuration ([env.production] in wrangler.toml) fails closed: with no
 // AUTH_SECRET it refuses every request. And its vars stay those of the top level but for
-// REQUIRE_AUTH, so what is tested locally is what ships.
+// REQUIRE_AUTH, so what is tested locally is what ships; and it keeps logs and traces.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestHarness, unstable_readConfig, type TestHarness } from "wrangler";
 
@@ -42,4 +42,13 @@ it("ships the same vars as the top level, except REQUIRE_AUTH", () => {
   expect({ ...production, REQUIRE_AUTH: local.REQUIRE_AUTH }).toEqual(local);
   expect(local.REQUIRE_AUTH).toBe("false");
   expect(production.REQUIRE_AUTH).toBe("true");
+});
+
+it("turns on logs and traces where it is deployed", () => {
+  const { observability } = unstable_readConfig({ config: "wrangler.toml", env: "production" });
+  expect(observability).toMatchObject({
+    enabled: true,
+    logs: { enabled: true, invocation_logs: true },
+    traces: { enabled: true },
+  });
 });
