@@ -1,7 +1,8 @@
 /**
  * `edgepager smoke` (npm run smoke) as a child process against the real Worker on loopback: it
  * passes on a working service and leaves nothing behind; it fails, with the step, a clear message
- * and a non-zero exit, where no service listens and where the token does not let it in.
+ * and a non-zero exit, where no service listens, where the token does not let it in, and where
+ * the deployment has no AUTH_SECRET.
  */
 import { createTestHarness, type TestHarness } from "wrangler";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -141,6 +142,23 @@ describe("against a service with authentication on (as deployed)", () => {
     );
   });
 });
+
+it("fails at the first step with exit 1 where AUTH_SECRET was never set (production)", async () => {
+  const server = createTestHarness({
+    workers: [{ configPath: "./wrangler.toml", env: "production" }],
+  });
+  try {
+    const url = (await server.listen()).url.toString().replace(/\/$/, "");
+    const result = await smoke("--url", url);
+    expect(result.code).toBe(1);
+    expect(statuses(result)[0]).toEqual(["FAILED", "service"]);
+    expect(result.stderr).toMatch(
+      /^edgepager: smoke test failed at service: HTTP 503: .*no AUTH_SECRET.* \(auth_unconfigured\)\n$/,
+    );
+  } finally {
+    await server.close();
+  }
+}, 60_000);
 
 function token(secret: string, rights: ("read" | "write" | "admin")[]): Promise<string> {
   return signToken(secret, { object: "smoke-*", rights, exp: Math.floor(Date.now() / 1000) + 600 });
