@@ -7,13 +7,16 @@
  */
 import { segmentKey } from "./flusher";
 import type { PageStore } from "./page-store";
+import { COMPACT_MAX_SEGMENTS } from "./r2-bounds";
+import { inChunks } from "./sql-lists";
 
-/** A page in R2 as the index has it: which segment, which slot. */
-export type LivePage = { page: number; segment: string; slot: number };
+/** A page in R2 as the index has it: which segment (its id), which slot. */
+export type LivePage = { page: number; segment: number; slot: number };
 
 /** The pages a compaction moves, the segments they come from, and the garbage it frees. */
 export interface CompactionPlan {
-  segments: string[];
+  /** The old segments' R2 keys, by id. */
+  segments: Map<number, string>;
   pages: LivePage[];
   freedBytes: number;
 }
@@ -59,9 +62,10 @@ export class Compactor {
     }
     const epoch = this.hooks.epoch();
     // The old segments may die while their pages are copied: keep them until the copy is read.
-    this.store.hold(plan.segments);
+    const keys = [...plan.segments.values()];
+    this.store.hold(keys);
     try {
-      const body = await this.readLivePages(plan.pages, pageSize);
+      const body = await this.readLivePages(plan, pageSize);
       const key = segmentKey(this.hooks.objectName(), this.hooks.nextSeqno());
       await this.store.putSegment(key, body);
       if (this.hooks.epoch() !== epoch) {
@@ -74,25 +78,27 @@ export class Compactor {
       console.warn(`compaction failed, left for a later round: ${String(error)}`);
       return false;
     } finally {
-      this.store.release(plan.segments);
+      this.store.release(keys);
     }
   }
 
   /**
    * What a compaction would move: the live pages of the segments that are mostly garbage (under
-   * half their pages live), emptiest first, about `targetBytes` of them (at least one segment's),
-   * ordered by segment and slot; and the bytes of garbage moving them frees.
+   * half their pages live), emptiest first, about `targetBytes` of them (at least one segment's)
+   * from at most COMPACT_MAX_SEGMENTS segments, ordered by segment and slot; and the bytes of
+   * garbage moving them frees.
    */
   private candidates(pageSize: number, targetBytes: number): CompactionPlan {
-    const segments: string[] = [];
+    const segments = new Map<number, string>();
     let liveBytes = 0;
     let freedBytes = 0;
-    for (const row of this.sql.exec<{ key: string; pages: number; live: number }>(
-      `SELECT key, pages, live FROM segments WHERE live > 0 AND live * 2 < pages
-       ORDER BY CAST(live AS REAL) / pages, key`,
+    for (const row of this.sql.exec<{ id: number; key: string; pages: number; live: number }>(
+      `SELECT id, key, pages, live FROM segments WHERE live > 0 AND live * 2 < pages
+       ORDER BY CAST(live AS REAL) / pages, id`,
     )) {
-      if (segments.length > 0 && liveBytes + row.live * pageSize > targetBytes) break;
-      segments.push(row.key);
+      if (segments.size > 0 && liveBytes + row.live * pageSize > targetBytes) break;
+      if (segments.size >= COMPACT_MAX_SEGMENTS) break;
+      segments.set(row.id, row.key);
       liveBytes += row.live * pageSize;
       freedBytes += (row.pages - row.live) * pageSize;
     }
@@ -100,33 +106,40 @@ export class Compactor {
       .exec<LivePage>(
         `SELECT page, segment, slot FROM pages WHERE segment IN (SELECT value FROM json_each(?))
          ORDER BY segment, slot`,
-        JSON.stringify(segments),
+        JSON.stringify([...segments.keys()]),
       )
       .toArray();
     return { segments, pages, freedBytes };
   }
 
   /**
-   * Reads the pages of a compaction from their segments, one ranged read per run of consecutive
-   * slots, into one body in the order given.
+   * Reads the pages of a compaction into one body in the order given: one ranged read per old
+   * segment, covering its live slots, so the R2 calls are bounded by the segment count.
    */
-  private async readLivePages(pages: LivePage[], pageSize: number): Promise<Uint8Array> {
-    const body = new Uint8Array(pages.length * pageSize);
-    const runs: { segment: string; slot: number; at: number; count: number }[] = [];
-    pages.forEach((page, at) => {
-      const last = runs[runs.length - 1];
-      if (last && last.segment === page.segment && last.slot + last.count === page.slot) {
-        last.count++;
-      } else {
-        runs.push({ segment: page.segment, slot: page.slot, at, count: 1 });
-      }
+  private async readLivePages(plan: CompactionPlan, pageSize: number): Promise<Uint8Array> {
+    const body = new Uint8Array(plan.pages.length * pageSize);
+    const bySegment = new Map<number, { at: number; slot: number }[]>();
+    plan.pages.forEach(({ segment, slot }, at) => {
+      const list = bySegment.get(segment);
+      if (list) list.push({ at, slot });
+      else bySegment.set(segment, [{ at, slot }]);
     });
-    await Promise.all(
-      runs.map(async (run) => {
-        const bytes = await this.store.readSlots(run.segment, run.slot, run.count, pageSize);
-        body.set(bytes, run.at * pageSize);
-      }),
-    );
+    for (const [segment, slots] of bySegment) {
+      // Ordered by slot (the plan's order), so the first and last are the range to read.
+      const first = slots[0]!.slot;
+      const end = slots[slots.length - 1]!.slot + 1;
+      const release = await this.store.budget.take((end - first) * pageSize);
+      try {
+        const key = plan.segments.get(segment)!;
+        const bytes = await this.store.readSlots(key, first, end - first, pageSize);
+        for (const { at, slot } of slots) {
+          const from = (slot - first) * pageSize;
+          body.set(bytes.subarray(from, from + pageSize), at * pageSize);
+        }
+      } finally {
+        release();
+      }
+    }
     return body;
   }
 
@@ -135,29 +148,37 @@ export class Compactor {
    * superseded meanwhile) now live at their slot of the new segment; the old segments lose them.
    */
   private commit(key: string, pages: LivePage[]): void {
-    const moved = JSON.stringify(pages.map(({ page, segment, slot }) => [page, segment, slot]));
+    const id = this.sql
+      .exec<{ id: number }>(
+        `INSERT INTO segments (key, pages, live) VALUES (?, ?, 0) RETURNING id`,
+        key,
+        pages.length,
+      )
+      .one().id;
     const stillThere = `pages.page = b.value ->> 0 AND pages.segment = b.value ->> 1
       AND pages.slot = b.value ->> 2`;
-    this.sql.exec(
-      `UPDATE segments SET live = live - gone.n
-       FROM (SELECT pages.segment, count(*) AS n FROM json_each(?1) AS b JOIN pages ON ${stillThere}
-             GROUP BY pages.segment) AS gone
-       WHERE segments.key = gone.segment`,
-      moved,
-    );
-    const live = this.sql
-      .exec(
-        `UPDATE pages SET segment = ?2, slot = b.key FROM json_each(?1) AS b WHERE ${stillThere}
-         RETURNING pages.page`,
+    let live = 0;
+    let slot = 0;
+    for (const chunk of inChunks(pages)) {
+      const moved = JSON.stringify(chunk.map(({ page, segment, slot }) => [page, segment, slot]));
+      this.sql.exec(
+        `UPDATE segments SET live = live - gone.n
+         FROM (SELECT pages.segment, count(*) AS n FROM json_each(?1) AS b
+               JOIN pages ON ${stillThere} GROUP BY pages.segment) AS gone
+         WHERE segments.id = gone.segment`,
         moved,
-        key,
-      )
-      .toArray().length;
-    this.sql.exec(
-      `INSERT INTO segments (key, pages, live) VALUES (?, ?, ?)`,
-      key,
-      pages.length,
-      live,
-    );
+      );
+      live += this.sql
+        .exec(
+          `UPDATE pages SET segment = ?2, slot = ?3 + b.key FROM json_each(?1) AS b
+           WHERE ${stillThere} RETURNING pages.page`,
+          moved,
+          id,
+          slot,
+        )
+        .toArray().length;
+      slot += chunk.length;
+    }
+    this.sql.exec(`UPDATE segments SET live = ? WHERE id = ?`, live, id);
   }
 }

@@ -6,9 +6,12 @@ import {
   CLOSE_NORMAL,
   DEFAULT_PAGE_SIZE,
   HTTP_KERNEL,
+  KERN_ABORTED,
   KERN_FAILURE,
   KERN_INVALID_ARGUMENT,
+  KERN_RESOURCE_SHORTAGE,
   ProtocolError,
+  checkPageRange,
   checkWithinObject,
   httpStatusOf,
   invalidField,
@@ -18,12 +21,14 @@ import {
   readSyncFlags,
   type ManagerMessage,
 } from "../schema";
-import { handleDataReturn } from "./handlers/data-return";
+import { checkRoomFor } from "./handlers/data-return";
 import { handleSynchronize } from "./handlers/synchronize";
 import type { HandlerContext } from "./handlers";
 import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
 import { closeQuietly } from "./sockets";
+import { R2_READS_PER_REQUEST } from "./r2-bounds";
+import { SPOOL_SLICE_BYTES } from "./spools";
 
 type Operation = (pager: Pager, request: Request, url: URL) => Promise<Response>;
 
@@ -60,7 +65,7 @@ async function stat(pager: Pager): Promise<Response> {
   const { result } = pager.admit(() => ({
     object: pager.objectName(),
     page_size: pager.pageSize(),
-    max_size: pager.limits.maxSize,
+    max_size: pager.maxSize(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
     ...pageCounts(pager),
     journal_pages: pager.store.journalPages(),
     seqno: pager.sequencer.peek(),
@@ -105,14 +110,26 @@ async function readPages(pager: Pager, _request: Request, url: URL): Promise<Res
         `must not exceed ${pager.limits.maxBodyBytes} bytes per request`,
       );
     }
-    checkWithinObject(offset, length, pager.limits.maxSize);
     const pageSize = pager.pageSize() ?? DEFAULT_PAGE_SIZE;
+    checkWithinObject(offset, length, pager.maxSize(pageSize));
     const span = pageSpanOf(offset, length, pageSize);
-    return { offset, length, pageSize, span, plan: pager.store.planRead(span) };
+    const plan = pager.store.planRead(span, pageSize);
+    // Refused before any byte is sent: past the subrequest cap the body would be cut mid-way.
+    const reads = pager.store.r2ReadsFor(plan, piecePagesOf(pageSize));
+    if (reads > R2_READS_PER_REQUEST) {
+      pager.store.finishRead(plan);
+      throw new ProtocolError(
+        KERN_RESOURCE_SHORTAGE,
+        "too_fragmented",
+        `this range is spread over ${reads} segment reads, more than the ` +
+          `${R2_READS_PER_REQUEST} one request may make; read a smaller range`,
+      );
+    }
+    return { offset, length, pageSize, span, plan };
   });
   const { offset, length, pageSize, span, plan } = result;
   // Streamed a piece at a time, so a 64 MiB read holds about one piece in memory, not 64 MiB.
-  const piecePages = Math.max(1, Math.floor(READ_PIECE_BYTES / pageSize));
+  const piecePages = piecePagesOf(pageSize);
   const pieces: { first: number; end: number }[] = [];
   for (let first = span.first; first < span.end; first += piecePages) {
     pieces.push({ first, end: Math.min(span.end, first + piecePages) });
@@ -163,31 +180,114 @@ async function readPages(pager: Pager, _request: Request, url: URL): Promise<Res
 /** Bytes read from storage per piece of a streamed HTTP read. */
 const READ_PIECE_BYTES = 1024 * 1024;
 
-/** A dirty data_return of kernel `http`: answered once the pages are durably journaled. */
+function piecePagesOf(pageSize: number): number {
+  return Math.max(1, Math.floor(READ_PIECE_BYTES / pageSize));
+}
+
+/**
+ * A dirty data_return of kernel `http`: answered once the pages are durably journaled. The body
+ * is spooled into SQLite as it arrives (never whole in memory, never one SQL value over 1 MiB),
+ * then journaled in one ordered step, so it lands all at once at one seqno like a frame.
+ */
 async function writePages(pager: Pager, request: Request, url: URL): Promise<Response> {
-  const body = new Uint8Array(await request.arrayBuffer());
-  const { seqno, result } = pager.admit((seqno) => {
-    if (body.byteLength > pager.limits.maxBodyBytes) {
-      throw new ProtocolError(
-        KERN_INVALID_ARGUMENT,
-        "too_large",
-        `body must not exceed ${pager.limits.maxBodyBytes} bytes`,
-      );
-    }
-    const offset = readQueryCount(url, "offset");
-    const pageSize = fixPageSize(pager, url);
-    handleDataReturn(httpContext(pager, seqno, pageSize), {
-      type: "memory_object_data_return",
-      id: seqno,
-      offset,
-      length: body.byteLength,
-      dirty: true,
-      kernel_copy: false,
-      data: body,
+  const epoch = pager.destroyedCount();
+  const spooled = await spoolBody(pager, request.body, spoolPageSize(pager, url));
+  try {
+    const { seqno, result } = pager.admit((seqno) => {
+      if (spooled.tooLarge) {
+        throw new ProtocolError(
+          KERN_INVALID_ARGUMENT,
+          "too_large",
+          `body must not exceed ${pager.limits.maxBodyBytes} bytes`,
+        );
+      }
+      const offset = readQueryCount(url, "offset");
+      const pageSize = fixPageSize(pager, url);
+      if (pager.destroyedCount() !== epoch) {
+        throw new ProtocolError(KERN_ABORTED, "object_deleted", "the object was deleted meanwhile");
+      }
+      if (pageSize !== spooled.pageSize) {
+        // Only when a first init fixed another page size while this body was arriving.
+        throw new ProtocolError(
+          KERN_INVALID_ARGUMENT,
+          "page_size_mismatch",
+          `the object's page size became ${pageSize} while the body arrived; send it again`,
+        );
+      }
+      const ctx = httpContext(pager, seqno, pageSize);
+      const span = checkPageRange(offset, spooled.length, ctx.geometry);
+      checkRoomFor(ctx, span);
+      pager.store.journalSpool(spooled.spool, span.first, span.end - span.first, seqno);
+      return { offset, length: spooled.length };
     });
-    return { offset, length: body.byteLength };
-  });
-  return Response.json({ ...result, seqno });
+    return Response.json({ ...result, seqno });
+  } finally {
+    pager.spools.drop(spooled.spool);
+  }
+}
+
+/**
+ * The page size a body is cut into while it spools: the object's, else the one asked, else the
+ * default. Only judged here; `fixPageSize` checks it in order.
+ */
+function spoolPageSize(pager: Pager, url: URL): number {
+  const asked = Number(url.searchParams.get("page_size"));
+  return pager.pageSize() ?? (isPageSize(asked) ? asked : DEFAULT_PAGE_SIZE);
+}
+
+/**
+ * Reads a request body into a new spool, a slice of at most SPOOL_SLICE_BYTES at a time, each
+ * slice waiting for room in the isolate's byte budget. Stops at MAX_BODY_BYTES (the Worker let a
+ * body of unknown length through to be counted here). A tail shorter than a page is not
+ * spooled: the length check refuses such a body anyway.
+ */
+async function spoolBody(
+  pager: Pager,
+  body: ReadableStream<Uint8Array> | null,
+  pageSize: number,
+): Promise<{ spool: number; pageSize: number; length: number; tooLarge: boolean }> {
+  const spool = pager.spools.open();
+  const result = { spool, pageSize, length: 0, tooLarge: false };
+  if (!body) return result;
+  const release = await pager.store.budget.take(SPOOL_SLICE_BYTES);
+  const slice = new Uint8Array(SPOOL_SLICE_BYTES);
+  const reader = body.getReader();
+  let filled = 0;
+  let part = 0;
+  const spoolSlice = (bytes: Uint8Array) => {
+    pager.spools.appendSlice(spool, part, bytes, pageSize);
+    part += bytes.byteLength / pageSize;
+  };
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      result.length += value.byteLength;
+      if (result.length > pager.limits.maxBodyBytes) {
+        result.tooLarge = true;
+        await reader.cancel();
+        break;
+      }
+      for (let at = 0; at < value.byteLength;) {
+        const taken = Math.min(value.byteLength - at, SPOOL_SLICE_BYTES - filled);
+        slice.set(value.subarray(at, at + taken), filled);
+        filled += taken;
+        at += taken;
+        if (filled === SPOOL_SLICE_BYTES) {
+          spoolSlice(slice);
+          filled = 0;
+        }
+      }
+    }
+    const wholePages = filled - (filled % pageSize);
+    if (wholePages > 0 && !result.tooLarge) spoolSlice(slice.subarray(0, wholePages));
+    return result;
+  } catch (error) {
+    pager.spools.drop(spool);
+    throw error;
+  } finally {
+    release();
+  }
 }
 
 /** Answers when the completion is due (protocol.md §9), or with the error that replaced it. */
@@ -223,12 +323,12 @@ async function synchronize(pager: Pager, request: Request): Promise<Response> {
 }
 
 async function destroy(pager: Pager): Promise<Response> {
-  const { result: segments } = pager.admit(() => {
+  pager.admit(() => {
     for (const socket of pager.sockets.all()) {
       pager.mail.post(socket, { type: "memory_object_destroy", reason: "the object was deleted" });
     }
-    return pager.destroy();
   });
+  const segments = await pager.destroy();
   for (const socket of pager.sockets.all()) closeQuietly(socket, CLOSE_NORMAL, "object deleted");
   await pager.store.deleteSegments(segments);
   return Response.json({ object: pager.objectName(), deleted: true });

@@ -18,6 +18,10 @@ export class Meta {
     );
   }
 
+  delete(key: string): void {
+    this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
+  }
+
   /** Returns the counter's current value and stores the next one. */
   take(key: string, first: number): number {
     const value = this.get<number>(key) ?? first;

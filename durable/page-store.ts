@@ -4,7 +4,11 @@
  * them. Reads look in the journal first, then the segment, else the page was never written.
  */
 import type { PageSpan } from "../schema";
+import type { ByteBudget } from "./byte-budget";
+import type { Meta } from "./meta";
 import type { SegmentCache } from "./segment-cache";
+import { inChunks } from "./sql-lists";
+import type { Spools } from "./spools";
 
 /**
  * The synchronize barrier as an SQL condition on a row `s` with `first_page`, `end_page` and
@@ -15,9 +19,21 @@ import type { SegmentCache } from "./segment-cache";
 export const JOURNAL_HOLDS_BELOW = `EXISTS (SELECT 1 FROM journal
   WHERE journal.page >= s.first_page AND journal.page < s.end_page AND journal.first_seqno < s.seqno)`;
 
-/** Where one page of a read comes from, decided in seqno order before any I/O. */
+/**
+ * Where one page of a read comes from, decided in seqno order before any I/O: a journal page
+ * copied into memory (small reads) or into the read's spool in SQLite (large ones, so a 64 MiB
+ * read of unflushed pages never sits in memory), or a slot of an R2 segment.
+ */
 type PageSource =
-  { page: number; journal: Uint8Array } | { page: number; segment: string; slot: number };
+  | { page: number; journal: Uint8Array }
+  | { page: number; spooled: true }
+  | { page: number; segment: string; slot: number };
+
+/** Journal bytes a read keeps in memory; a read over more spools them in SQLite. */
+const IN_MEMORY_JOURNAL_BYTES = 1024 * 1024;
+
+/** Ranged R2 reads one read runs at once (and so about that many segments' bytes in memory). */
+const PARALLEL_GETS = 4;
 
 /**
  * A read's sources, fixed at its seqno; segments are immutable, so reading later is safe. The
@@ -28,6 +44,8 @@ export interface ReadPlan {
   sources: PageSource[];
   /** The segments this plan holds in R2 (emptied by `finishRead`; none for a slice). */
   segments: string[];
+  /** The spool holding its journal pages when they were too many for memory, else null. */
+  spool: number | null;
 }
 
 /** What committing a segment needs of each page in it: which version it holds. */
@@ -42,10 +60,14 @@ export type JournalRow = {
 export class PageStore {
   constructor(
     private readonly sql: SqlStorage,
+    private readonly meta: Meta,
+    private readonly spools: Spools,
     /** Replaceable so tests can run the same scenarios against a failing or slow bucket. */
     public bucket: R2Bucket,
     /** Segment pages read lately (immutable segments: no invalidation); replaceable in tests. */
     public cache: SegmentCache,
+    /** Page bytes the isolate's requests may hold at once (shared by its objects). */
+    readonly budget: ByteBudget,
   ) {}
 
   /** Segments that reads planned and not finished may still read: the sweeper leaves them be. */
@@ -53,7 +75,8 @@ export class PageStore {
 
   /**
    * Pages in the journal, counted once and then kept up to date, since every message asks
-   * (the cap, the flush trigger). `null` means "count again".
+   * (the cap, the flush trigger). `null` means "count again"; the journal is bounded by
+   * JOURNAL_MAX_BYTES, so counting it again is bounded too.
    */
   private journalCount: number | null = null;
 
@@ -61,20 +84,11 @@ export class PageStore {
    * Journals each page of a dirty data_return; a newer version replaces the older one. One
    * statement per frame: SQLite cuts the pages out of the frame's bytes itself (a recursive
    * series and `substr` on a blob), since a statement per page cost more than the bytes did.
+   * A frame is at most MAX_TRANSFER (1 MiB), under the 2 MB per bound value.
    */
   journal(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void {
     const pages = data.byteLength / pageSize;
-    if (this.journalCount !== null) {
-      // One count for the frame (pages already journaled are replaced, not added).
-      const present = this.sql
-        .exec<{ n: number }>(
-          `SELECT count(*) AS n FROM journal WHERE page >= ? AND page < ?`,
-          firstPage,
-          firstPage + pages,
-        )
-        .one().n;
-      this.journalCount += pages - present;
-    }
+    this.countArrivals(firstPage, firstPage + pages);
     // `WHERE true` lets SQLite parse ON CONFLICT after INSERT … SELECT (its documented quirk).
     this.sql.exec(
       `WITH RECURSIVE slot (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM slot WHERE i + 1 < ?1)
@@ -89,6 +103,44 @@ export class PageStore {
     );
   }
 
+  /**
+   * Journals a spooled body (an HTTP `PUT`): part `i` of the spool is page `firstPage + i`. One
+   * statement, row to row inside SQLite, whatever the body's size.
+   */
+  journalSpool(spool: number, firstPage: number, pages: number, seqno: number): void {
+    this.countArrivals(firstPage, firstPage + pages);
+    this.sql.exec(
+      `INSERT INTO journal (page, seqno, first_seqno, data)
+       SELECT ?2 + part, ?3, ?3, data FROM spools WHERE spool = ?1 AND part < ?4
+       ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data`,
+      spool,
+      firstPage,
+      seqno,
+      pages,
+    );
+  }
+
+  /**
+   * Before pages [first, end) are journaled: keeps the journal's page count and the object's
+   * stored-page count (`stored_pages`, so status never counts rows) up to date. One query for
+   * the range: how many of its pages are journaled already, how many are stored at all.
+   */
+  private countArrivals(first: number, end: number): void {
+    const { journaled, stored } = this.sql
+      .exec<{ journaled: number; stored: number }>(
+        `SELECT (SELECT count(*) FROM journal WHERE page >= ?1 AND page < ?2) AS journaled,
+                (SELECT count(*) FROM (SELECT page FROM journal WHERE page >= ?1 AND page < ?2
+                   UNION SELECT page FROM pages WHERE page >= ?1 AND page < ?2)) AS stored`,
+        first,
+        end,
+      )
+      .one();
+    if (this.journalCount !== null) this.journalCount += end - first - journaled;
+    if (stored < end - first) {
+      this.meta.set("stored_pages", this.storedPages() + (end - first - stored));
+    }
+  }
+
   journalPages(): number {
     this.journalCount ??= this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM journal`).one().n;
     return this.journalCount;
@@ -99,13 +151,9 @@ export class PageStore {
     this.journalCount = null;
   }
 
-  /** Pages ever written and kept: in the journal, in R2, or both. */
+  /** Pages ever written and kept: in the journal, in R2, or both. Kept, not counted: O(1). */
   storedPages(): number {
-    return this.sql
-      .exec<{ n: number }>(
-        `SELECT count(*) AS n FROM (SELECT page FROM journal UNION SELECT page FROM pages)`,
-      )
-      .one().n;
+    return this.meta.get<number>("stored_pages") ?? 0;
   }
 
   /**
@@ -133,22 +181,48 @@ export class PageStore {
     return row.low ?? nextSeqno;
   }
 
-  /** Fixes where each written page of the span is, as of now (the read's seqno). */
-  planRead(span: PageSpan): ReadPlan {
+  /**
+   * Fixes where each written page of the span is, as of now (the read's seqno). Journal pages
+   * are copied: into memory when they are few, else into a spool in SQLite.
+   */
+  planRead(span: PageSpan, pageSize: number): ReadPlan {
     const sources = new Map<number, PageSource>();
     for (const row of this.sql.exec<{ page: number; segment: string; slot: number }>(
-      `SELECT page, segment, slot FROM pages WHERE page >= ? AND page < ?`,
+      `SELECT pages.page, segments.key AS segment, pages.slot
+       FROM pages JOIN segments ON segments.id = pages.segment
+       WHERE pages.page >= ? AND pages.page < ?`,
       span.first,
       span.end,
     )) {
       sources.set(row.page, row);
     }
-    for (const row of this.sql.exec<{ page: number; data: ArrayBuffer }>(
-      `SELECT page, data FROM journal WHERE page >= ? AND page < ?`,
-      span.first,
-      span.end,
-    )) {
-      sources.set(row.page, { page: row.page, journal: new Uint8Array(row.data) });
+    const journaled = this.sql
+      .exec<{ n: number }>(
+        `SELECT count(*) AS n FROM journal WHERE page >= ? AND page < ?`,
+        span.first,
+        span.end,
+      )
+      .one().n;
+    let spool: number | null = null;
+    if (journaled * pageSize <= IN_MEMORY_JOURNAL_BYTES) {
+      for (const row of this.sql.exec<{ page: number; data: ArrayBuffer }>(
+        `SELECT page, data FROM journal WHERE page >= ? AND page < ?`,
+        span.first,
+        span.end,
+      )) {
+        sources.set(row.page, { page: row.page, journal: new Uint8Array(row.data) });
+      }
+    } else if (journaled > 0) {
+      spool = this.spools.open();
+      for (const row of this.sql.exec<{ page: number }>(
+        `INSERT INTO spools (spool, part, data)
+         SELECT ?1, page, data FROM journal WHERE page >= ?2 AND page < ?3 RETURNING part AS page`,
+        spool,
+        span.first,
+        span.end,
+      )) {
+        sources.set(row.page, { page: row.page, spooled: true });
+      }
     }
     const segments = new Set<string>();
     for (const source of sources.values()) if ("segment" in source) segments.add(source.segment);
@@ -157,6 +231,7 @@ export class PageStore {
       span,
       sources: [...sources.values()].sort((a, b) => a.page - b.page),
       segments: [...segments],
+      spool,
     };
   }
 
@@ -164,6 +239,8 @@ export class PageStore {
   finishRead(plan: ReadPlan): void {
     this.release(plan.segments);
     plan.segments = [];
+    if (plan.spool !== null) this.spools.drop(plan.spool);
+    plan.spool = null;
   }
 
   /** Keeps these segments in R2 while something reads them (a read plan, a compaction). */
@@ -185,47 +262,80 @@ export class PageStore {
       span: { first, end },
       sources: plan.sources.filter((source) => source.page >= first && source.page < end),
       segments: [],
+      spool: plan.spool,
     };
   }
 
   /**
-   * Reads a planned range: journal pages from memory, segment pages from the cache or with one
-   * ranged R2 read per run of consecutive slots not cached; never-written pages stay zero. What
-   * R2 returned is cached unless `fillCache` is false (a bulk read passing through).
+   * The ranged R2 reads that reading `plan` in pieces of `piecePages` pages makes at most: one
+   * per segment per piece (the cache can only make it fewer).
+   */
+  r2ReadsFor(plan: ReadPlan, piecePages: number): number {
+    const seen = new Set<string>();
+    for (const source of plan.sources) {
+      if ("segment" in source) {
+        seen.add(`${Math.floor((source.page - plan.span.first) / piecePages)} ${source.segment}`);
+      }
+    }
+    return seen.size;
+  }
+
+  /**
+   * Reads a planned range: journal pages from memory or the spool, segment pages from the cache
+   * or from R2 with one ranged read per segment (covering the slots needed, whatever their
+   * order, so a fragmented range costs a read per segment, not per page); never-written pages
+   * stay zero. What R2 returned is cached unless `fillCache` is false (a bulk read passing
+   * through).
    */
   async read(plan: ReadPlan, pageSize: number, { fillCache = true } = {}): Promise<Uint8Array> {
     const out = new Uint8Array((plan.span.end - plan.span.first) * pageSize);
-    const runs: { segment: string; slot: number; page: number; count: number }[] = [];
+    const at = (page: number) => (page - plan.span.first) * pageSize;
+    const wanted = new Map<string, { page: number; slot: number }[]>();
+    let spooled = false;
     for (const source of plan.sources) {
-      const at = (source.page - plan.span.first) * pageSize;
       if ("journal" in source) {
-        out.set(source.journal, at);
-        continue;
-      }
-      const cached = this.cache.get(source.segment, source.slot);
-      if (cached) {
-        out.set(cached, at);
-        continue;
-      }
-      const last = runs[runs.length - 1];
-      if (
-        last &&
-        last.segment === source.segment &&
-        last.slot + last.count === source.slot &&
-        last.page + last.count === source.page
-      ) {
-        last.count++;
+        out.set(source.journal, at(source.page));
+      } else if ("spooled" in source) {
+        spooled = true;
       } else {
-        runs.push({ segment: source.segment, slot: source.slot, page: source.page, count: 1 });
+        const cached = this.cache.get(source.segment, source.slot);
+        if (cached) out.set(cached, at(source.page));
+        else {
+          const pages = wanted.get(source.segment);
+          if (pages) pages.push(source);
+          else wanted.set(source.segment, [source]);
+        }
       }
     }
-    await Promise.all(
-      runs.map(async (run) => {
-        const bytes = await this.readSlots(run.segment, run.slot, run.count, pageSize);
-        out.set(bytes, (run.page - plan.span.first) * pageSize);
-        if (fillCache) this.cache.keep(run.segment, run.slot, bytes, pageSize);
-      }),
-    );
+    if (spooled && plan.spool !== null) {
+      for (const row of this.spools.read(plan.spool, plan.span.first, plan.span.end)) {
+        out.set(new Uint8Array(row.data), at(row.part));
+      }
+    }
+    const segments = [...wanted.entries()];
+    const readOne = async ([segment, pages]: [string, { page: number; slot: number }[]]) => {
+      let first = Infinity;
+      let end = 0;
+      for (const { slot } of pages) {
+        first = Math.min(first, slot);
+        end = Math.max(end, slot + 1);
+      }
+      const release = await this.budget.take((end - first) * pageSize);
+      try {
+        const bytes = await this.readSlots(segment, first, end - first, pageSize);
+        for (const { page, slot } of pages) {
+          const from = (slot - first) * pageSize;
+          out.set(bytes.subarray(from, from + pageSize), at(page));
+        }
+        if (fillCache) this.cache.keep(segment, first, bytes, pageSize);
+      } finally {
+        release();
+      }
+    };
+    const workers = Array.from({ length: Math.min(PARALLEL_GETS, segments.length) }, async () => {
+      for (let next = segments.shift(); next; next = segments.shift()) await readOne(next);
+    });
+    await Promise.all(workers);
     return out;
   }
 
@@ -284,74 +394,103 @@ export class PageStore {
   /**
    * After a segment's put resolved: point the index at it, drop the journal rows it holds unless a
    * newer version arrived meanwhile, and note that such newer versions start at `readSeqno`.
-   * Set-based (the batch goes in once as JSON, slot = array index): a few statements per segment
-   * instead of four per page.
+   * Set-based (the batch goes in as JSON lists, slot = position in the batch): a few statements
+   * per chunk of SQL_LIST_ITEMS pages instead of four per page.
    */
   commitSegment(key: string, batch: SegmentPage[], readSeqno: number): void {
-    const pages = JSON.stringify(batch.map(({ page, seqno }) => [page, seqno]));
-    this.sql.exec(
-      `INSERT INTO segments (key, pages, live) VALUES (?, ?, ?)`,
-      key,
-      batch.length,
-      batch.length,
-    );
-    // The segments that held the previous copies lose those pages (before the index moves).
-    this.sql.exec(
-      `UPDATE segments SET live = live - moved.n
-       FROM (SELECT pages.segment, count(*) AS n FROM json_each(?1) AS b
-             JOIN pages ON pages.page = b.value ->> 0 GROUP BY pages.segment) AS moved
-       WHERE segments.key = moved.segment`,
-      pages,
-    );
-    this.sql.exec(
-      `INSERT INTO pages (page, segment, slot, seqno)
-       SELECT b.value ->> 0, ?2, b.key, b.value ->> 1 FROM json_each(?1) AS b WHERE true
-       ON CONFLICT (page) DO UPDATE SET segment = excluded.segment, slot = excluded.slot,
-         seqno = excluded.seqno`,
-      pages,
-      key,
-    );
-    const dropped = this.sql
-      .exec(
-        `DELETE FROM journal WHERE (page, seqno) IN
-           (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING page`,
-        pages,
+    const id = this.sql
+      .exec<{ id: number }>(
+        `INSERT INTO segments (key, pages, live) VALUES (?, ?, ?) RETURNING id`,
+        key,
+        batch.length,
+        batch.length,
       )
-      .toArray().length;
-    if (this.journalCount !== null) this.journalCount -= dropped;
-    this.sql.exec(
-      `UPDATE journal SET first_seqno = max(journal.first_seqno, ?2)
-       FROM json_each(?1) AS b WHERE journal.page = b.value ->> 0 AND journal.seqno <> b.value ->> 1`,
-      pages,
-      readSeqno,
-    );
+      .one().id;
+    let slot = 0;
+    for (const chunk of inChunks(batch)) {
+      const pages = JSON.stringify(chunk.map(({ page, seqno }) => [page, seqno]));
+      // The segments that held the previous copies lose those pages (before the index moves).
+      this.sql.exec(
+        `UPDATE segments SET live = live - moved.n
+         FROM (SELECT pages.segment, count(*) AS n FROM json_each(?1) AS b
+               JOIN pages ON pages.page = b.value ->> 0 GROUP BY pages.segment) AS moved
+         WHERE segments.id = moved.segment`,
+        pages,
+      );
+      this.sql.exec(
+        `INSERT INTO pages (page, segment, slot, seqno)
+         SELECT b.value ->> 0, ?2, ?3 + b.key, b.value ->> 1 FROM json_each(?1) AS b WHERE true
+         ON CONFLICT (page) DO UPDATE SET segment = excluded.segment, slot = excluded.slot,
+           seqno = excluded.seqno`,
+        pages,
+        id,
+        slot,
+      );
+      const dropped = this.sql
+        .exec(
+          `DELETE FROM journal WHERE (page, seqno) IN
+             (SELECT value ->> 0, value ->> 1 FROM json_each(?)) RETURNING page`,
+          pages,
+        )
+        .toArray().length;
+      if (this.journalCount !== null) this.journalCount -= dropped;
+      this.sql.exec(
+        `UPDATE journal SET first_seqno = max(journal.first_seqno, ?2)
+         FROM json_each(?1) AS b
+         WHERE journal.page = b.value ->> 0 AND journal.seqno <> b.value ->> 1`,
+        pages,
+        readSeqno,
+      );
+      slot += chunk.length;
+    }
   }
 
   /**
-   * Segments no page points at any more (every page has a newer copy elsewhere) and no unfinished
-   * read may still read. A dead segment never comes back: segments are immutable and pages only
-   * ever move to newer ones.
+   * Up to `limit` segments no page points at any more (every page has a newer copy elsewhere)
+   * and no unfinished read may still read. A dead segment never comes back: segments are
+   * immutable and pages only ever move to newer ones.
    */
-  deadSegments(): string[] {
+  deadSegments(limit: number): string[] {
     return this.sql
-      .exec<{ key: string }>(`SELECT key FROM segments WHERE live <= 0`)
+      .exec<{ key: string }>(
+        `SELECT key FROM segments WHERE live <= 0 LIMIT ?`,
+        limit + this.reading.size,
+      )
       .toArray()
       .map((row) => row.key)
-      .filter((key) => !this.reading.has(key));
+      .filter((key) => !this.reading.has(key))
+      .slice(0, limit);
   }
 
   /** The R2 objects of these dead segments are deleted: forget them. */
   forgetSegments(keys: string[]): void {
-    this.sql.exec(
-      `DELETE FROM segments WHERE live <= 0 AND key IN (SELECT value FROM json_each(?))`,
-      JSON.stringify(keys),
-    );
+    for (const chunk of inChunks(keys)) {
+      this.sql.exec(
+        `DELETE FROM segments WHERE live <= 0 AND key IN (SELECT value FROM json_each(?))`,
+        JSON.stringify(chunk),
+      );
+    }
   }
 
+  /** Every segment's key (for deleting them all when the object is destroyed). */
   segmentKeys(): string[] {
     return this.sql
       .exec<{ key: string }>(`SELECT key FROM segments`)
       .toArray()
       .map((row) => row.key);
+  }
+
+  /** Which of these keys name a segment row (the orphan scan asks a listed page at a time). */
+  namedSegments(keys: string[]): Set<string> {
+    const named = new Set<string>();
+    for (const chunk of inChunks(keys)) {
+      for (const row of this.sql.exec<{ key: string }>(
+        `SELECT key FROM segments WHERE key IN (SELECT value FROM json_each(?))`,
+        JSON.stringify(chunk),
+      )) {
+        named.add(row.key);
+      }
+    }
+    return named;
   }
 }

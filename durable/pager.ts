@@ -7,7 +7,7 @@ import { DEFAULT_PAGE_SIZE, type ObjectGeometry } from "../schema";
 import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
 import { Kernels } from "./kernels";
-import { readLimits, type Limits } from "./limits";
+import { maxSizeFor, readLimits, type Limits } from "./limits";
 import { Mail } from "./mail";
 import { Meta } from "./meta";
 import { Outbox } from "./outbox";
@@ -18,7 +18,9 @@ import { Sequencer } from "./sequencer";
 import { Sockets } from "./sockets";
 import { Sweeper } from "./sweeper";
 import { SyncTracker } from "./sync-tracker";
-import { clearTables, createTables } from "./tables";
+import { isolateByteBudget } from "./byte-budget";
+import { migrate } from "./migrations";
+import { Spools } from "./spools";
 
 /** After a flush failed every attempt, the next try waits this long (then the alarm retries). */
 const FLUSH_FAILURE_BACKOFF_MS = 10_000;
@@ -31,6 +33,7 @@ export class Pager {
   readonly kernels: Kernels;
   readonly outbox: Outbox;
   readonly residency: Residency;
+  readonly spools: Spools;
   readonly store: PageStore;
   readonly tracker: SyncTracker;
   readonly flusher: Flusher;
@@ -51,14 +54,24 @@ export class Pager {
   ) {
     this.limits = readLimits(env);
     this.sql = ctx.storage.sql;
-    createTables(this.sql);
+    migrate(this.sql, (step) => ctx.storage.transactionSync(step));
     this.meta = new Meta(this.sql);
     this.sockets = new Sockets(ctx, this.limits.errorsPerMinute);
     this.mail = new Mail(this.sockets);
     this.kernels = new Kernels(this.sql);
     this.outbox = new Outbox(this.sql, this.kernels, this.mail);
     this.residency = new Residency(this.sql);
-    this.store = new PageStore(this.sql, env.PAGES, sharedSegmentCache(this.limits.readCacheBytes));
+    this.spools = new Spools(this.sql);
+    // Spooled requests died with the instance that ran them.
+    this.spools.clear();
+    this.store = new PageStore(
+      this.sql,
+      this.meta,
+      this.spools,
+      env.PAGES,
+      sharedSegmentCache(this.limits.readCacheBytes),
+      isolateByteBudget(),
+    );
     this.tracker = new SyncTracker({
       sql: this.sql,
       meta: this.meta,
@@ -185,9 +198,12 @@ export class Pager {
    */
   async maintain(): Promise<void> {
     this.maintenanceDue = false;
-    await this.sweeper.sweep();
-    if (await this.compactor.compact()) await this.sweeper.sweep();
+    let more = await this.sweeper.sweep();
+    if (await this.compactor.compact()) more = (await this.sweeper.sweep()) || more;
     if (this.sweeper.orphanScanDue()) await this.sweeper.sweepOrphans();
+    // Each round is bounded (durable/r2-bounds.ts): a backlog or an unfinished scan takes the
+    // next alarm.
+    if (more || this.sweeper.orphanScanUnfinished()) this.maintenanceDue = true;
   }
 
   private scheduleAlarm(journalWaiting: boolean): void {
@@ -241,27 +257,47 @@ export class Pager {
   }
 
   geometry(pageSize: number): ObjectGeometry {
-    return { pageSize, maxTransfer: this.limits.maxTransfer, maxSize: this.limits.maxSize };
+    return { pageSize, maxTransfer: this.limits.maxTransfer, maxSize: this.maxSize(pageSize) };
+  }
+
+  /** The `max_size` announced for this page size: what the object's database can hold. */
+  maxSize(pageSize: number): number {
+    return maxSizeFor(this.limits, pageSize);
+  }
+
+  /** Bytes of the object's SQLite database now (the platform's measure of its storage). */
+  databaseBytes(): number {
+    return this.sql.databaseSize;
   }
 
   /**
-   * Destroys the object (protocol.md §9 DELETE): every table emptied, seqno back to 0, sockets
-   * told and closed; the R2 segments are deleted after the change commits.
+   * Destroys the object (protocol.md §9 DELETE): all its storage deleted at once (the platform's
+   * `deleteAll`, which also stops billing for it), the schema made afresh, seqno back to 0. Returns
+   * the R2 segments to delete, which the caller deletes after this resolves. Awaiting the object's
+   * own storage lets no other event in (design.md §3), so no message lands in between.
    */
-  destroy(): string[] {
+  async destroy(): Promise<string[]> {
     const name = this.objectName();
     const segments = this.store.segmentKeys();
-    clearTables(this.sql);
+    // Bumped first: I/O under way (a flush, a compaction, a spooling PUT) must not write into the
+    // fresh object.
+    this.epoch++;
+    this.tracker.abortWaiters();
+    await this.ctx.storage.deleteAll();
+    await this.ctx.storage.deleteAlarm();
+    migrate(this.sql, (step) => this.ctx.storage.transactionSync(step));
     this.store.forgetCounts();
     this.pageSizeCache = undefined;
     this.rememberName(name);
     this.sequencer.reset();
-    this.tracker.abortWaiters();
-    this.epoch++;
     this.alarmAt = null;
     this.flushRetryAt = null;
     this.maintenanceDue = false;
-    void this.ctx.storage.deleteAlarm();
     return segments;
+  }
+
+  /** How many times the object was destroyed: I/O that began before a change must not commit. */
+  destroyedCount(): number {
+    return this.epoch;
   }
 }

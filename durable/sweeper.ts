@@ -9,9 +9,15 @@
  * failed put that still wrote and whose delete failed, leaves an R2 object no row names. Once a
  * day the object lists its prefix and deletes such keys older than an hour (a put under way is
  * never that old).
+ *
+ * Both work in bounded batches (durable/r2-bounds.ts): a sweep deletes at most
+ * SWEEP_DELETE_CALLS × 1,000 segments and a scan lists at most ORPHAN_LIST_CALLS pages of keys,
+ * then leaves the rest for the next round, so no backlog can pass the subrequest cap or bind a
+ * list past the 2 MB per SQL value.
  */
 import type { Meta } from "./meta";
 import type { PageStore } from "./page-store";
+import { KEYS_PER_DELETE, ORPHAN_LIST_CALLS, SWEEP_DELETE_CALLS } from "./r2-bounds";
 
 export interface SweepHooks {
   /** Runs a state change as one SQLite transaction. */
@@ -29,7 +35,7 @@ const ORPHAN_SCAN_INTERVAL_MS = 24 * 60 * 60 * 1000;
 
 export class Sweeper {
   /** The sweep under way: a second caller waits for it rather than starting another. */
-  private running: Promise<void> | null = null;
+  private running: Promise<boolean> | null = null;
 
   constructor(
     private readonly store: PageStore,
@@ -38,39 +44,52 @@ export class Sweeper {
   ) {}
 
   /**
-   * Deletes every dead segment not being read; one sweep at a time, failures left for the next.
+   * Deletes dead segments not being read, a batch per R2 call, up to SWEEP_DELETE_CALLS calls;
+   * one sweep at a time, failures left for the next. Resolves true when dead segments remain.
    *
-   * @example await sweeper.sweep(); // after a flush committed new segments
+   * @example if (await sweeper.sweep()) maintenanceDue = true; // after a flush committed segments
    */
-  sweep(): Promise<void> {
+  sweep(): Promise<boolean> {
     this.running ??= this.run().finally(() => {
       this.running = null;
     });
     return this.running;
   }
 
-  private async run(): Promise<void> {
+  private async run(): Promise<boolean> {
     const epoch = this.hooks.epoch();
     try {
-      const keys = this.store.deadSegments();
-      if (keys.length === 0) return;
-      await this.store.deleteSegments(keys);
-      if (this.hooks.epoch() !== epoch) return;
-      this.hooks.transact(() => this.store.forgetSegments(keys));
+      for (let call = 0; call < SWEEP_DELETE_CALLS; call++) {
+        const keys = this.store.deadSegments(KEYS_PER_DELETE);
+        if (keys.length === 0) return false;
+        await this.store.deleteSegments(keys);
+        if (this.hooks.epoch() !== epoch) return false;
+        this.hooks.transact(() => this.store.forgetSegments(keys));
+      }
+      return this.store.deadSegments(1).length > 0;
     } catch (error) {
       console.warn(`deleting dead segments failed, left for the next sweep: ${String(error)}`);
+      return true;
     }
   }
 
-  /** True when the last orphan scan is a day old or there was none. */
+  /** True when a scan stopped at its bound with keys left to list. */
+  orphanScanUnfinished(): boolean {
+    return this.meta.get<string>("orphans_cursor") !== null;
+  }
+
+  /** True when a scan is under way (it resumes) or the last one is a day old or there was none. */
   orphanScanDue(now = Date.now()): boolean {
+    if (this.orphanScanUnfinished()) return true;
     const last = this.meta.get<number>("orphans_scanned_at");
     return last === null || now - last >= ORPHAN_SCAN_INTERVAL_MS;
   }
 
   /**
    * Deletes the R2 objects under the object's segment prefix that no segment row names and that
-   * are older than `minAgeMs`, and notes when it ran.
+   * are older than `minAgeMs`, listing at most ORPHAN_LIST_CALLS pages of keys; a scan that did
+   * not reach the end keeps its cursor and resumes at the next maintenance. Notes when a scan
+   * finished.
    *
    * @example if (sweeper.orphanScanDue()) await sweeper.sweepOrphans();
    */
@@ -80,26 +99,31 @@ export class Sweeper {
     if (name === null) return;
     const epoch = this.hooks.epoch();
     const startedAt = Date.now();
-    // Named before listing: a segment committed meanwhile was put just now, so it is too young.
-    const named = new Set(this.store.segmentKeys());
-    const orphans: string[] = [];
+    let cursor = this.meta.get<string>("orphans_cursor") ?? undefined;
     try {
-      let cursor: string | undefined;
-      do {
-        const listed = await this.store.bucket.list({
-          prefix: `${name}/segments/`,
-          cursor,
-        });
-        for (const object of listed.objects) {
-          const age = startedAt - object.uploaded.getTime();
-          if (!named.has(object.key) && age >= minAgeMs) orphans.push(object.key);
-        }
+      for (let call = 0; call < ORPHAN_LIST_CALLS; call++) {
+        const listed = await this.store.bucket.list({ prefix: `${name}/segments/`, cursor });
+        if (this.hooks.epoch() !== epoch) return;
+        // Asked after listing: a segment committed meanwhile is named (and too young anyway).
+        const named = this.store.namedSegments(listed.objects.map((object) => object.key));
+        const orphans = listed.objects
+          .filter((object) => startedAt - object.uploaded.getTime() >= minAgeMs)
+          .filter((object) => !named.has(object.key))
+          .map((object) => object.key);
+        await this.store.deleteSegments(orphans);
+        if (this.hooks.epoch() !== epoch) return;
         cursor = listed.truncated ? listed.cursor : undefined;
-      } while (cursor);
-      if (this.hooks.epoch() !== epoch) return;
-      await this.store.deleteSegments(orphans);
-      if (this.hooks.epoch() !== epoch) return;
-      this.hooks.transact(() => this.meta.set("orphans_scanned_at", startedAt));
+        const next = cursor;
+        this.hooks.transact(() => {
+          if (next === undefined) {
+            this.meta.delete("orphans_cursor");
+            this.meta.set("orphans_scanned_at", startedAt);
+          } else {
+            this.meta.set("orphans_cursor", next);
+          }
+        });
+        if (next === undefined) return;
+      }
     } catch (error) {
       console.warn(`looking for orphan segments failed, left for the next scan: ${String(error)}`);
     }

@@ -18,6 +18,8 @@ export type ErrorCode =
   | "out_of_range"
   | "too_large"
   | "journal_full"
+  | "storage_full"
+  | "too_fragmented"
   | "too_many_syncs"
   | "too_many_kernels"
   | "storage_failed"
@@ -55,6 +57,10 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   object_deleted: 409,
   upgrade_required: 426,
   journal_full: 503,
+  // The object holds all it can (its database's safe share of 10 GB): retrying will not help.
+  storage_full: 507,
+  // The range is spread over more segments than one request may read: ask for less.
+  too_fragmented: 422,
   too_many_syncs: 429,
   too_many_kernels: 503,
   storage_failed: 500,

@@ -9,6 +9,7 @@ import type { MemoryObject } from "../durable/memory-object";
 import { maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { putPages, readPages, synchronize } from "./helpers/http";
 import { waitFor } from "./helpers/wait";
+import { PAGE_INDEX } from "./helpers/page-index";
 
 const PAGE = 4096;
 const SYNC = 2;
@@ -48,7 +49,7 @@ async function checkIndex(object: string): Promise<Row[]> {
     objectStub(object),
     (_instance: MemoryObject, state) => ({
       pages: state.storage.sql
-        .exec<{ page: number; segment: string }>(`SELECT page, segment FROM pages`)
+        .exec<{ page: number; segment: string }>(`SELECT page, segment FROM ${PAGE_INDEX}`)
         .toArray(),
       segments: state.storage.sql
         .exec<Row>(`SELECT key, pages, live FROM segments ORDER BY key`)

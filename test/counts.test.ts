@@ -63,7 +63,7 @@ async function returnAndSync(object: string, frameBytes: number) {
 }
 
 describe("returning 1,024 pages of 4 KiB, then one SYNCHRONOUS synchronize", () => {
-  it("costs at most 2 R2 puts, empties the journal, and about 3 SQLite rows per page", async () => {
+  it("costs at most 2 R2 puts, empties the journal, and about 4 SQLite rows per page", async () => {
     const object = "counts-1mib-frames";
     const r = await returnAndSync(object, FRAME);
     expect(r.frames).toBe(4);
@@ -99,7 +99,9 @@ describe("returning 1,024 pages of 4 KiB, then one SYNCHRONOUS synchronize", () 
     );
     console.log("[counts] rows by statement while returning:", r.returnStatements);
     console.log("[counts] rows by statement for synchronize and flush:", r.flushStatements);
-    expect(total / PAGES).toBeLessThanOrEqual(4);
+    // Per page: a journal row, an index row and its entry in the index by segment, a journal
+    // delete; the rest is per frame and per segment.
+    expect(total / PAGES).toBeLessThanOrEqual(4.05);
     // Statements (calls into SQLite) do not grow with the pages: a frame is journaled in one, a
     // segment committed in a few (a statement per page cost more than the bytes did).
     console.log(

@@ -13,6 +13,7 @@ import { ensureFaultyBucket, newFaultyBucket } from "./helpers/faulty-bucket";
 import { waitFor } from "./helpers/wait";
 import { readPages } from "./helpers/http";
 import { TestKernel, pageOf } from "./helpers/kernel";
+import { PAGE_INDEX } from "./helpers/page-index";
 
 const SYNC = 2;
 
@@ -45,7 +46,7 @@ it("retries a put that wrote and then failed under a new key, and indexes only t
   // The failed put's object was written, but nothing refers to it, and the flusher deletes it.
   await waitFor(async () => (await env.PAGES.head(failed!)) === null, "the orphan to be deleted");
   const index = await runInDurableObject(objectStub(name), (_i: MemoryObject, state) =>
-    state.storage.sql.exec<{ segment: string }>(`SELECT segment FROM pages`).toArray(),
+    state.storage.sql.exec<{ segment: string }>(`SELECT segment FROM ${PAGE_INDEX}`).toArray(),
   );
   expect(index).toEqual([{ segment: written }]);
   expect((await readPages(name, 0, 4096)).every((b) => b === 0x5a)).toBe(true);

@@ -37,6 +37,7 @@ import { putPages, readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel, settle, type Received } from "./helpers/kernel";
 import { seededRandom } from "../tools/random";
 import { waitFor } from "./helpers/wait";
+import { PAGE_INDEX } from "./helpers/page-index";
 
 const vars = env as unknown as Record<string, string | undefined>;
 const OPS = Number(vars.TORTURE_OPS || 2000);
@@ -395,7 +396,7 @@ class Torture {
       const now = await runInDurableObject(objectStub(this.name), (_i: MemoryObject, state) =>
         state.storage.sql
           .exec<{ segment: string; slot: number }>(
-            `SELECT segment, slot FROM pages WHERE page = ?`,
+            `SELECT segment, slot FROM ${PAGE_INDEX} WHERE page = ?`,
             row.page,
           )
           .toArray(),
@@ -416,7 +417,7 @@ class Torture {
         (_instance: MemoryObject, state) =>
           state.storage.sql
             .exec<{ page: number; segment: string; slot: number; seqno: number }>(
-              `SELECT page, segment, slot, seqno FROM pages WHERE page >= ? AND page < ?`,
+              `SELECT page, segment, slot, seqno FROM ${PAGE_INDEX} WHERE page >= ? AND page < ?`,
               first,
               end,
             )
@@ -1002,7 +1003,9 @@ async function check(t: Torture) {
   // The index: every row points at a cleanly written key that holds the row's version.
   const rows = await runInDurableObject(objectStub(t.name), (_i: MemoryObject, state) =>
     state.storage.sql
-      .exec<{ page: number; segment: string; slot: number; seqno: number }>(`SELECT * FROM pages`)
+      .exec<{ page: number; segment: string; slot: number; seqno: number }>(
+        `SELECT * FROM ${PAGE_INDEX}`,
+      )
       .toArray(),
   );
   for (const row of rows) {

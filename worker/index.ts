@@ -8,7 +8,7 @@ import type { AppEnv } from "./app-env";
 import { notFound, onError } from "./error-boundary";
 import { failClosed } from "./fail-closed";
 import { forwardToObject } from "./forward-to-object";
-import { limitBody } from "./limit-body";
+import { limitBody, limitStreamedBody } from "./limit-body";
 import { requireRight } from "./require-right";
 import { requireToken } from "./require-token";
 import { requireUpgrade } from "./require-upgrade";
@@ -45,7 +45,7 @@ app.get(`${object}/pages`, requireRight("read"), forwardToObject());
 app.put(
   `${object}/pages`,
   requireRight("write"),
-  (c, next) => limitBody({ maxBytes: Number(c.env.MAX_BODY_BYTES) })(c, next),
+  (c, next) => limitStreamedBody({ maxBytes: Number(c.env.MAX_BODY_BYTES) })(c, next),
   forwardToObject(),
 );
 app.post(

@@ -1,7 +1,14 @@
 /**
- * `limitBody({ maxBytes })`: refuses a body over the limit with 413 before it reaches the object
- * (protocol.md §9). Hono's `bodyLimit` does the counting, including chunked bodies.
+ * Body limits (protocol.md §9), refused with 413 before the body reaches the object.
+ *
+ * - `limitBody({ maxBytes })` for small JSON bodies: Hono's `bodyLimit` counts them, buffering a
+ *   body of unknown length (at most `maxBytes`).
+ * - `limitStreamedBody({ maxBytes })` for page data (up to 64 MiB): never buffers. A declared
+ *   `content-length` over the limit is refused here; a body of unknown length (chunked) streams
+ *   on, and the object counts it as it spools it, refusing it past the same limit
+ *   (durable/http-operations.ts), so the Worker never holds a large body in memory.
  */
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { KERN_INVALID_ARGUMENT, ProtocolError } from "../schema";
 
@@ -9,11 +16,25 @@ export function limitBody(options: { maxBytes: number }) {
   return bodyLimit({
     maxSize: options.maxBytes,
     onError: () => {
-      throw new ProtocolError(
-        KERN_INVALID_ARGUMENT,
-        "too_large",
-        `body must not exceed ${options.maxBytes} bytes`,
-      );
+      throw tooLarge(options.maxBytes);
     },
   });
+}
+
+export function limitStreamedBody(options: { maxBytes: number }): MiddlewareHandler {
+  return async (c, next) => {
+    const declared = c.req.header("content-length");
+    if (declared !== undefined && !c.req.header("transfer-encoding")) {
+      if (Number(declared) > options.maxBytes) throw tooLarge(options.maxBytes);
+    }
+    await next();
+  };
+}
+
+function tooLarge(maxBytes: number): ProtocolError {
+  return new ProtocolError(
+    KERN_INVALID_ARGUMENT,
+    "too_large",
+    `body must not exceed ${maxBytes} bytes`,
+  );
 }

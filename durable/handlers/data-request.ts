@@ -14,7 +14,7 @@ import type { Handler } from "./context";
 export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => {
   const { pager, geometry } = ctx;
   const span = checkPageRange(message.offset, message.length, geometry);
-  const plan = pager.store.planRead(span);
+  const plan = pager.store.planRead(span, geometry.pageSize);
   pager.residency.record(ctx.kernel, span);
   const answer = {
     reply_to: message.id,

@@ -1,21 +1,33 @@
 /**
  * memory_object_data_return: a kernel hands pages back. Dirty pages go into the journal (durable
  * once the transaction commits, so the ack that follows never announces a lost write); clean
- * ones are the manager's own copy already and are dropped. Over its cap the journal refuses.
+ * ones are the manager's own copy already and are dropped. Over its cap the journal refuses, and
+ * so does an object whose SQLite database would pass its safe share of the platform's 10 GB.
  */
 import {
   KERN_RESOURCE_SHORTAGE,
   ProtocolError,
   checkPageRange,
   type DataReturnMessage,
+  type PageSpan,
 } from "../../schema";
-import type { Handler } from "./context";
+import type { HandlerContext, Handler } from "./context";
 
 export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
-  const { pager, geometry } = ctx;
-  const span = checkPageRange(message.offset, message.length, geometry);
+  const span = checkPageRange(message.offset, message.length, ctx.geometry);
   if (!message.dirty) return;
-  const journalBytes = (pager.store.journalPages() + span.end - span.first) * geometry.pageSize;
+  checkRoomFor(ctx, span);
+  ctx.pager.store.journal(span.first, ctx.geometry.pageSize, message.data, ctx.seqno);
+};
+
+/**
+ * Refuses a dirty return of `span` that the journal or the object's database has no room for
+ * (KERN_RESOURCE_SHORTAGE: the kernel keeps its pages and may retry). Shared with HTTP `PUT`.
+ */
+export function checkRoomFor(ctx: HandlerContext, span: PageSpan): void {
+  const { pager, geometry } = ctx;
+  const pages = span.end - span.first;
+  const journalBytes = (pager.store.journalPages() + pages) * geometry.pageSize;
   if (journalBytes > pager.limits.journalMaxBytes) {
     throw new ProtocolError(
       KERN_RESOURCE_SHORTAGE,
@@ -23,5 +35,12 @@ export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
       `the journal is full (${pager.limits.journalMaxBytes} bytes not yet in R2); retry later`,
     );
   }
-  pager.store.journal(span.first, geometry.pageSize, message.data, ctx.seqno);
-};
+  if (pager.databaseBytes() + pages * geometry.pageSize > pager.limits.maxDatabaseBytes) {
+    throw new ProtocolError(
+      KERN_RESOURCE_SHORTAGE,
+      "storage_full",
+      `the object's database would pass ${pager.limits.maxDatabaseBytes} bytes, its safe share ` +
+        `of the platform's 10 GB per object; delete the object or write to another`,
+    );
+  }
+}

@@ -44,7 +44,7 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
     kernel,
     page_size: message.page_size,
     max_transfer: pager.limits.maxTransfer,
-    max_size: pager.limits.maxSize,
+    max_size: pager.maxSize(message.page_size),
     may_cache: true,
     copy_strategy: MEMORY_OBJECT_COPY_DELAY,
     last_id: record.last_id,

@@ -1,0 +1,142 @@
+/**
+ * The object's SQLite schema, as ordered migrations. Everything the object knows lives in these
+ * tables, so an eviction, a deploy or hibernation loses nothing but in-memory waiters.
+ *
+ * A deployed object keeps its tables across deploys, so the schema can only change by a migration:
+ * each object records the version it is at (`schema_version` in `meta`), and at start-up the
+ * migrations above it run in order, in one transaction, so an object is never half upgraded. A
+ * migration, once released, is never edited: objects in the field were built by it. The platform
+ * does not allow `PRAGMA user_version`, hence the `meta` row.
+ */
+
+type Migration = { version: number; why: string; statements: string[] };
+
+const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    why: "the tables of the first release",
+    statements: [
+      // seqno (the next one to give), page_size, object name, next lock id.
+      `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)`,
+      // Kernels that sent an init and were not forgotten (protocol.md §3).
+      `CREATE TABLE IF NOT EXISTS kernels (
+         kernel TEXT PRIMARY KEY,
+         last_id INTEGER NOT NULL DEFAULT 0,
+         last_seqno INTEGER,
+         next_mid INTEGER NOT NULL DEFAULT 1,
+         stale INTEGER NOT NULL DEFAULT 0)`,
+      // Completions and lock requests not yet reported received, per kernel, by mid.
+      `CREATE TABLE IF NOT EXISTS outbox (
+         kernel TEXT NOT NULL, mid INTEGER NOT NULL, message TEXT NOT NULL,
+         PRIMARY KEY (kernel, mid))`,
+      // Returned pages not yet in R2: the newest version of each page. first_seqno is the lowest
+      // seqno of a version not yet in R2, the one a synchronize barrier must wait for.
+      `CREATE TABLE IF NOT EXISTS journal (
+         page INTEGER PRIMARY KEY, seqno INTEGER NOT NULL, first_seqno INTEGER NOT NULL,
+         data BLOB NOT NULL)`,
+      // Where the R2 copy of each page lives: segment key and slot (page index inside the segment).
+      `CREATE TABLE IF NOT EXISTS pages (
+         page INTEGER PRIMARY KEY, segment TEXT NOT NULL, slot INTEGER NOT NULL,
+         seqno INTEGER NOT NULL)`,
+      // Immutable R2 segment objects and how many of their pages the index still points at.
+      `CREATE TABLE IF NOT EXISTS segments (
+         key TEXT PRIMARY KEY, pages INTEGER NOT NULL, live INTEGER NOT NULL)`,
+      // Outstanding synchronize requests; queued ones wait behind an overlapping one.
+      `CREATE TABLE IF NOT EXISTS syncs (
+         seqno INTEGER PRIMARY KEY, kernel TEXT NOT NULL, id INTEGER NOT NULL,
+         offset INTEGER NOT NULL, length INTEGER NOT NULL,
+         first_page INTEGER NOT NULL, end_page INTEGER NOT NULL,
+         sync_flags INTEGER NOT NULL, since TEXT NOT NULL, active INTEGER NOT NULL)`,
+      // Lock requests an INVALIDATE waits for, with the time after which the kernel is stale.
+      `CREATE TABLE IF NOT EXISTS locks (
+         lock_id INTEGER PRIMARY KEY, sync_seqno INTEGER NOT NULL, kernel TEXT NOT NULL,
+         first_page INTEGER NOT NULL, end_page INTEGER NOT NULL, deadline INTEGER NOT NULL)`,
+      // Page runs each kernel was supplied and has not flushed since.
+      `CREATE TABLE IF NOT EXISTS residency (
+         kernel TEXT NOT NULL, first_page INTEGER NOT NULL, end_page INTEGER NOT NULL)`,
+      `CREATE INDEX IF NOT EXISTS residency_by_kernel ON residency (kernel, first_page)`,
+    ],
+  },
+  {
+    version: 2,
+    why: "integer segment ids, a page index by segment, a kept count of stored pages, request spools",
+    statements: [
+      // A page row named its segment by its R2 key (84-216 bytes of text a row), which capped an
+      // object far below 10 GB of SQLite; an integer id costs a few bytes (docs/limits.md).
+      `CREATE TABLE segments_v2 (
+         id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+         pages INTEGER NOT NULL, live INTEGER NOT NULL)`,
+      `INSERT INTO segments_v2 (key, pages, live) SELECT key, pages, live FROM segments ORDER BY key`,
+      `CREATE TABLE pages_v2 (
+         page INTEGER PRIMARY KEY, segment INTEGER NOT NULL, slot INTEGER NOT NULL,
+         seqno INTEGER NOT NULL)`,
+      `INSERT INTO pages_v2 (page, segment, slot, seqno)
+       SELECT pages.page, segments_v2.id, pages.slot, pages.seqno
+       FROM pages JOIN segments_v2 ON segments_v2.key = pages.segment`,
+      `DROP TABLE pages`,
+      `DROP TABLE segments`,
+      `ALTER TABLE segments_v2 RENAME TO segments`,
+      `ALTER TABLE pages_v2 RENAME TO pages`,
+      // Compaction finds a segment's live pages without scanning the whole index.
+      `CREATE INDEX pages_by_segment ON pages (segment, slot)`,
+      // The sweeper finds dead segments without scanning every segment.
+      `CREATE INDEX segments_by_live ON segments (live)`,
+      // Pages ever written and kept (journal or R2): status reports it without counting rows.
+      `INSERT INTO meta (key, value)
+       SELECT 'stored_pages', count(*) FROM (SELECT page FROM journal UNION SELECT page FROM pages)`,
+      // Pages of one HTTP request kept in SQLite instead of memory (durable/spools.ts).
+      `CREATE TABLE spools (
+         spool INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL,
+         PRIMARY KEY (spool, part))`,
+    ],
+  },
+];
+
+/** The schema version this code runs: the last migration's. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/**
+ * Brings the object's tables to `SCHEMA_VERSION`, running the missing migrations in order inside
+ * `transact` (one transaction). A fresh object runs them all.
+ *
+ * @example migrate(ctx.storage.sql, (step) => ctx.storage.transactionSync(step));
+ */
+export function migrate(sql: SqlStorage, transact: (step: () => void) => void): void {
+  const current = schemaVersion(sql);
+  if (current === SCHEMA_VERSION) return;
+  if (current > SCHEMA_VERSION) {
+    // Never run old code on newer tables: it would misread them.
+    throw new Error(
+      `the object's schema is version ${current}, newer than this code's ${SCHEMA_VERSION}`,
+    );
+  }
+  transact(() => {
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= current) continue;
+      for (const statement of migration.statements) sql.exec(statement);
+    }
+    sql.exec(
+      `INSERT INTO meta (key, value) VALUES ('schema_version', ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      SCHEMA_VERSION,
+    );
+  });
+}
+
+/**
+ * The version the object's tables are at: 0 for a fresh object (no `meta` table), 1 for an object
+ * made before versions were recorded (it has `meta`, without the row).
+ */
+export function schemaVersion(sql: SqlStorage): number {
+  let rows: { value: number }[];
+  try {
+    rows = sql
+      .exec<{ value: number }>(`SELECT value FROM meta WHERE key = 'schema_version'`)
+      .toArray();
+  } catch (error) {
+    // The platform does not let an object read sqlite_schema; a missing table is the answer.
+    if (/no such table/.test(String(error))) return 0;
+    throw error;
+  }
+  return rows[0]?.value ?? 1;
+}
