@@ -34,6 +34,13 @@ export const ORPHAN_MIN_AGE_MS = 60 * 60 * 1000;
 const ORPHAN_SCAN_INTERVAL_MS = 24 * 60 * 60 * 1000;
 
 export class Sweeper {
+  /** Batch sizes per round (durable/r2-bounds.ts); tests make them small to see the batching. */
+  readonly bounds = {
+    keysPerDelete: KEYS_PER_DELETE,
+    deleteCalls: SWEEP_DELETE_CALLS,
+    listCalls: ORPHAN_LIST_CALLS,
+  };
+
   /** The sweep under way: a second caller waits for it rather than starting another. */
   private running: Promise<boolean> | null = null;
 
@@ -59,8 +66,8 @@ export class Sweeper {
   private async run(): Promise<boolean> {
     const epoch = this.hooks.epoch();
     try {
-      for (let call = 0; call < SWEEP_DELETE_CALLS; call++) {
-        const keys = this.store.deadSegments(KEYS_PER_DELETE);
+      for (let call = 0; call < this.bounds.deleteCalls; call++) {
+        const keys = this.store.deadSegments(this.bounds.keysPerDelete);
         if (keys.length === 0) return false;
         await this.store.deleteSegments(keys);
         if (this.hooks.epoch() !== epoch) return false;
@@ -101,8 +108,12 @@ export class Sweeper {
     const startedAt = Date.now();
     let cursor = this.meta.get<string>("orphans_cursor") ?? undefined;
     try {
-      for (let call = 0; call < ORPHAN_LIST_CALLS; call++) {
-        const listed = await this.store.bucket.list({ prefix: `${name}/segments/`, cursor });
+      for (let call = 0; call < this.bounds.listCalls; call++) {
+        const listed = await this.store.bucket.list({
+          prefix: `${name}/segments/`,
+          cursor,
+          limit: this.bounds.keysPerDelete,
+        });
         if (this.hooks.epoch() !== epoch) return;
         // Asked after listing: a segment committed meanwhile is named (and too young anyway).
         const named = this.store.namedSegments(listed.objects.map((object) => object.key));

@@ -1,6 +1,6 @@
 /**
  * R2 wrappers for running the same scenario against a failing or slow store (style.md §10).
- * They wrap the real local bucket; only `put`, `get` and `delete` are changed (and counted). `onObject` installs one inside a live
+ * They wrap the real local bucket; only `put`, `get`, `delete` and `list` are changed (and counted). `onObject` installs one inside a live
  * MemoryObject (an eviction drops it again, like any in-memory state).
  */
 import { env } from "cloudflare:workers";
@@ -24,6 +24,8 @@ export interface PutControl {
   deletesFailing: boolean;
   /** Deletes attempted (including failed ones). */
   deleteAttempts: number;
+  /** Lists asked of R2. */
+  lists: number;
 }
 
 export function newControl(options: Partial<PutControl> = {}): PutControl {
@@ -36,6 +38,7 @@ export function newControl(options: Partial<PutControl> = {}): PutControl {
     reads: 0,
     deletesFailing: false,
     deleteAttempts: 0,
+    lists: 0,
     ...options,
   };
 }
@@ -65,6 +68,12 @@ export function wrapBucket(bucket: R2Bucket, control: PutControl): R2Bucket {
           control.deleteAttempts++;
           if (control.deletesFailing) throw new Error("injected delete failure");
           return target.delete(keys);
+        };
+      }
+      if (property === "list") {
+        return async (options?: R2ListOptions) => {
+          control.lists++;
+          return target.list(options);
         };
       }
       const value = Reflect.get(target, property);
