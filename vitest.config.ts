@@ -27,6 +27,9 @@ export default defineConfig({
           name: "workerd",
           include: ["test/**/*.test.ts", "worker/**/*.test.ts"],
           exclude: ["test/node/**"],
+          // Production limits on every Durable Object's SQL (2 MB values, 100 KB statements,
+          // 100 parameters, 32 function arguments): the local runtime is more forgiving.
+          setupFiles: ["test/setup/production-sql-guard.ts"],
           testTimeout: 20_000,
         },
       },
