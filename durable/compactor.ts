@@ -3,12 +3,17 @@
  * only deleted once none of its pages is live. When segments are mostly garbage (under half
  * live) and together hold at least COMPACT_MIN_GARBAGE_BYTES of it, their live pages are copied
  * into one new segment and the index moves to it, so the old ones die and the sweeper deletes
- * them. A page superseded while the copy runs stays where the newer flush put it.
+ * them. Many small segments (one per small SYNCHRONOUS msync) are merged the same way, so a
+ * range needs few R2 reads. A page superseded while the copy runs stays where the newer flush
+ * put it.
  */
 import { segmentKey } from "./flusher";
 import type { PageStore } from "./page-store";
 import { COMPACT_MAX_SEGMENTS } from "./r2-bounds";
 import { inChunks } from "./sql-lists";
+
+/** Small segments (under an eighth of the target) that are merged once this many exist. */
+export const SMALL_SEGMENTS_TO_MERGE = 16;
 
 /** A page in R2 as the index has it: which segment (its id), which slot. */
 export type LivePage = { page: number; segment: number; slot: number };
@@ -56,9 +61,10 @@ export class Compactor {
 
   private async round(): Promise<boolean> {
     const pageSize = this.hooks.pageSize();
-    const plan = this.candidates(pageSize, this.limits.segmentTargetBytes);
+    let plan = this.candidates(pageSize, this.limits.segmentTargetBytes);
     if (plan.pages.length === 0 || plan.freedBytes < this.limits.compactMinGarbageBytes) {
-      return false;
+      plan = this.smallSegments(pageSize, this.limits.segmentTargetBytes);
+      if (plan.segments.size < SMALL_SEGMENTS_TO_MERGE) return false;
     }
     const epoch = this.hooks.epoch();
     // The old segments may die while their pages are copied: keep them until the copy is read.
@@ -102,14 +108,41 @@ export class Compactor {
       liveBytes += row.live * pageSize;
       freedBytes += (row.pages - row.live) * pageSize;
     }
-    const pages = this.sql
+    return { segments, pages: this.livePagesOf(segments), freedBytes };
+  }
+
+  /**
+   * The other reason to rewrite: many small segments. Each SYNCHRONOUS msync of a few pages puts
+   * a segment of its own, and a read of a range costs an R2 call per segment it touches, so a
+   * range written in many small msyncs reads slowly and may pass R2_READS_PER_REQUEST. Segments
+   * under an eighth of the target are merged, oldest first, up to the target and
+   * COMPACT_MAX_SEGMENTS.
+   */
+  private smallSegments(pageSize: number, targetBytes: number): CompactionPlan {
+    const segments = new Map<number, string>();
+    let liveBytes = 0;
+    for (const row of this.sql.exec<{ id: number; key: string; live: number }>(
+      `SELECT id, key, live FROM segments WHERE live > 0 AND pages * ? * 8 < ? ORDER BY id LIMIT ?`,
+      pageSize,
+      targetBytes,
+      COMPACT_MAX_SEGMENTS,
+    )) {
+      if (segments.size > 0 && liveBytes + row.live * pageSize > targetBytes) break;
+      segments.set(row.id, row.key);
+      liveBytes += row.live * pageSize;
+    }
+    return { segments, pages: this.livePagesOf(segments), freedBytes: 0 };
+  }
+
+  /** The live pages of these segments, by segment and slot. */
+  private livePagesOf(segments: Map<number, string>): LivePage[] {
+    return this.sql
       .exec<LivePage>(
         `SELECT page, segment, slot FROM pages WHERE segment IN (SELECT value FROM json_each(?))
          ORDER BY segment, slot`,
         JSON.stringify([...segments.keys()]),
       )
       .toArray();
-    return { segments, pages, freedBytes };
   }
 
   /**

@@ -5,6 +5,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { SMALL_SEGMENTS_TO_MERGE } from "../durable/compactor";
 import type { MemoryObject } from "../durable/memory-object";
 import { maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { putPages, readPages, synchronize } from "./helpers/http";
@@ -87,6 +88,33 @@ describe("compaction", () => {
     expect(await same(object, 0, new Uint8Array([...version(2, 0, 8), ...version(1, 8, 2)]))).toBe(
       true,
     );
+  });
+
+  it(`merges ${SMALL_SEGMENTS_TO_MERGE} small segments (one per msync) into one, so a read needs one R2 call`, async () => {
+    const object = "compact-small";
+    // One page per SYNCHRONOUS msync: a segment each, all live (no garbage at all).
+    for (let page = 0; page < SMALL_SEGMENTS_TO_MERGE; page++) {
+      await writeDurably(object, page, version(1, page, 1));
+    }
+    await maintain(object);
+    await waitFor(async () => (await segmentsInR2(object)).length === 1, "the merge and sweep");
+    expect((await checkIndex(object)).map(({ pages, live }) => ({ pages, live }))).toEqual([
+      { pages: SMALL_SEGMENTS_TO_MERGE, live: SMALL_SEGMENTS_TO_MERGE },
+    ]);
+    const control = await wrapObjectBucket(object);
+    expect(await same(object, 0, version(1, 0, SMALL_SEGMENTS_TO_MERGE))).toBe(true);
+    expect(control.reads).toBe(1);
+  });
+
+  it("leaves fewer small segments than that alone", async () => {
+    const object = "compact-few-small";
+    for (let page = 0; page < SMALL_SEGMENTS_TO_MERGE - 1; page++) {
+      await writeDurably(object, page, version(1, page, 1));
+    }
+    const control = await wrapObjectBucket(object);
+    await maintain(object);
+    expect(control.written).toHaveLength(0);
+    expect(await segmentsInR2(object)).toHaveLength(SMALL_SEGMENTS_TO_MERGE - 1);
   });
 
   it("waits for enough garbage: below COMPACT_MIN_GARBAGE_BYTES nothing is rewritten", async () => {
