@@ -1,11 +1,14 @@
 /**
  * Limits that follow from the platform's (docs/limits.md) rather than from a var: a MAX_TRANSFER
  * that would bind a frame past the 2 MB per SQL value is refused at start-up, and `max_size` is
- * what the object's database can index within its share of the 10 GB per object.
+ * what the object's database can index within its share of the 10 GB per object; a socket's
+ * attachment stays within the 2,048 bytes hibernation keeps.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { MAX_DATABASE_BYTES, SQLITE_BYTES_PER_PAGE, readLimits } from "../durable/limits";
+import { objectStub } from "./helpers/buckets";
 import { stat } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
 
@@ -15,6 +18,19 @@ describe("start-up checks", () => {
       /MAX_TRANSFER must not exceed 1048576 .*2 MB per value/,
     );
     expect(readLimits(env).maxTransfer).toBe(1048576);
+  });
+});
+
+describe("socket attachments", () => {
+  it("stay far under the platform's 2,048 bytes, even with the longest kernel id", async () => {
+    const kernelId = "k".repeat(64);
+    const { kernel } = await TestKernel.open("attachment-size", kernelId);
+    const sizes = await runInDurableObject(objectStub("attachment-size"), (_i, state) =>
+      state.getWebSockets().map((ws) => JSON.stringify(ws.deserializeAttachment()).length),
+    );
+    expect(sizes).toHaveLength(1);
+    expect(sizes[0]).toBeLessThan(256);
+    kernel.close();
   });
 });
 
