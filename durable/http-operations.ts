@@ -28,7 +28,7 @@ import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
 import { closeQuietly } from "./sockets";
 import { R2_READS_PER_REQUEST } from "./r2-bounds";
-import { SPOOL_SLICE_BYTES } from "./spools";
+import { receiveBody } from "./incoming-body";
 
 type Operation = (pager: Pager, request: Request, url: URL) => Promise<Response>;
 
@@ -186,15 +186,16 @@ function piecePagesOf(pageSize: number): number {
 
 /**
  * A dirty data_return of kernel `http`: answered once the pages are durably journaled. The body
- * is spooled into SQLite as it arrives (never whole in memory, never one SQL value over 1 MiB),
- * then journaled in one ordered step, so it lands all at once at one seqno like a frame.
+ * is received first (a large one spooled into SQLite as it arrives: never whole in memory, never
+ * one SQL value over 1 MiB), then journaled in one ordered step, so it lands all at once at one
+ * seqno like a frame.
  */
 async function writePages(pager: Pager, request: Request, url: URL): Promise<Response> {
   const epoch = pager.destroyedCount();
-  const spooled = await spoolBody(pager, request.body, spoolPageSize(pager, url));
+  const body = await receiveBody(pager, request, spoolPageSize(pager, url));
   try {
     const { seqno, result } = pager.admit((seqno) => {
-      if (spooled.tooLarge) {
+      if (body.tooLarge) {
         throw new ProtocolError(
           KERN_INVALID_ARGUMENT,
           "too_large",
@@ -206,7 +207,7 @@ async function writePages(pager: Pager, request: Request, url: URL): Promise<Res
       if (pager.destroyedCount() !== epoch) {
         throw new ProtocolError(KERN_ABORTED, "object_deleted", "the object was deleted meanwhile");
       }
-      if (pageSize !== spooled.pageSize) {
+      if (pageSize !== body.pageSize) {
         // Only when a first init fixed another page size while this body was arriving.
         throw new ProtocolError(
           KERN_INVALID_ARGUMENT,
@@ -215,79 +216,25 @@ async function writePages(pager: Pager, request: Request, url: URL): Promise<Res
         );
       }
       const ctx = httpContext(pager, seqno, pageSize);
-      const span = checkPageRange(offset, spooled.length, ctx.geometry);
+      const span = checkPageRange(offset, body.length, ctx.geometry);
       checkRoomFor(ctx, span);
-      pager.store.journalSpool(spooled.spool, span.first, span.end - span.first, seqno);
-      return { offset, length: spooled.length };
+      if (body.spool === null) pager.store.journal(span.first, pageSize, body.bytes, seqno);
+      else pager.store.journalSpool(body.spool, span.first, span.end - span.first, seqno);
+      return { offset, length: body.length };
     });
     return Response.json({ ...result, seqno });
   } finally {
-    pager.spools.drop(spooled.spool);
+    body.done();
   }
 }
 
 /**
- * The page size a body is cut into while it spools: the object's, else the one asked, else the
+ * The page size a body is cut into while it arrives: the object's, else the one asked, else the
  * default. Only judged here; `fixPageSize` checks it in order.
  */
 function spoolPageSize(pager: Pager, url: URL): number {
   const asked = Number(url.searchParams.get("page_size"));
   return pager.pageSize() ?? (isPageSize(asked) ? asked : DEFAULT_PAGE_SIZE);
-}
-
-/**
- * Reads a request body into a new spool, a slice of at most SPOOL_SLICE_BYTES at a time, each
- * slice waiting for room in the isolate's byte budget. Stops at MAX_BODY_BYTES (the Worker let a
- * body of unknown length through to be counted here). A tail shorter than a page is not
- * spooled: the length check refuses such a body anyway.
- */
-async function spoolBody(
-  pager: Pager,
-  body: ReadableStream<Uint8Array> | null,
-  pageSize: number,
-): Promise<{ spool: number; pageSize: number; length: number; tooLarge: boolean }> {
-  const spool = pager.spools.open();
-  const result = { spool, pageSize, length: 0, tooLarge: false };
-  if (!body) return result;
-  const release = await pager.store.budget.take(SPOOL_SLICE_BYTES);
-  const slice = new Uint8Array(SPOOL_SLICE_BYTES);
-  const reader = body.getReader();
-  let filled = 0;
-  let part = 0;
-  const spoolSlice = (bytes: Uint8Array) => {
-    pager.spools.appendSlice(spool, part, bytes, pageSize);
-    part += bytes.byteLength / pageSize;
-  };
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      result.length += value.byteLength;
-      if (result.length > pager.limits.maxBodyBytes) {
-        result.tooLarge = true;
-        await reader.cancel();
-        break;
-      }
-      for (let at = 0; at < value.byteLength;) {
-        const taken = Math.min(value.byteLength - at, SPOOL_SLICE_BYTES - filled);
-        slice.set(value.subarray(at, at + taken), filled);
-        filled += taken;
-        at += taken;
-        if (filled === SPOOL_SLICE_BYTES) {
-          spoolSlice(slice);
-          filled = 0;
-        }
-      }
-    }
-    const wholePages = filled - (filled % pageSize);
-    if (wholePages > 0 && !result.tooLarge) spoolSlice(slice.subarray(0, wholePages));
-    return result;
-  } catch (error) {
-    pager.spools.drop(spool);
-    throw error;
-  } finally {
-    release();
-  }
 }
 
 /** Answers when the completion is due (protocol.md §9), or with the error that replaced it. */

@@ -291,12 +291,12 @@ export class PageStore {
     const out = new Uint8Array((plan.span.end - plan.span.first) * pageSize);
     const at = (page: number) => (page - plan.span.first) * pageSize;
     const wanted = new Map<string, { page: number; slot: number }[]>();
-    let spooled = false;
+    let spooled = 0;
     for (const source of plan.sources) {
       if ("journal" in source) {
         out.set(source.journal, at(source.page));
       } else if ("spooled" in source) {
-        spooled = true;
+        spooled++;
       } else {
         const cached = this.cache.get(source.segment, source.slot);
         if (cached) out.set(cached, at(source.page));
@@ -307,10 +307,13 @@ export class PageStore {
         }
       }
     }
-    if (spooled && plan.spool !== null) {
-      for (const row of this.spools.read(plan.spool, plan.span.first, plan.span.end)) {
-        out.set(new Uint8Array(row.data), at(row.part));
-      }
+    if (spooled > 0) {
+      const rows =
+        plan.spool === null ? [] : this.spools.read(plan.spool, plan.span.first, plan.span.end);
+      // Only a DELETE while the read streamed takes a spool away: fail rather than send zeros.
+      if (rows.length !== spooled)
+        throw new Error("the read's spooled pages are gone (object deleted)");
+      for (const row of rows) out.set(new Uint8Array(row.data), at(row.part));
     }
     const segments = [...wanted.entries()];
     const readOne = async ([segment, pages]: [string, { page: number; slot: number }[]]) => {
