@@ -1,7 +1,9 @@
 /**
- * Counts the SQLite rows an object writes: wraps `exec` of the object's running instance's
- * `ctx.storage.sql` and sums each statement's `rowsWritten` (what Durable Object SQLite bills);
- * also counts the statements themselves (each one a call from JavaScript into SQLite).
+ * Counts the SQLite rows an object writes and reads: wraps `exec` of the object's running
+ * instance's `ctx.storage.sql` and sums each statement's `rowsWritten` and `rowsRead` (what
+ * Durable Object SQLite bills); also counts the statements themselves (each one a call from
+ * JavaScript into SQLite). A cursor's `rowsRead` grows as it is iterated: read the figures once
+ * the operation measured has answered.
  * Like the bucket wrappers, an eviction drops it.
  */
 import { runInDurableObject } from "cloudflare:test";
@@ -15,6 +17,10 @@ export interface SqlMeter {
   statements(): number;
   /** Rows written per statement text (whitespace collapsed), for explaining a figure. */
   byStatement(): Record<string, number>;
+  /** Rows read by every statement run since the meter was installed or last reset. */
+  rowsRead(): number;
+  /** Rows read per statement text (whitespace collapsed), for explaining a figure. */
+  readsByStatement(): Record<string, number>;
   reset(): void;
   /** Puts the original `exec` back. */
   stop(): Promise<void>;
@@ -42,6 +48,14 @@ export async function meterObjectSql(name: string): Promise<SqlMeter> {
       const totals: Record<string, number> = {};
       for (const { query, cursor } of cursors) {
         if (cursor.rowsWritten > 0) totals[query] = (totals[query] ?? 0) + cursor.rowsWritten;
+      }
+      return totals;
+    },
+    rowsRead: () => cursors.reduce((sum, { cursor }) => sum + cursor.rowsRead, 0),
+    readsByStatement: () => {
+      const totals: Record<string, number> = {};
+      for (const { query, cursor } of cursors) {
+        if (cursor.rowsRead > 0) totals[query] = (totals[query] ?? 0) + cursor.rowsRead;
       }
       return totals;
     },
