@@ -1,44 +1,58 @@
 /**
  * A bound on the page bytes that requests of one isolate hold in memory at once. The platform
- * gives an isolate 128 MB, shared by every Durable Object it runs (design notes in
- * docs/limits.md); without a bound, two 64 MiB requests would pass it. Large requests stream in
- * slices and pieces, and each slice or ranged R2 read waits here for room before it is taken in.
+ * gives an isolate 128 MB, shared by every Durable Object it runs (docs/limits.md); without a
+ * bound, two 64 MiB requests would pass it. Large requests stream in slices and pieces, and each
+ * slice, ranged R2 read or segment upload waits here for room before it takes its bytes in.
+ *
+ * Two platform facts shape it. A promise resolved by one Durable Object cannot do I/O for another
+ * ("Cannot perform I/O on behalf of a different Durable Object"), so a waiter is never woken by
+ * another object's release: it checks again on a timer of its own. And an object can be torn
+ * down in the middle of its work without running its `finally`, so bytes are held as leases
+ * that lapse after LEASE_MS: a lost holder cannot shrink the budget for good.
  */
 
-export class ByteBudget {
-  private held = 0;
-  private highWater = 0;
-  private readonly waiting: { bytes: number; wake: () => void }[] = [];
+/** How often a waiter looks again for room. */
+const RETRY_MS = 5;
 
-  constructor(readonly maxBytes: number) {}
+/** A hold older than this no longer counts (its holder is gone, or slower than any real I/O). */
+export const LEASE_MS = 60_000;
+
+export class ByteBudget {
+  private readonly leases = new Map<number, { bytes: number; until: number }>();
+  private nextLease = 1;
+  private highWater = 0;
+
+  constructor(
+    readonly maxBytes: number,
+    private readonly leaseMs = LEASE_MS,
+  ) {}
 
   /**
    * Waits until `bytes` fit, takes them, and returns the function that gives them back (call it
    * once). A request larger than the whole budget is let through when nothing else is held, so
-   * it is slow rather than stuck. First come, first served.
+   * it is slow rather than stuck.
    *
    * @example const release = await budget.take(run.bytes); try { … } finally { release(); }
    */
   async take(bytes: number): Promise<() => void> {
-    if (this.waiting.length > 0 || !this.fits(bytes)) {
-      // `wakeNext` counts the bytes as held before it wakes this caller.
-      await new Promise<void>((wake) => this.waiting.push({ bytes, wake }));
-    } else {
-      this.held += bytes;
-    }
-    this.highWater = Math.max(this.highWater, this.held);
-    let released = false;
+    while (!this.fits(bytes)) await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    const lease = this.nextLease++;
+    this.leases.set(lease, { bytes, until: Date.now() + this.leaseMs });
+    this.highWater = Math.max(this.highWater, this.inUse());
     return () => {
-      if (released) return;
-      released = true;
-      this.held -= bytes;
-      this.wakeNext();
+      this.leases.delete(lease);
     };
   }
 
-  /** Bytes held now. */
+  /** Bytes held now (leases not lapsed). */
   inUse(): number {
-    return this.held;
+    const now = Date.now();
+    let held = 0;
+    for (const [lease, { bytes, until }] of this.leases) {
+      if (until <= now) this.leases.delete(lease);
+      else held += bytes;
+    }
+    return held;
   }
 
   /** The most bytes ever held at once since the last `resetHighWater` (for tests). */
@@ -47,19 +61,12 @@ export class ByteBudget {
   }
 
   resetHighWater(): void {
-    this.highWater = this.held;
+    this.highWater = this.inUse();
   }
 
   private fits(bytes: number): boolean {
-    return this.held + bytes <= this.maxBytes || this.held === 0;
-  }
-
-  private wakeNext(): void {
-    while (this.waiting.length > 0 && this.fits(this.waiting[0]!.bytes)) {
-      const next = this.waiting.shift()!;
-      this.held += next.bytes;
-      next.wake();
-    }
+    const held = this.inUse();
+    return held + bytes <= this.maxBytes || held === 0;
   }
 }
 

@@ -6,7 +6,11 @@
 import type { Limits } from "./limits";
 import type { JournalRow, PageStore, SegmentPage } from "./page-store";
 
-/** Segment puts in flight at once: about 16 MiB of page data at the default segment size. */
+/**
+ * Segment puts in flight at once: about 16 MiB of page data at the default segment size. Bounded
+ * per object rather than by the isolate's byte budget: a flush is the path to durability, and an
+ * R2 put that hangs for one object must not hold up the others' (docs/limits.md).
+ */
 const PARALLEL_PUTS = 4;
 
 export interface FlushHooks {
@@ -69,26 +73,17 @@ export class Flusher {
     let failure: unknown = null;
     let afterPage = -1;
     while (failure === null && this.hooks.epoch() === epoch) {
-      // A segment's bytes wait for room in the isolate's budget (shared with every object's
-      // flushes and large requests), so several objects flushing at once stay within memory.
-      // Twice the segment: its body, and the copy the R2 binding makes while the put runs.
-      const release = await this.store.budget.take(2 * this.limits.segmentTargetBytes);
       const readSeqno = this.hooks.nextSeqno();
       const batch = this.store.takeBatch(afterPage, this.limits.segmentTargetBytes);
-      if (batch.length === 0) {
-        release();
-        break;
-      }
+      if (batch.length === 0) break;
       afterPage = batch[batch.length - 1]!.page;
       const body = packSegment(batch);
       // Keep only what the commit needs, so the page bytes exist once (in the body) per upload.
       const pages = batch.map(({ page, seqno }) => ({ page, seqno }));
       inFlight.push(
-        this.upload(body, pages, readSeqno, epoch)
-          .catch((error: unknown) => {
-            failure ??= error;
-          })
-          .finally(release),
+        this.upload(body, pages, readSeqno, epoch).catch((error: unknown) => {
+          failure ??= error;
+        }),
       );
       if (inFlight.length >= PARALLEL_PUTS) await inFlight.shift();
     }
