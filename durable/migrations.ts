@@ -67,6 +67,11 @@ const MIGRATIONS: Migration[] = [
          id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
          pages INTEGER NOT NULL, live INTEGER NOT NULL)`,
       `INSERT INTO segments_v2 (key, pages, live) SELECT key, pages, live FROM segments ORDER BY key`,
+      // Never true of a sound object (a segment row goes only once no page names it), but a page
+      // must not be lost to the join below: a key with no row gets one, its pages all live.
+      `INSERT INTO segments_v2 (key, pages, live)
+       SELECT pages.segment, count(*), count(*) FROM pages
+       WHERE pages.segment NOT IN (SELECT key FROM segments_v2) GROUP BY pages.segment`,
       `CREATE TABLE pages_v2 (
          page INTEGER PRIMARY KEY, segment INTEGER NOT NULL, slot INTEGER NOT NULL,
          seqno INTEGER NOT NULL)`,

@@ -471,6 +471,36 @@ describe("an object made under version 1", () => {
   });
 });
 
+describe("an unsound version-1 object", () => {
+  it("keeps a page whose segment has no row: the upgrade gives the segment one", async () => {
+    const name = "mig-v1-rowless";
+    const key = v1SegmentKey(name, 5);
+    await env.PAGES.put(key, concat([pageVersion(0, 1), pageVersion(1, 1)]));
+    await runInDurableObject(objectStub(name), async (_i: MemoryObject, state) => {
+      await state.storage.deleteAll();
+      const sql = state.storage.sql;
+      for (const statement of SCHEMA_V1_STATEMENTS) sql.exec(statement);
+      sql.exec(
+        `INSERT INTO meta (key, value) VALUES ('seqno', 9), ('page_size', ?), ('object', ?)`,
+        PAGE,
+        name,
+      );
+      sql.exec(
+        `INSERT INTO pages (page, segment, slot, seqno) VALUES (0, ?1, 0, 5), (1, ?1, 1, 5)`,
+        key,
+      );
+    });
+    await evictDurableObject(objectStub(name));
+    expect(await stat(name)).toMatchObject({ pages: 2 });
+    const bytes = await readPages(name, 0, 2 * PAGE);
+    expect(sameBytes(bytes, concat([pageVersion(0, 1), pageVersion(1, 1)]))).toBe(true);
+    const rows = await runInDurableObject(objectStub(name), (_i: MemoryObject, state) =>
+      state.storage.sql.exec(`SELECT key, pages, live FROM segments`).toArray(),
+    );
+    expect(rows).toEqual([{ key, pages: 2, live: 2 }]);
+  });
+});
+
 describe("schema versions", () => {
   it("a fresh object is at SCHEMA_VERSION", async () => {
     const meta = await runInDurableObject(objectStub("mig-fresh"), (_i: MemoryObject, state) => ({
