@@ -27,6 +27,9 @@ export interface OutstandingSync {
   since: string;
 }
 
+/** Halves of a fragmented read stay multiples of this (a few pages of any size). */
+const SMALLEST_SPLIT = 64 * 1024;
+
 export class HttpClient {
   /**
    * @example const status = await new HttpClient("http://127.0.0.1:8787").stat("db");
@@ -47,11 +50,29 @@ export class HttpClient {
     return body.syncs;
   }
 
+  /**
+   * Reads a byte range (at most 64 MiB). A range the object refuses as too fragmented for one
+   * request (`too_fragmented`: its pages lie in more segments than one request may read from R2)
+   * is read in two halves, and they in halves again if need be, so every range reads; the halves
+   * are then separate reads, each as of its own seqno.
+   *
+   * @example const bytes = await http.read("db", 0, 1 << 20);
+   */
   async read(object: string, offset: number, length: number): Promise<Uint8Array> {
-    const response = await this.call(
-      `v1/objects/${encodeURIComponent(object)}/pages?offset=${offset}&length=${length}`,
-    );
-    return new Uint8Array(await response.arrayBuffer());
+    try {
+      const response = await this.call(
+        `v1/objects/${encodeURIComponent(object)}/pages?offset=${offset}&length=${length}`,
+      );
+      return new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      if (!(error instanceof KernReturnError) || error.code !== "too_fragmented") throw error;
+      if (length <= SMALLEST_SPLIT) throw error;
+      const half = Math.ceil(length / 2 / SMALLEST_SPLIT) * SMALLEST_SPLIT;
+      const bytes = new Uint8Array(length);
+      bytes.set(await this.read(object, offset, half), 0);
+      bytes.set(await this.read(object, offset + half, length - half), half);
+      return bytes;
+    }
   }
 
   write(
