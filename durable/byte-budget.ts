@@ -2,7 +2,7 @@
  * A bound on the page bytes that requests of one isolate hold in memory at once. The platform
  * gives an isolate 128 MB, shared by every Durable Object it runs (docs/limits.md); without a
  * bound, two 64 MiB requests would pass it. Large requests stream in slices and pieces, and each
- * slice, ranged R2 read or segment upload waits here for room before it takes its bytes in.
+ * body slice, ranged R2 read or compaction read waits here for room before it takes its bytes in.
  *
  * Two platform facts shape it. A promise resolved by one Durable Object cannot do I/O for another
  * ("Cannot perform I/O on behalf of a different Durable Object"), so a waiter is never woken by
@@ -55,13 +55,9 @@ export class ByteBudget {
     return held;
   }
 
-  /** The most bytes ever held at once since the last `resetHighWater` (for tests). */
+  /** The most bytes ever held at once (for tests). */
   peak(): number {
     return this.highWater;
-  }
-
-  resetHighWater(): void {
-    this.highWater = this.inUse();
   }
 
   private fits(bytes: number): boolean {

@@ -26,9 +26,9 @@ import { handleSynchronize } from "./handlers/synchronize";
 import type { HandlerContext } from "./handlers";
 import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
-import { closeQuietly } from "./sockets";
-import { R2_READS_PER_REQUEST } from "./r2-bounds";
 import { receiveBody } from "./incoming-body";
+import { R2_READS_PER_REQUEST } from "./r2-bounds";
+import { closeQuietly } from "./sockets";
 
 type Operation = (pager: Pager, request: Request, url: URL) => Promise<Response>;
 

@@ -4,23 +4,23 @@
  * the sockets. `MemoryObject` forwards the platform's entry points here.
  */
 import { DEFAULT_PAGE_SIZE, type ObjectGeometry } from "../schema";
+import { isolateByteBudget } from "./byte-budget";
 import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
 import { Kernels } from "./kernels";
 import { maxSizeFor, readLimits, type Limits } from "./limits";
 import { Mail } from "./mail";
 import { Meta } from "./meta";
+import { migrate } from "./migrations";
 import { Outbox } from "./outbox";
 import { PageStore } from "./page-store";
 import { Residency } from "./residency";
 import { sharedSegmentCache } from "./segment-cache";
 import { Sequencer } from "./sequencer";
 import { Sockets } from "./sockets";
+import { Spools } from "./spools";
 import { Sweeper } from "./sweeper";
 import { SyncTracker } from "./sync-tracker";
-import { isolateByteBudget } from "./byte-budget";
-import { migrate } from "./migrations";
-import { Spools } from "./spools";
 
 /** After a flush failed every attempt, the next try waits this long (then the alarm retries). */
 const FLUSH_FAILURE_BACKOFF_MS = 10_000;
@@ -273,8 +273,9 @@ export class Pager {
   /**
    * Destroys the object (protocol.md §9 DELETE): all its storage deleted at once (the platform's
    * `deleteAll`, which also stops billing for it), the schema made afresh, seqno back to 0. Returns
-   * the R2 segments to delete, which the caller deletes after this resolves. Awaiting the object's
-   * own storage lets no other event in (design.md §3), so no message lands in between.
+   * the R2 segments to delete, which the caller deletes after this resolves. While the object
+   * awaits its own storage the platform delivers no other event to it, so no message lands
+   * between the old tables and the new.
    */
   async destroy(): Promise<string[]> {
     const name = this.objectName();
