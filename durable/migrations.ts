@@ -95,6 +95,14 @@ const MIGRATIONS: Migration[] = [
          PRIMARY KEY (spool, part))`,
     ],
   },
+  {
+    version: 3,
+    why: "kernels remember whether their token could write: readers have a budget of their own",
+    statements: [
+      // Kernels known before this version are counted as writers (they may have been).
+      `ALTER TABLE kernels ADD COLUMN writer INTEGER NOT NULL DEFAULT 1`,
+    ],
+  },
 ];
 
 /** The schema version this code runs: the last migration's. */
