@@ -46,13 +46,17 @@ export async function verifyToken(
     throw new TokenError(`token must have the form ${VERSION}.<payload>.<signature>`);
   }
   const [, payload, signature] = parts as [string, string, string];
+  // One text per token: a part that is not canonical base64url is refused before anything else,
+  // so no second spelling of a signature (or a payload) verifies (docs/security.md).
+  const signatureBytes = fromBase64url(signature, "signature");
+  const payloadBytes = fromBase64url(payload, "payload");
   const key = await hmacKey(secret, ["verify"]);
   let valid = false;
   try {
     valid = await crypto.subtle.verify(
       "HMAC",
       key,
-      fromBase64url(signature),
+      signatureBytes,
       encoder.encode(`${VERSION}.${payload}`),
     );
   } catch {
@@ -61,7 +65,7 @@ export async function verifyToken(
   if (!valid) throw new TokenError("token signature is not valid");
   let grant: unknown;
   try {
-    grant = JSON.parse(new TextDecoder().decode(fromBase64url(payload)));
+    grant = JSON.parse(new TextDecoder().decode(payloadBytes));
   } catch {
     throw new TokenError("token payload is not valid JSON");
   }
@@ -127,8 +131,17 @@ function base64url(bytes: Uint8Array): string {
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-function fromBase64url(text: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new TokenError("token is not base64url");
+/**
+ * Decodes one part of a token, accepting only the text `base64url` makes of the bytes: no
+ * padding, no other alphabet, and the unused low bits of the last character zero (decoders drop
+ * them, so otherwise four texts would give the same bytes).
+ */
+function fromBase64url(text: string, part: "payload" | "signature"): Uint8Array<ArrayBuffer> {
+  const refused = () =>
+    new TokenError(`token ${part} must be canonical base64url (unpadded, unused bits zero)`);
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) throw refused();
   const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  if (base64url(bytes) !== text) throw refused();
+  return bytes;
 }

@@ -726,17 +726,9 @@ describe("verifyToken on arbitrary strings", () => {
         async (at, char) => {
           fc.pre(token[at] !== char);
           const mutated = token.slice(0, at) + char + token.slice(at + 1);
-          let same: Grant;
-          try {
-            same = await verifyToken(SECRET, mutated, NOW);
-          } catch (error) {
-            expect(error).toBeInstanceOf(TokenError);
-            return;
-          }
-          // The one change that may verify: the signature's last character, where base64 has two
-          // spare bits that decoding drops. The signature bytes are the same, and so is the grant.
-          expect(at).toBe(token.length - 1);
-          expect(same).toEqual(grant);
+          // Even the signature's last character, whose two spare bits a lenient decoder drops:
+          // only the canonical text verifies.
+          await expect(verifyToken(SECRET, mutated, NOW)).rejects.toThrow(TokenError);
         },
       ),
       { numRuns: 300 },

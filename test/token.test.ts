@@ -32,6 +32,30 @@ describe("signToken / verifyToken", () => {
     await expect(verifyToken("s3cret", token, grant.exp)).rejects.toThrow(/expired/);
   });
 
+  it("accepts one text per token: every other last character of the signature or payload is refused", async () => {
+    // base64url of 32 signature bytes ends in a character carrying 2 bits it does not use; a
+    // lenient decoder drops them, so 3 other characters would give the same signature.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (const object of ["tenant-a.*", "tenant-ab.*", "tenant-abc.*"]) {
+      const token = await signToken("s3cret", { ...grant, object });
+      const [version, payload, signature] = token.split(".") as [string, string, string];
+      expect(await verifyToken("s3cret", token, 0)).toEqual({ ...grant, object });
+      const variants = [
+        ...[...alphabet].map((c) => `${version}.${payload}.${signature.slice(0, -1)}${c}`),
+        ...[...alphabet].map((c) => `${version}.${payload.slice(0, -1)}${c}.${signature}`),
+        `${token}=`,
+        `${version}.${payload}=.${signature}`,
+      ].filter((variant) => variant !== token);
+      for (const variant of variants) {
+        await expect(verifyToken("s3cret", variant, 0), variant).rejects.toThrow(TokenError);
+      }
+    }
+    await expect(
+      verifyToken("s3cret", `ep1.e30.${"A".repeat(42)}B`, 0),
+      "non-zero spare bits",
+    ).rejects.toThrow(/signature must be canonical base64url/);
+  });
+
   it("rejects a signed payload that is not a grant", async () => {
     const bad = await signToken("s3cret", { object: "", rights: ["root" as never], exp: 1 });
     await expect(verifyToken("s3cret", bad, 0)).rejects.toThrow(/payload/);
