@@ -83,10 +83,49 @@ describe("tokens", () => {
     }
   });
 
-  it("accepts Authorization: Bearer and the access_token parameter", async () => {
-    expect((await request("/v1/objects/auth-a", { headers: await bearer() })).status).toBe(200);
+  it("accepts Authorization: Bearer on every route, access_token only on a socket upgrade", async () => {
+    const object = "/v1/objects/auth-query";
+    const routes: [string, string, BodyInit?][] = [
+      ["GET", object],
+      ["GET", `${object}/pages?offset=0&length=4096`],
+      ["PUT", `${object}/pages?offset=0`, new Uint8Array(4096)],
+      ["POST", `${object}/synchronize`, JSON.stringify({ offset: 0, length: 4096, sync_flags: 2 })],
+      ["GET", `${object}/syncs`],
+      ["DELETE", object],
+      ["GET", `${object}/control?kernel=k1`], // no Upgrade: not a socket
+    ];
     const query = `access_token=${encodeURIComponent(await token())}`;
-    expect((await request(`/v1/objects/auth-a?${query}`)).status).toBe(200);
+    for (const [method, path, body] of routes) {
+      const withQuery = `${path}${path.includes("?") ? "&" : "?"}${query}`;
+      for (const headers of [{}, await bearer()]) {
+        const response = await request(withQuery, { method, headers, body });
+        const what = `${method} ${withQuery} ${Object.keys(headers).join()}`;
+        expect(response.status, what).toBe(401);
+        expect(await errorOf(response), what).toMatchObject({
+          code: "unauthorized",
+          kern_return: 2,
+          message: expect.stringMatching(
+            /access_token is accepted only on a WebSocket upgrade of \/v1\/objects\/\{name\}\/control/,
+          ),
+        });
+      }
+    }
+    // None reached the object: the first request it numbers is the next one.
+    const status = await request(object, { headers: await bearer() });
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({ seqno: 1, pages: 0 });
+    // The header works on every route.
+    for (const [method, path, body] of routes.slice(0, -1)) {
+      const response = await request(path, { method, headers: await bearer(), body });
+      expect(response.status, `${method} ${path}`).toBe(200);
+    }
+    // The socket upgrade takes it in the query.
+    const upgrade = await request(`${object}/control?kernel=k1&${query}`, {
+      headers: { upgrade: "websocket" },
+    });
+    expect(upgrade.status).toBe(101);
+    upgrade.webSocket!.accept();
+    upgrade.webSocket!.close();
   });
 
   it("covers only the objects of its pattern: 403 for others", async () => {

@@ -1,6 +1,7 @@
 /**
  * `requireToken()`: checks the capability token of every object request (docs/security.md).
- * The token comes as `Authorization: Bearer …`, or as `access_token` for browser sockets.
+ * The token comes as `Authorization: Bearer …`, or as `access_token` on a control socket's
+ * upgrade only (browsers cannot set socket headers); `access_token` on any other request → 401.
  * Missing or bad → 401; a token for other objects → 403. With no `AUTH_SECRET` auth is off
  * (local development, said plainly in the log); `failClosed()` runs first and refuses that
  * where the deployment requires authentication.
@@ -30,7 +31,17 @@ export function requireToken() {
       c.set("grant", OPEN_GRANT);
       return next();
     }
-    const token = bearerToken(c.req.header("authorization")) ?? c.req.query("access_token");
+    const queryToken = c.req.query("access_token");
+    if (queryToken !== undefined && !isSocketUpgrade(c.req.path, c.req.header("upgrade"))) {
+      // A token in a URL ends up in logs; browsers need it only where they cannot set headers.
+      throw new ProtocolError(
+        KERN_PROTECTION_FAILURE,
+        "unauthorized",
+        "access_token is accepted only on a WebSocket upgrade of /v1/objects/{name}/control; " +
+          "send Authorization: Bearer <token>",
+      );
+    }
+    const token = bearerToken(c.req.header("authorization")) ?? queryToken;
     if (!token) {
       throw new ProtocolError(
         KERN_PROTECTION_FAILURE,
@@ -60,6 +71,11 @@ export function requireToken() {
 
 /** What every request may do when auth is off. */
 const OPEN_GRANT: Grant = { object: "*", rights: [...RIGHTS], exp: Number.MAX_SAFE_INTEGER };
+
+/** The one request that may carry its token as `access_token`: a control socket's upgrade. */
+function isSocketUpgrade(path: string, upgrade: string | undefined): boolean {
+  return /^\/v1\/objects\/[^/]+\/control$/.test(path) && upgrade?.toLowerCase() === "websocket";
+}
 
 function bearerToken(header: string | undefined): string | undefined {
   const match = header?.match(/^Bearer\s+(\S+)$/i);
