@@ -27,6 +27,8 @@ export type ErrorCode =
   | "unauthorized"
   | "forbidden"
   | "auth_unconfigured"
+  | "origin_not_allowed"
+  | "bad_config"
   | "object_deleted"
   | "upgrade_required"
   | "internal";
@@ -54,6 +56,9 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   unauthorized: 401,
   forbidden: 403,
   auth_unconfigured: 503,
+  origin_not_allowed: 403,
+  // A wrangler.toml var the Worker checks at use is malformed: the operator must fix it.
+  bad_config: 500,
   object_deleted: 409,
   upgrade_required: 426,
   journal_full: 503,

@@ -4,6 +4,7 @@
  * state.
  */
 import { Hono } from "hono";
+import { allowOrigins } from "./allow-origins";
 import type { AppEnv } from "./app-env";
 import { notFound, onError } from "./error-boundary";
 import { failClosed } from "./fail-closed";
@@ -34,6 +35,8 @@ const API = {
 const app = new Hono<AppEnv>();
 const object = "/v1/objects/:name";
 
+// First, so that every answer to an allowed web origin, errors included, carries CORS headers.
+app.use(allowOrigins());
 app.use(failClosed());
 app.get("/", (c) => c.json(API));
 app.use(`${object}/*`, requireToken());
