@@ -42,10 +42,19 @@ const OPERATIONS: Record<string, Operation> = {
   "GET /syncs": listSyncs,
 };
 
+/**
+ * Answers one HTTP operation. A HEAD is its GET without the body (protocol.md §9): the same
+ * operation, checks and seqno, the same status and headers; a page read's HEAD reads no pages.
+ */
 export async function handleHttp(pager: Pager, request: Request): Promise<Response> {
+  if (request.method !== "HEAD") return answer(pager, request, request.method);
+  return withoutBody(await answer(pager, request, "GET"));
+}
+
+async function answer(pager: Pager, request: Request, method: string): Promise<Response> {
   const url = new URL(request.url);
   const suffix = url.pathname.replace(/^\/v1\/objects\/[^/]+/, "");
-  const operation = OPERATIONS[`${request.method} ${suffix}`];
+  const operation = OPERATIONS[`${method} ${suffix}`];
   if (!operation) {
     return errorResponse(
       new ProtocolError(KERN_INVALID_ARGUMENT, "not_found", "no such operation"),
@@ -100,7 +109,7 @@ async function listSyncs(pager: Pager): Promise<Response> {
 }
 
 /** Any byte range; pages never written read as zeros. */
-async function readPages(pager: Pager, _request: Request, url: URL): Promise<Response> {
+async function readPages(pager: Pager, request: Request, url: URL): Promise<Response> {
   const { result } = pager.admit(() => {
     const offset = readQueryCount(url, "offset");
     const length = readQueryCount(url, "length");
@@ -128,6 +137,12 @@ async function readPages(pager: Pager, _request: Request, url: URL): Promise<Res
     return { offset, length, pageSize, span, plan };
   });
   const { offset, length, pageSize, span, plan } = result;
+  const headers = { "content-type": "application/octet-stream", "content-length": String(length) };
+  if (request.method === "HEAD") {
+    // Judged like the GET (range, limits, fragmentation) but no page is read from storage.
+    pager.store.finishRead(plan);
+    return new Response(null, { headers });
+  }
   // Streamed a piece at a time, so a 64 MiB read holds about one piece in memory, not 64 MiB.
   const piecePages = piecePagesOf(pageSize);
   const pieces: { first: number; end: number }[] = [];
@@ -172,9 +187,7 @@ async function readPages(pager: Pager, _request: Request, url: URL): Promise<Res
     },
     cancel: finish,
   });
-  return new Response(body, {
-    headers: { "content-type": "application/octet-stream", "content-length": String(length) },
-  });
+  return new Response(body, { headers });
 }
 
 /** Bytes read from storage per piece of a streamed HTTP read. */
@@ -337,6 +350,15 @@ async function readJsonObject(request: Request): Promise<Record<string, unknown>
   } catch {
     return null;
   }
+}
+
+/**
+ * The answer to a HEAD: the GET's status and headers, no body. A JSON answer gets no
+ * `content-length` its GET does not have (the runtime may compress the GET's body).
+ */
+async function withoutBody(response: Response): Promise<Response> {
+  await response.body?.cancel();
+  return new Response(null, { status: response.status, headers: response.headers });
 }
 
 function errorResponse(error: ProtocolError): Response {

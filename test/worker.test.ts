@@ -316,6 +316,55 @@ describe("GET syncs", () => {
   });
 });
 
+describe("HEAD", () => {
+  it("answers like GET without a body on every GET route: same status, same headers", async () => {
+    const object = "w-head";
+    expect((await putPages(object, 0, pageOf(3, 8192))).status).toBe(200);
+    for (const path of [
+      "/",
+      `/v1/objects/${object}`,
+      `/v1/objects/${object}/pages?offset=100&length=5000`,
+      `/v1/objects/${object}/pages?offset=0`, // 400: no length
+      `/v1/objects/${object}/pages?offset=0&length=${MAX_BODY_BYTES + 1}`, // 400: too long
+      `/v1/objects/${object}/syncs`,
+      `/v1/objects/bad%21name`, // 400 from the Worker
+      "/v2/nothing", // 404
+    ]) {
+      const get = await call(path);
+      const getBody = await get.arrayBuffer();
+      const head = await call(path, { method: "HEAD" });
+      expect(head.status, path).toBe(get.status);
+      expect([...head.headers], path).toEqual([...get.headers]);
+      expect((await head.arrayBuffer()).byteLength, path).toBe(0);
+      if (get.headers.has("content-length")) {
+        expect(Number(head.headers.get("content-length")), path).toBe(getBody.byteLength);
+      }
+    }
+    const pages = await call(`/v1/objects/${object}/pages?offset=100&length=5000`, {
+      method: "HEAD",
+    });
+    expect(pages.headers.get("content-length")).toBe("5000");
+  });
+
+  it("takes a seqno like GET, changes nothing else, and reads no page from R2", async () => {
+    const object = "w-head-pages";
+    expect((await putPages(object, 0, pageOf(7, 8192))).status).toBe(200);
+    expect((await synchronize(object, 0, 8192, VM_SYNC_SYNCHRONOUS)).status).toBe(200);
+    const before = await stat(object);
+    expect(before).toMatchObject({ pages: 2, journal_pages: 0 });
+    const control = await wrapObjectBucket(object);
+    const head = await call(`/v1/objects/${object}/pages?offset=0&length=8192`, {
+      method: "HEAD",
+    });
+    expect(head.status).toBe(200);
+    expect(control.reads).toBe(0);
+    expect(await stat(object)).toEqual({ ...before, seqno: before.seqno + 2 });
+    // The GET of the same range does read its segment.
+    expect(await readPages(object, 0, 8192)).toEqual(pageOf(7, 8192));
+    expect(control.reads).toBe(1);
+  });
+});
+
 describe("DELETE", () => {
   it("destroys the object, tells connected kernels, and the name starts afresh", async () => {
     const object = "w-delete";
