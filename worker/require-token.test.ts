@@ -137,7 +137,7 @@ describe("tokens", () => {
     expect((await errorOf(response)).message).toMatch(/auth-\*/);
   });
 
-  it("needs write to write and synchronize, admin to delete", async () => {
+  it("needs write to write and synchronize, admin to delete, read to HEAD", async () => {
     const readOnly = await bearer({ rights: ["read"] });
     const put = await request("/v1/objects/auth-rights/pages?offset=0", {
       method: "PUT",
@@ -161,6 +161,14 @@ describe("tokens", () => {
       await request("/v1/objects/auth-rights", { headers: readOnly })
     ).json()) as { pages: number };
     expect(status.pages).toBe(0);
+    // A HEAD is a read: it needs the read right, like its GET.
+    for (const path of ["/v1/objects/auth-rights", "/v1/objects/auth-rights/syncs"]) {
+      const head = { method: "HEAD" };
+      expect((await request(path, head)).status, `HEAD ${path}`).toBe(401);
+      const writeOnly = { ...head, headers: await bearer({ rights: ["write"] }) };
+      expect((await request(path, writeOnly)).status, `HEAD ${path}`).toBe(403);
+      expect((await request(path, { ...head, headers: readOnly })).status).toBe(200);
+    }
     const admin = await bearer({ rights: ["admin"] });
     expect(
       (await request("/v1/objects/auth-rights", { method: "DELETE", headers: admin })).status,
