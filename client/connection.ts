@@ -9,6 +9,7 @@ import {
   CLOSE_NORMAL,
   CLOSE_POLICY_VIOLATION,
   CLOSE_REPLACED,
+  CLOSE_TOKEN_EXPIRED,
   DEFAULT_PAGE_SIZE,
   VM_PROT_READ,
   decodeFrame,
@@ -478,6 +479,10 @@ export class KernelConnection extends Emitter<KernelEvents> {
     }
     if (code === CLOSE_POLICY_VIOLATION) {
       return this.stop(new ConnectionClosedError(`closed by the manager: ${reason}`));
+    }
+    if (code === CLOSE_TOKEN_EXPIRED) {
+      // Reconnecting with the same token would be refused: a fresh connection needs a fresh one.
+      return this.stop(new ConnectionClosedError("the token expired: connect with a fresh token"));
     }
     const { initialMs = 100, maxMs = 10_000 } = this.options.backoff ?? {};
     const cap = Math.min(maxMs, initialMs * 2 ** this.attempt++);

@@ -1,6 +1,7 @@
 /**
  * The kernels an object knows (protocol.md §3): the highest id applied for each, its next outbox
- * mid, and whether it is stale (must flush everything at its next init, §6.6).
+ * mid, whether it is stale (must flush everything at its next init, §6.6), and whether its token
+ * could write (readers have a budget of their own, docs/security.md).
  */
 
 export type KernelRecord = {
@@ -9,6 +10,7 @@ export type KernelRecord = {
   last_seqno: number | null;
   next_mid: number;
   stale: number;
+  writer: number;
 };
 
 export class Kernels {
@@ -20,13 +22,46 @@ export class Kernels {
       .toArray()[0];
   }
 
-  /** The kernel's record, created on its first init. */
-  ensure(kernel: string): KernelRecord {
+  /**
+   * The kernel's record, created on its first init; `writer` says whether the token of its
+   * latest init could write (a kernel without it counts against the readers' budget).
+   */
+  ensure(kernel: string, writer = true): KernelRecord {
     this.sql.exec(
-      `INSERT INTO kernels (kernel) VALUES (?) ON CONFLICT (kernel) DO NOTHING`,
+      `INSERT INTO kernels (kernel, writer) VALUES (?, ?)
+       ON CONFLICT (kernel) DO UPDATE SET writer = excluded.writer`,
       kernel,
+      writer ? 1 : 0,
     );
     return this.get(kernel)!;
+  }
+
+  /** Kernels known of one kind: those that may write, or the read-only ones. */
+  countOfKind(writer: boolean): number {
+    return this.sql
+      .exec<{ n: number }>(`SELECT count(*) AS n FROM kernels WHERE writer = ?`, writer ? 1 : 0)
+      .one().n;
+  }
+
+  /**
+   * Kernels of one kind that hold nothing that must survive them, oldest first: no outbox
+   * message it has not reported received, no outstanding synchronize, no lock request waiting
+   * on it, and not stale (its next init must say flush). Whether one is connected is the
+   * caller's to judge.
+   */
+  reclaimable(writer: boolean, limit: number): string[] {
+    return this.sql
+      .exec<{ kernel: string }>(
+        `SELECT kernel FROM kernels AS k WHERE writer = ? AND stale = 0
+           AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.kernel = k.kernel)
+           AND NOT EXISTS (SELECT 1 FROM syncs WHERE syncs.kernel = k.kernel)
+           AND NOT EXISTS (SELECT 1 FROM locks WHERE locks.kernel = k.kernel)
+         ORDER BY rowid LIMIT ?`,
+        writer ? 1 : 0,
+        limit,
+      )
+      .toArray()
+      .map((row) => row.kernel);
   }
 
   list(): KernelRecord[] {

@@ -5,12 +5,20 @@
  */
 import {
   KERN_INVALID_ARGUMENT,
+  KERN_RESOURCE_SHORTAGE,
   ProtocolError,
   type OutboxMessage,
   type UnnumberedOutboxMessage,
 } from "../schema";
 import type { Kernels } from "./kernels";
 import type { Mail } from "./mail";
+
+/**
+ * Messages one kernel may have in its outbox, not yet reported received, counting the
+ * completions its outstanding synchronize requests will add (docs/security.md). Past it, a
+ * request that would add one gets KERN_RESOURCE_SHORTAGE: the kernel must report what it has.
+ */
+export const OUTBOX_MAX_PER_KERNEL = 1024;
 
 export class Outbox {
   constructor(
@@ -31,6 +39,25 @@ export class Outbox {
     );
     this.mail.post(kernel, numbered);
     return numbered;
+  }
+
+  /**
+   * Refuses a request of `kernel` that would add a message to its outbox when the outbox, with
+   * the `pending` messages already promised to it (completions of outstanding synchronizes),
+   * is full.
+   */
+  checkRoom(kernel: string, pending = 0): void {
+    const held = this.sql
+      .exec<{ n: number }>(`SELECT count(*) AS n FROM outbox WHERE kernel = ?`, kernel)
+      .one().n;
+    if (held + pending < OUTBOX_MAX_PER_KERNEL) return;
+    throw new ProtocolError(
+      KERN_RESOURCE_SHORTAGE,
+      "outbox_full",
+      `this kernel has ${held} outbox messages not reported received and ${pending} to come ` +
+        `(at most ${OUTBOX_MAX_PER_KERNEL}): report them received (memory_object_received, or ` +
+        `received_mid at init) before asking for more`,
+    );
   }
 
   /**

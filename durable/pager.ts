@@ -179,11 +179,12 @@ export class Pager {
   }
 
   /**
-   * The alarm: expire lock requests, flush what the journal holds, sweep and compact if a flush
-   * ran since the last time, then re-arm for what is left.
+   * The alarm: close sockets whose token expired, expire lock requests, flush what the journal
+   * holds, sweep and compact if a flush ran since the last time, then re-arm for what is left.
    */
   async onAlarm(): Promise<void> {
     this.alarmAt = null;
+    for (const socket of this.sockets.closeExpired()) this.disconnected(socket);
     this.transact(() => this.tracker.expireLocks(Date.now()));
     this.flushRetryAt = null;
     if (this.store.journalPages() > 0) await this.flushNow();
@@ -214,6 +215,9 @@ export class Pager {
     if (this.maintenanceDue) candidates.push(Date.now() + this.limits.flushDelayMs);
     const lockDeadline = this.tracker.nextLockDeadline();
     if (lockDeadline !== null) candidates.push(lockDeadline);
+    // A socket is closed when its token expires, even if it says nothing.
+    const tokenExpiry = this.sockets.nextExpiry();
+    if (tokenExpiry !== null) candidates.push(tokenExpiry);
     if (candidates.length === 0) return;
     const wake = Math.min(...candidates);
     // Keep an earlier alarm: the idle flush is due a fixed time after the first unflushed page.

@@ -4,6 +4,7 @@
  * The one place where a socket's errors become `error` messages (style.md §5).
  */
 import {
+  CLOSE_TOKEN_EXPIRED,
   DEFAULT_PAGE_SIZE,
   KERN_FAILURE,
   KERN_PROTECTION_FAILURE,
@@ -20,7 +21,7 @@ import { dispatch, type AfterStep } from "./handlers";
 import type { Limits } from "./limits";
 import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
-import type { SocketSession } from "./sockets";
+import { closeQuietly, type SocketSession } from "./sockets";
 
 export async function handleFrame(
   pager: Pager,
@@ -72,7 +73,18 @@ export async function handleFrame(
     pager.mail.post(socket, errorReply(error, peekId(header)));
     pager.sockets.countError(socket);
   }
+  if (tokenExpired(session)) {
+    // Told why (the error above), then gone: a socket must not outlive its rights. The alarm
+    // closes silent ones at their expiry the same way.
+    closeQuietly(socket, CLOSE_TOKEN_EXPIRED, "the token expired");
+    pager.disconnected(socket);
+    return;
+  }
   if (after) await after();
+}
+
+function tokenExpired(session: SocketSession): boolean {
+  return session.exp <= Date.now() / 1000;
 }
 
 /** Messages that change pages or ask for durability need the write right (docs/security.md). */
@@ -80,7 +92,7 @@ const NEEDS_WRITE = new Set(["memory_object_data_return", "memory_object_synchro
 
 /** The socket's token must still be valid and grant what the message needs. */
 function checkGrant(message: KernelMessage, session: SocketSession): void {
-  if (session.exp <= Date.now() / 1000) {
+  if (tokenExpired(session)) {
     throw new ProtocolError(
       KERN_PROTECTION_FAILURE,
       "unauthorized",

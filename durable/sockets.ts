@@ -5,6 +5,7 @@
 import {
   CLOSE_POLICY_VIOLATION,
   CLOSE_REPLACED,
+  CLOSE_TOKEN_EXPIRED,
   encodeFrame,
   type ManagerMessage,
   type Right,
@@ -87,6 +88,11 @@ export class Sockets {
     return this.socketOf(kernel) !== undefined;
   }
 
+  /** Whether the kernel has any open socket, initialized or not. */
+  hasSocket(kernel: string): boolean {
+    return this.ctx.getWebSockets(kernel).some((ws) => ws.readyState === WebSocket.OPEN);
+  }
+
   /** Sends to the kernel if it is connected; outbox messages are kept and resent anyway. */
   send(kernel: string, message: ManagerMessage, payload?: Uint8Array): void {
     const ws = this.socketOf(kernel);
@@ -118,6 +124,30 @@ export class Sockets {
 
   all(): WebSocket[] {
     return this.ctx.getWebSockets();
+  }
+
+  /** When the first token of an open socket expires (ms since the epoch), or null. */
+  nextExpiry(): number | null {
+    let first: number | null = null;
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      const at = this.session(ws).exp * 1000;
+      // Tokens of a deployment without authentication never expire (MAX_SAFE_INTEGER).
+      if (Number.isSafeInteger(at) && (first === null || at < first)) first = at;
+    }
+    return first;
+  }
+
+  /**
+   * Closes every open socket whose token has expired (CLOSE_TOKEN_EXPIRED) and returns them: a
+   * socket must not outlive its rights, still taking lock requests it can no longer answer.
+   */
+  closeExpired(now = Date.now()): WebSocket[] {
+    const expired = this.ctx
+      .getWebSockets()
+      .filter((ws) => ws.readyState === WebSocket.OPEN && this.session(ws).exp * 1000 <= now);
+    for (const ws of expired) closeQuietly(ws, CLOSE_TOKEN_EXPIRED, "the token expired");
+    return expired;
   }
 }
 

@@ -11,7 +11,10 @@ export function handleUpgrade(pager: Pager, request: Request): Response {
   try {
     const kernel = parseKernelId(new URL(request.url).searchParams.get("kernel"));
     const grant = readGrant(request.headers.get(GRANT_HEADER));
-    return new Response(null, { status: 101, webSocket: pager.sockets.accept(kernel, grant) });
+    const webSocket = pager.sockets.accept(kernel, grant);
+    // The alarm closes the socket when its token expires (durable/sockets.ts).
+    pager.afterChange();
+    return new Response(null, { status: 101, webSocket });
   } catch (error) {
     if (error instanceof ProtocolError) return Response.json(error.toJSON(), { status: 400 });
     throw error;

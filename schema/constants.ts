@@ -69,6 +69,8 @@ export const HTTP_KERNEL = "http";
 export const CLOSE_NORMAL = 1000;
 export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_REPLACED = 4409;
+/** The socket's token expired: the kernel has departed; reconnect with a fresh token. */
+export const CLOSE_TOKEN_EXPIRED = 4401;
 
 /** The header by which the Worker tells a Durable Object the object name it serves. */
 export const OBJECT_NAME_HEADER = "x-edgepager-object";

@@ -22,6 +22,7 @@ export type ErrorCode =
   | "too_fragmented"
   | "too_many_syncs"
   | "too_many_kernels"
+  | "outbox_full"
   | "storage_failed"
   | "not_found"
   | "unauthorized"

@@ -1,7 +1,8 @@
 /**
  * memory_object_data_unlock: a kernel asks for more access to pages it holds. This manager
  * prohibits nothing, so it grants at once with a lock_request whose lock_value is VM_PROT_NONE,
- * through the outbox (protocol.md §5). Changes only the kernel's outbox.
+ * through the outbox (protocol.md §5). Changes only the kernel's outbox, which is bounded: past
+ * OUTBOX_MAX_PER_KERNEL unreceived messages the unlock is refused.
  */
 import {
   MEMORY_OBJECT_RETURN_NONE,
@@ -13,6 +14,7 @@ import type { Handler } from "./context";
 
 export const handleDataUnlock: Handler<DataUnlockMessage> = (ctx, message) => {
   checkPageRange(message.offset, message.length, ctx.geometry);
+  ctx.pager.outbox.checkRoom(ctx.kernel);
   ctx.pager.outbox.push(ctx.kernel, {
     type: "memory_object_lock_request",
     lock_id: ctx.pager.meta.take("next_lock_id", 1),

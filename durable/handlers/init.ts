@@ -1,15 +1,16 @@
 /**
- * memory_object_init: a kernel starts (or resumes) on a socket. May fix the object's page size,
- * register the kernel, drop outbox messages it has received and clear its stale mark; answers
- * `memory_object_ready`, then resends the outbox in mid order (protocol.md §3).
+ * memory_object_init: a kernel starts (or resumes) on a socket. May fix the object's page size
+ * (only a kernel whose token can write), register the kernel (letting a reclaimable one of its
+ * kind go if its kind is full), drop outbox messages it has received and clear its stale mark;
+ * answers `memory_object_ready`, then resends the outbox in mid order (protocol.md §3).
  */
 import {
   MEMORY_OBJECT_COPY_DELAY,
   ProtocolError,
   KERN_INVALID_ARGUMENT,
-  KERN_RESOURCE_SHORTAGE,
   type InitMessage,
 } from "../../schema";
+import { admitNewKernel, mayHaveForgotten } from "../kernel-budget";
 import type { Handler } from "./context";
 
 export const handleInit: Handler<InitMessage> = (ctx, message) => {
@@ -22,17 +23,15 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
       `page_size (${message.page_size}) differs from the object's page size (${pageSize})`,
     );
   }
-  if (!pager.kernels.get(kernel) && pager.kernels.count() >= pager.limits.maxKernels) {
-    throw new ProtocolError(
-      KERN_RESOURCE_SHORTAGE,
-      "too_many_kernels",
-      `the object already has ${pager.limits.maxKernels} kernels (MAX_KERNELS); terminate one first`,
-    );
-  }
+  const writer = pager.sockets.session(ctx.socket!).rights.includes("write");
+  const known = pager.kernels.get(kernel) !== undefined;
+  if (!known) admitNewKernel(pager, writer);
   pager.outbox.acknowledge(kernel, message.received_mid, "received_mid");
-  if (pageSize === null) pager.setPageSize(message.page_size);
-  const record = pager.kernels.ensure(kernel);
-  const flush = record.stale === 1;
+  // Only a kernel that may write fixes a new object's page size: a reader is answered with the
+  // size it asked for and fixes nothing, so a read token cannot lock writers out.
+  if (pageSize === null && writer) pager.setPageSize(message.page_size);
+  const record = pager.kernels.ensure(kernel, writer);
+  const flush = record.stale === 1 || (!known && mayHaveForgotten(pager));
   if (flush) {
     pager.kernels.clearStale(kernel);
     pager.residency.forgetAll(kernel);

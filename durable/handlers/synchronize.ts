@@ -23,6 +23,8 @@ export const handleSynchronize: Handler<SynchronizeMessage> = (ctx, message) => 
       `this kernel already has ${limit} outstanding synchronize requests (MAX_SYNCS_PER_KERNEL); retry after a completion`,
     );
   }
+  // Its completion will go through the kernel's outbox (an HTTP caller is answered directly).
+  if (ctx.socket) ctx.pager.outbox.checkRoom(ctx.kernel, ctx.pager.tracker.countOf(ctx.kernel));
   ctx.pager.tracker.admit(
     { seqno: ctx.seqno, kernel: ctx.kernel, id: message.id, offset, length, sync_flags },
     pageSpanOf(offset, length, ctx.geometry.pageSize),

@@ -4,7 +4,8 @@
  * tests use it to build exact situations, including malformed frames.
  */
 import { exports } from "cloudflare:workers";
-import { decodeFrame, encodeFrame } from "../../schema";
+import { GRANT_HEADER, OBJECT_NAME_HEADER, decodeFrame, encodeFrame } from "../../schema";
+import { objectStub } from "./buckets";
 
 export type Received = Record<string, any> & { type: string; payload?: Uint8Array };
 
@@ -60,6 +61,31 @@ export class TestKernel {
     const response = await exports.default.fetch(
       `http://edgepager.test/v1/objects/${object}/control?kernel=${kernel}`,
       { headers: { Upgrade: "websocket" } },
+    );
+    const socket = response.webSocket;
+    if (!socket) throw new Error(`upgrade refused: ${response.status} ${await response.text()}`);
+    socket.accept();
+    return new TestKernel(socket, object, kernel);
+  }
+
+  /**
+   * Connects straight to the object with the grant the Worker would have verified (rights, and
+   * expiry in seconds), as a caller holding such a token.
+   */
+  static async connectWithGrant(
+    object: string,
+    kernel: string,
+    grant: { rights: string[]; exp: number },
+  ): Promise<TestKernel> {
+    const response = await objectStub(object).fetch(
+      `http://edgepager.test/v1/objects/${object}/control?kernel=${kernel}`,
+      {
+        headers: {
+          Upgrade: "websocket",
+          [OBJECT_NAME_HEADER]: object,
+          [GRANT_HEADER]: JSON.stringify(grant),
+        },
+      },
     );
     const socket = response.webSocket;
     if (!socket) throw new Error(`upgrade refused: ${response.status} ${await response.text()}`);
