@@ -6,10 +6,13 @@ import {
   CLOSE_POLICY_VIOLATION,
   CLOSE_REPLACED,
   CLOSE_TOKEN_EXPIRED,
+  KERN_RESOURCE_SHORTAGE,
+  ProtocolError,
   encodeFrame,
   type ManagerMessage,
   type Right,
 } from "../schema";
+import { ErrorBudget } from "./error-budget";
 
 /** What the caller's token grants, as the Worker verified it at the upgrade. */
 export interface SocketGrant {
@@ -29,16 +32,28 @@ export interface SocketSession extends SocketGrant {
 export class Sockets {
   private readonly sessions = new WeakMap<WebSocket, SocketSession>();
 
+  /** Errors per kernel id across its sockets: twice what one socket may have. */
+  private readonly kernelErrors: ErrorBudget;
+
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly errorsPerMinute: number,
-  ) {}
+  ) {
+    this.kernelErrors = new ErrorBudget(2 * errorsPerMinute);
+  }
+
+  private kernelErrorsReason(): string {
+    return `more than ${2 * this.errorsPerMinute} errors in a minute on this kernel's sockets; wait a minute`;
+  }
 
   /**
    * Accepts a kernel's new socket; an older socket of the same kernel is closed with 4409
    * (protocol.md §2), after the new one is accepted.
    */
   accept(kernel: string, grant: SocketGrant): WebSocket {
+    if (this.kernelErrors.exhausted(kernel)) {
+      throw new ProtocolError(KERN_RESOURCE_SHORTAGE, "too_many_errors", this.kernelErrorsReason());
+    }
     const previous = this.ctx.getWebSockets(kernel);
     const pair = new WebSocketPair();
     const server = pair[1];
@@ -105,6 +120,13 @@ export class Sockets {
    */
   countError(ws: WebSocket): void {
     const session = this.session(ws);
+    if (this.kernelErrors.count(session.kernel)) {
+      // Past the kernel's budget across all its sockets: every one of them goes.
+      for (const other of this.ctx.getWebSockets(session.kernel)) {
+        closeQuietly(other, CLOSE_POLICY_VIOLATION, this.kernelErrorsReason());
+      }
+      return;
+    }
     const now = Date.now();
     const fresh = now - session.errorWindowStart > 60_000;
     const errors = fresh ? 1 : session.errors + 1;

@@ -3,7 +3,14 @@
  * object accepts the socket itself so it can hibernate, and keeps in its attachment what the
  * caller's token grants, for the per-message checks of the socket loop.
  */
-import { GRANT_HEADER, ProtocolError, RIGHTS, parseKernelId, type Right } from "../schema";
+import {
+  GRANT_HEADER,
+  ProtocolError,
+  RIGHTS,
+  httpStatusOf,
+  parseKernelId,
+  type Right,
+} from "../schema";
 import type { Pager } from "./pager";
 import type { SocketGrant } from "./sockets";
 
@@ -16,7 +23,9 @@ export function handleUpgrade(pager: Pager, request: Request): Response {
     pager.afterChange();
     return new Response(null, { status: 101, webSocket });
   } catch (error) {
-    if (error instanceof ProtocolError) return Response.json(error.toJSON(), { status: 400 });
+    if (error instanceof ProtocolError) {
+      return Response.json(error.toJSON(), { status: httpStatusOf(error) });
+    }
     throw error;
   }
 }

@@ -23,6 +23,7 @@ export type ErrorCode =
   | "too_many_syncs"
   | "too_many_kernels"
   | "outbox_full"
+  | "too_many_errors"
   | "storage_failed"
   | "not_found"
   | "unauthorized"
@@ -68,6 +69,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   // The range is spread over more segments than one request may read: ask for less.
   too_fragmented: 422,
   too_many_syncs: 429,
+  too_many_errors: 429,
   too_many_kernels: 503,
   storage_failed: 500,
   internal: 500,

@@ -192,3 +192,33 @@ describe("a socket whose token expires", () => {
     expect(kernel.closed!.code).toBe(CLOSE_TOKEN_EXPIRED);
   });
 });
+
+describe("errors across sockets", () => {
+  it("are bounded per kernel id: new sockets do not buy a fresh budget", async () => {
+    const object = "hostile-errors";
+    const perSocket = 100; // ERRORS_PER_MINUTE in wrangler.toml
+    let answered = 0;
+    // Each socket stays under the per-socket limit, then a new one replaces it.
+    for (let round = 0; round < 3; round++) {
+      const kernel = await TestKernel.connectWithGrant(object, "noisy", READ);
+      for (let i = 0; i < perSocket; i++) kernel.send("not json");
+      await waitFor(
+        () => kernel.all("error").length === perSocket || kernel.closed !== null,
+        "the errors",
+      );
+      answered += kernel.all("error").length;
+      if (kernel.closed !== null) {
+        expect(kernel.closed.code).toBe(1008);
+        break;
+      }
+    }
+    expect(answered).toBe(2 * perSocket + 1);
+    // For the rest of the minute the kernel id cannot open another socket...
+    await expect(TestKernel.connectWithGrant(object, "noisy", READ)).rejects.toThrow(
+      /429.*too_many_errors/,
+    );
+    // ...and other kernels are not affected.
+    const { ready } = await openWith(object, "quiet", READ);
+    expect(ready.type).toBe("memory_object_ready");
+  });
+});
