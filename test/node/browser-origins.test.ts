@@ -53,9 +53,14 @@ async function servePage(): Promise<{ origin: string; server: Server }> {
  * In the page: the HTTP API through HttpClient, then a kernel (KernelConnection + PageCache) that
  * returns a dirty page and msyncs it, then a bare WebSocket to see how its upgrade ends.
  */
-function runClient(page: Page, url: string, object: string): Promise<Steps> {
+function runClient(
+  page: Page,
+  url: string,
+  object: string,
+  connectTimeoutMs: number,
+): Promise<Steps> {
   return page.evaluate(
-    async ({ url, object }) => {
+    async ({ url, object, connectTimeoutMs }) => {
       const ep = (globalThis as any).edgepager;
       const steps: Record<string, unknown> = {};
       async function step(name: string, run: () => Promise<unknown>) {
@@ -81,7 +86,7 @@ function runClient(page: Page, url: string, object: string): Promise<Steps> {
           url,
           object,
           kernel: "browser",
-          connectTimeoutMs: 2000,
+          connectTimeoutMs,
         });
         return kernel.ready;
       });
@@ -108,7 +113,7 @@ function runClient(page: Page, url: string, object: string): Promise<Steps> {
       );
       return steps as any;
     },
-    { url, object },
+    { url, object, connectTimeoutMs },
   );
 }
 
@@ -148,7 +153,7 @@ beforeAll(async () => {
   other = await servePage();
   harness = await startHarness({ ...FAST_VARS, ALLOWED_ORIGINS: allowed.origin });
   url = harness.url.replace(/\/$/, "");
-});
+}, 60_000);
 afterAll(async () => {
   await harness?.close();
   allowed?.server.close();
@@ -176,7 +181,7 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
       ],
       timeout: 30_000,
     });
-  });
+  }, 60_000);
   afterAll(async () => {
     await context?.close();
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
@@ -195,7 +200,7 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
 
   it("from an allowed origin, the HTTP API and the control socket both work", async () => {
     const { page, logs } = await open(allowed.origin);
-    const steps = await within(runClient(page, url, "browser-allowed"), 30_000, "the page");
+    const steps = await within(runClient(page, url, "browser-allowed", 15_000), 30_000, "the page");
     for (const [name, outcome] of Object.entries(steps)) {
       expect(outcome, name).toMatchObject({ ok: true });
     }
@@ -221,7 +226,7 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
   it("from another origin, every HTTP call fails (no CORS headers), the socket is refused, and nothing reaches the object", async () => {
     const { page, logs } = await open(other.origin);
     const object = "browser-refused";
-    const steps = await within(runClient(page, url, object), 30_000, "the page");
+    const steps = await within(runClient(page, url, object, 2000), 30_000, "the page");
     for (const name of ["write", "synchronize", "read", "stat"]) {
       expect(steps[name], name).toEqual({ ok: false, error: "TypeError: Failed to fetch" });
     }
