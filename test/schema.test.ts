@@ -383,6 +383,7 @@ describe("public surface", () => {
       "CLOSE_NORMAL",
       "CLOSE_POLICY_VIOLATION",
       "CLOSE_REPLACED",
+      "CLOSE_TOKEN_EXPIRED",
       "DEFAULT_PAGE_SIZE",
       "GRANT_HEADER",
       "HTTP_KERNEL",
