@@ -24,7 +24,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { seededRandom } from "../tools/random";
 import type { MemoryObject } from "../durable/memory-object";
 import {
   KERN_INVALID_ADDRESS,
@@ -38,9 +37,10 @@ import {
   type Frame,
 } from "../schema";
 import { objectStub } from "./helpers/buckets";
+import { Rng, candidate, type FrameShape, type Target } from "./helpers/fuzz-frames";
 import { call, readPages, stat } from "./helpers/http";
 import { TestKernel, type Received } from "./helpers/kernel";
-import { MESSAGE_TYPES, STATE_CHANGING, isDocumentedMessage } from "./helpers/message-rules";
+import { STATE_CHANGING, isDocumentedMessage } from "./helpers/message-rules";
 import { waitFor } from "./helpers/wait";
 
 const SEED = 0x5eed2026;
@@ -61,213 +61,14 @@ const GARBAGE_SOCKETS = 28;
 const F = `fuzz-${SEED.toString(16)}`;
 const R = `fuzz-ref-${SEED.toString(16)}`;
 
-// ---------------------------------------------------------------------------------------------
-// The seeded PRNG of tools/random.ts, with helpers. Each garbage socket gets its own stream, so the frames drawn do not
-// depend on how the async jobs happen to interleave.
-
-class Rng {
-  readonly float: () => number;
-  constructor(seed: number) {
-    this.float = seededRandom(seed);
-  }
-  /** 0 … n - 1 */
-  int(n: number): number {
-    return Math.floor(this.float() * n);
-  }
-  chance(p: number): boolean {
-    return this.float() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-  bytes(n: number): Uint8Array {
-    return Uint8Array.from({ length: n }, () => this.int(256));
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Garbage: frames that are errors by the documented rules, whatever the object's state.
-
-/** What the object knows of the socket a frame goes to, as far as it decides error or not. */
-interface Target {
-  initialized: boolean;
-  /** Highest state-changing id applied for the kernel: a message at or below it is a resend. */
-  lastId: number;
-  /** Highest outbox mid sent to the kernel. */
-  lastMid: number;
-}
-
-/** A JSON number literal written as is, for values JSON.stringify cannot produce (1e999, -0). */
-const raw = (literal: string) => `@@RAW:${literal}@@`;
-function serialize(header: Record<string, unknown>): string {
-  return JSON.stringify(header).replace(/"@@RAW:([^@"]*)@@"/g, "$1");
-}
-
-const NASTY_VALUES: unknown[] = [
-  0,
-  -1,
-  1.5,
-  3,
-  0x80,
-  1000,
-  2 ** 31,
-  2 ** 32,
-  2 ** 32 + 2,
-  2 ** 40 + 4,
-  2 ** 53,
-  2 ** 53 + 2,
-  2 ** 64,
-  1e300,
-  -1e300,
-  null,
-  true,
-  false,
-  "",
-  "1",
-  "4096",
-  "NaN",
-  [],
-  [1],
-  {},
-  { nested: { deeper: [null, { id: 1 }] } },
-  raw("1e999"),
-  raw("-1e999"),
-  raw("-0"),
-  raw("9007199254740993"),
-  raw("4294967298"),
-  raw("1E400"),
-  raw("0.0"),
-  raw("4096.0"),
-  raw("1e2"),
-];
-const JUNK_TYPES: unknown[] = [
-  "memory_object_bogus",
-  "",
-  "MEMORY_OBJECT_INIT",
-  "__proto__",
-  "toString",
-  "constructor",
-  "ack",
-  "memory_object_ready",
-  "error",
-  7,
-  null,
-  ["received"],
-  { type: "received" },
-];
-
-/** A well-formed message of a random type; state-changing ones get an id above `lastId`. */
-function template(rng: Rng, target: Target): Record<string, unknown> {
-  const type = rng.pick(MESSAGE_TYPES);
-  const id = STATE_CHANGING.has(type) ? target.lastId + 1 + rng.int(1000) : 1 + rng.int(10_000);
-  const offset = rng.int(TOUCHED_PAGES) * PAGE;
-  const length = (1 + rng.int(4)) * PAGE;
-  switch (type) {
-    case "memory_object_init":
-      return { type, id, page_size: PAGE, received_mid: 0 };
-    case "memory_object_data_request":
-    case "memory_object_data_unlock":
-      return { type, id, offset, length, desired_access: rng.int(8) };
-    case "memory_object_data_return":
-      return { type, id, offset, length, dirty: rng.chance(0.7), kernel_copy: rng.chance(0.3) };
-    case "memory_object_synchronize":
-      return { type, id, offset, length, sync_flags: rng.pick([0, 1, 2, 4, 5, 6, 0x48]) };
-    case "memory_object_lock_completed":
-      return { type, id, lock_id: 1 + rng.int(20), offset, length };
-    case "memory_object_terminate":
-      return { type, id };
-    case "received":
-      return { type, id, mid: rng.int(3) };
-  }
-}
-
-type Mutation = (h: Record<string, unknown>, rng: Rng, target: Target) => void;
-const MUTATIONS: Mutation[] = [
-  (h, rng) => delete h[rng.pick(Object.keys(h))],
-  (h, rng) => (h[rng.pick(Object.keys(h))] = rng.pick(NASTY_VALUES)),
-  (h, rng) => (h.type = rng.pick(JUNK_TYPES)),
-  (h, rng) => (h.id = rng.pick([0, -1, 1.5, "7", null, 2 ** 53, raw("1e999"), raw("-0")])),
-  (h, rng) => {
-    if (typeof h.offset === "number") h.offset += 1 + rng.int(PAGE - 1);
-  },
-  (h, rng) => (h.length = rng.pick([0, 1, 100, PAGE + 1, 2 * MAX_TRANSFER, 2 ** 53, -PAGE])),
-  (h, rng) => {
-    // Past max_size: KERN_INVALID_ADDRESS.
-    h.offset = MAX_SIZE - PAGE * rng.int(2);
-    h.length = 2 * PAGE;
-  },
-  (h, rng) =>
-    (h.sync_flags = rng.pick([3, 0x7f, 0x80, 0x100, 2 ** 31, 2 ** 32 + 2, 2 ** 40 + 4, -1, 1.5])),
-  (h, rng) => (h.page_size = rng.pick([8192, 1000, 0, 512, 65536, 2 ** 32, 4097])),
-  (h, rng, target) => (h[rng.pick(["mid", "received_mid"])] = target.lastMid + 1000 + rng.int(1e6)),
-  (h, rng) => (h[rng.pick(["dirty", "kernel_copy"])] = rng.pick(["yes", 1, null, 0])),
-  (h, rng) => (h[`junk${rng.int(5)}`] = rng.pick(NASTY_VALUES)),
-];
-
-const TEXT_POOL = [
-  ...'{}[]":,0123456789-.eE abcdefghijklmnopqrstuvwxyz_',
-  "\u0000",
-  "\u001f",
-  "\\",
-  "\\u",
-  "é",
-  "€",
-  "😀",
-  "\ufeff",
-  '"type"',
-  '"id"',
-  "memory_object_",
-  "null",
-  "true",
-];
-
-/** A binary frame: a u32 length prefix (maybe lying), the header bytes, then the payload. */
-function binary(prefix: number, header: Uint8Array, payload: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(4 + header.byteLength + payload.byteLength);
-  new DataView(bytes.buffer).setUint32(0, prefix >>> 0);
-  bytes.set(header, 4);
-  bytes.set(payload, 4 + header.byteLength);
-  return bytes;
-}
-
-/** One candidate frame: anything from random bytes to a valid message with one field broken. */
-function candidate(rng: Rng, target: Target): string | Uint8Array {
-  const roll = rng.float();
-  if (roll < 0.07) return rng.bytes(rng.int(40));
-  if (roll < 0.14) {
-    return Array.from({ length: rng.int(40) }, () => rng.pick(TEXT_POOL)).join("");
-  }
-  if (roll < 0.18) return rng.pick(["null", "[]", "[1,2]", "42", '"x"', "true", "{}", ""]);
-  if (roll < 0.2) {
-    // Over MAX_HEADER_BYTES: a valid message padded (with ASCII, or with fewer characters than
-    // the limit that take more bytes than it in UTF-8), or a prefix claiming a huge header.
-    const pad = rng.pick(["x", "€", "😀"]);
-    const count = Math.ceil((MAX_HEADER_BYTES + 1) / new TextEncoder().encode(pad).byteLength);
-    return rng.chance(0.6)
-      ? serialize({ ...template(rng, target), pad: pad.repeat(count) })
-      : binary(MAX_HEADER_BYTES + 1 + rng.int(1e6), rng.bytes(8), new Uint8Array(0));
-  }
-  const header = template(rng, target);
-  const mutations = rng.chance(0.08) ? 0 : 1 + rng.int(2);
-  for (let i = 0; i < mutations; i++) rng.pick(MUTATIONS)(header, rng, target);
-  const text = serialize(header);
-  if (header.type === "memory_object_data_return" || rng.chance(0.15)) {
-    const json = new TextEncoder().encode(text);
-    const declared = header.length;
-    const payload =
-      typeof declared === "number" && declared >= 0 && declared <= 4 * PAGE && rng.chance(0.6)
-        ? rng.bytes(declared)
-        : rng.bytes(rng.pick([0, 1, PAGE, 2 * PAGE, rng.int(100)]));
-    const prefix = rng.chance(0.85)
-      ? json.byteLength
-      : rng.pick([
-          json.byteLength + 1 + rng.int(10),
-          Math.max(0, json.byteLength - 1 - rng.int(5)),
-        ]);
-    return binary(prefix, json, payload);
-  }
-  return rng.chance(0.06) ? text.slice(0, rng.int(text.length)) : text;
-}
+/** What the garbage aims at (test/helpers/fuzz-frames.ts draws it). */
+const SHAPE: FrameShape = {
+  pageSize: PAGE,
+  touchedPages: TOUCHED_PAGES,
+  maxSize: MAX_SIZE,
+  maxTransfer: MAX_TRANSFER,
+  maxHeaderBytes: MAX_HEADER_BYTES,
+};
 
 interface Verdict {
   /** The frame is an error by the documented rules. */
@@ -339,7 +140,7 @@ interface SentGarbage extends Verdict {
 
 function garbageFrame(rng: Rng, target: Target): SentGarbage {
   for (;;) {
-    const data = candidate(rng, target);
+    const data = candidate(rng, target, SHAPE);
     const verdict = judge(data, target);
     if (verdict.error) return { data, ...verdict };
   }

@@ -1,0 +1,226 @@
+/**
+ * Frames for the fuzz tests (test/fuzz.test.ts): well-formed messages of every type, broken ones
+ * (fields deleted, retyped, out of range, misaligned), random bytes and text, broken JSON,
+ * oversized headers and lying binary length prefixes. Drawn from a seeded PRNG, so a seed
+ * replays exactly. Whether a frame is an error, and which, is for the caller to judge.
+ */
+import { seededRandom } from "../../tools/random";
+import { MESSAGE_TYPES, STATE_CHANGING } from "./message-rules";
+
+/** The object's geometry and limits, which decide what the frames aim at. */
+export interface FrameShape {
+  pageSize: number;
+  /** Offsets are drawn from pages 0 … touchedPages - 1. */
+  touchedPages: number;
+  maxSize: number;
+  maxTransfer: number;
+  maxHeaderBytes: number;
+  /** Share of frames over MAX_HEADER_BYTES (each some 64 KiB); 0.02 unless told. */
+  oversizedRate?: number;
+}
+
+/** The seeded PRNG of tools/random.ts, with helpers. */
+export class Rng {
+  readonly float: () => number;
+  constructor(seed: number) {
+    this.float = seededRandom(seed);
+  }
+  /** 0 … n - 1 */
+  int(n: number): number {
+    return Math.floor(this.float() * n);
+  }
+  chance(p: number): boolean {
+    return this.float() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+  bytes(n: number): Uint8Array {
+    return Uint8Array.from({ length: n }, () => this.int(256));
+  }
+}
+
+/** What the object knows of the socket a frame goes to, as far as it decides error or not. */
+export interface Target {
+  initialized: boolean;
+  /** Highest state-changing id applied for the kernel: a message at or below it is a resend. */
+  lastId: number;
+  /** Highest outbox mid sent to the kernel. */
+  lastMid: number;
+}
+
+/** A JSON number literal written as is, for values JSON.stringify cannot produce (1e999, -0). */
+export const raw = (literal: string) => `@@RAW:${literal}@@`;
+export function serialize(header: Record<string, unknown>): string {
+  return JSON.stringify(header).replace(/"@@RAW:([^@"]*)@@"/g, "$1");
+}
+
+export const NASTY_VALUES: unknown[] = [
+  0,
+  -1,
+  1.5,
+  3,
+  0x80,
+  1000,
+  2 ** 31,
+  2 ** 32,
+  2 ** 32 + 2,
+  2 ** 40 + 4,
+  2 ** 53,
+  2 ** 53 + 2,
+  2 ** 64,
+  1e300,
+  -1e300,
+  null,
+  true,
+  false,
+  "",
+  "1",
+  "4096",
+  "NaN",
+  [],
+  [1],
+  {},
+  { nested: { deeper: [null, { id: 1 }] } },
+  raw("1e999"),
+  raw("-1e999"),
+  raw("-0"),
+  raw("9007199254740993"),
+  raw("4294967298"),
+  raw("1E400"),
+  raw("0.0"),
+  raw("4096.0"),
+  raw("1e2"),
+];
+export const JUNK_TYPES: unknown[] = [
+  "memory_object_bogus",
+  "",
+  "MEMORY_OBJECT_INIT",
+  "__proto__",
+  "toString",
+  "constructor",
+  "ack",
+  "memory_object_ready",
+  "error",
+  7,
+  null,
+  ["received"],
+  { type: "received" },
+];
+
+/** A well-formed message of a random type; state-changing ones get an id above `lastId`. */
+export function template(rng: Rng, target: Target, shape: FrameShape): Record<string, unknown> {
+  const type = rng.pick(MESSAGE_TYPES);
+  const id = STATE_CHANGING.has(type) ? target.lastId + 1 + rng.int(1000) : 1 + rng.int(10_000);
+  const { pageSize } = shape;
+  const offset = rng.int(shape.touchedPages) * pageSize;
+  const length = (1 + rng.int(4)) * pageSize;
+  switch (type) {
+    case "memory_object_init":
+      return { type, id, page_size: pageSize, received_mid: 0 };
+    case "memory_object_data_request":
+    case "memory_object_data_unlock":
+      return { type, id, offset, length, desired_access: rng.int(8) };
+    case "memory_object_data_return":
+      return { type, id, offset, length, dirty: rng.chance(0.7), kernel_copy: rng.chance(0.3) };
+    case "memory_object_synchronize":
+      return { type, id, offset, length, sync_flags: rng.pick([0, 1, 2, 4, 5, 6, 0x48]) };
+    case "memory_object_lock_completed":
+      return { type, id, lock_id: 1 + rng.int(20), offset, length };
+    case "memory_object_terminate":
+      return { type, id };
+    case "received":
+      return { type, id, mid: rng.int(3) };
+  }
+}
+
+type Mutation = (h: Record<string, unknown>, rng: Rng, target: Target, shape: FrameShape) => void;
+export const MUTATIONS: Mutation[] = [
+  (h, rng) => delete h[rng.pick(Object.keys(h))],
+  (h, rng) => (h[rng.pick(Object.keys(h))] = rng.pick(NASTY_VALUES)),
+  (h, rng) => (h.type = rng.pick(JUNK_TYPES)),
+  (h, rng) => (h.id = rng.pick([0, -1, 1.5, "7", null, 2 ** 53, raw("1e999"), raw("-0")])),
+  (h, rng, _t, { pageSize }) => {
+    if (typeof h.offset === "number") h.offset += 1 + rng.int(pageSize - 1);
+  },
+  (h, rng, _t, { pageSize, maxTransfer }) =>
+    (h.length = rng.pick([0, 1, 100, pageSize + 1, 2 * maxTransfer, 2 ** 53, -pageSize])),
+  (h, rng, _t, { pageSize, maxSize }) => {
+    // Past max_size: KERN_INVALID_ADDRESS.
+    h.offset = maxSize - pageSize * rng.int(2);
+    h.length = 2 * pageSize;
+  },
+  (h, rng) =>
+    (h.sync_flags = rng.pick([3, 0x7f, 0x80, 0x100, 2 ** 31, 2 ** 32 + 2, 2 ** 40 + 4, -1, 1.5])),
+  (h, rng) => (h.page_size = rng.pick([8192, 1000, 0, 512, 65536, 2 ** 32, 4097])),
+  (h, rng, target) => (h[rng.pick(["mid", "received_mid"])] = target.lastMid + 1000 + rng.int(1e6)),
+  (h, rng) => (h[rng.pick(["dirty", "kernel_copy"])] = rng.pick(["yes", 1, null, 0])),
+  (h, rng) => (h[`junk${rng.int(5)}`] = rng.pick(NASTY_VALUES)),
+];
+
+const TEXT_POOL = [
+  ...'{}[]":,0123456789-.eE abcdefghijklmnopqrstuvwxyz_',
+  "\u0000",
+  "\u001f",
+  "\\",
+  "\\u",
+  "é",
+  "€",
+  "😀",
+  "\ufeff",
+  '"type"',
+  '"id"',
+  "memory_object_",
+  "null",
+  "true",
+];
+
+/** A binary frame: a u32 length prefix (maybe lying), the header bytes, then the payload. */
+export function binary(prefix: number, header: Uint8Array, payload: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(4 + header.byteLength + payload.byteLength);
+  new DataView(bytes.buffer).setUint32(0, prefix >>> 0);
+  bytes.set(header, 4);
+  bytes.set(payload, 4 + header.byteLength);
+  return bytes;
+}
+
+/** One candidate frame: anything from random bytes to a valid message with one field broken. */
+export function candidate(rng: Rng, target: Target, shape: FrameShape): string | Uint8Array {
+  const { pageSize, maxHeaderBytes } = shape;
+  const oversized = shape.oversizedRate ?? 0.02;
+  const roll = rng.float();
+  if (roll < 0.07) return rng.bytes(rng.int(40));
+  if (roll < 0.14) {
+    return Array.from({ length: rng.int(40) }, () => rng.pick(TEXT_POOL)).join("");
+  }
+  if (roll < 0.18) return rng.pick(["null", "[]", "[1,2]", "42", '"x"', "true", "{}", ""]);
+  if (roll < 0.18 + oversized) {
+    // Over MAX_HEADER_BYTES: a valid message padded (with ASCII, or with fewer characters than
+    // the limit that take more bytes than it in UTF-8), or a prefix claiming a huge header.
+    const pad = rng.pick(["x", "€", "😀"]);
+    const count = Math.ceil((maxHeaderBytes + 1) / new TextEncoder().encode(pad).byteLength);
+    return rng.chance(0.6)
+      ? serialize({ ...template(rng, target, shape), pad: pad.repeat(count) })
+      : binary(maxHeaderBytes + 1 + rng.int(1e6), rng.bytes(8), new Uint8Array(0));
+  }
+  const header = template(rng, target, shape);
+  const mutations = rng.chance(0.08) ? 0 : 1 + rng.int(2);
+  for (let i = 0; i < mutations; i++) rng.pick(MUTATIONS)(header, rng, target, shape);
+  const text = serialize(header);
+  if (header.type === "memory_object_data_return" || rng.chance(0.15)) {
+    const json = new TextEncoder().encode(text);
+    const declared = header.length;
+    const payload =
+      typeof declared === "number" && declared >= 0 && declared <= 4 * pageSize && rng.chance(0.6)
+        ? rng.bytes(declared)
+        : rng.bytes(rng.pick([0, 1, pageSize, 2 * pageSize, rng.int(100)]));
+    const prefix = rng.chance(0.85)
+      ? json.byteLength
+      : rng.pick([
+          json.byteLength + 1 + rng.int(10),
+          Math.max(0, json.byteLength - 1 - rng.int(5)),
+        ]);
+    return binary(prefix, json, payload);
+  }
+  return rng.chance(0.06) ? text.slice(0, rng.int(text.length)) : text;
+}
