@@ -93,6 +93,26 @@ describe("an origin not in ALLOWED_ORIGINS", () => {
     expect(status).toMatchObject({ seqno: 1, pages: 0 });
   });
 
+  it("is refused when the browser hides it but says the request is from another site", async () => {
+    // A no-cors GET (an <img>, a link) carries no Origin, only Fetch Metadata.
+    for (const site of ["cross-site", "same-site"]) {
+      const response = await request("/v1/objects/origins-hidden/pages?offset=0&length=4096", {
+        headers: { "sec-fetch-site": site, "sec-fetch-mode": "no-cors" },
+      });
+      expect(response.status, site).toBe(403);
+      expectNoCors(response);
+      expect((await errorOf(response)).code).toBe("origin_not_allowed");
+    }
+    // Nothing reached the object: this status request is the first message it numbers.
+    for (const site of ["same-origin", "none"]) {
+      const response = await request("/v1/objects/origins-hidden", {
+        headers: { "sec-fetch-site": site },
+      });
+      expect(response.status, site).toBe(200);
+      if (site === "same-origin") expect(await response.json()).toMatchObject({ seqno: 1 });
+    }
+  });
+
   it("cannot open a control socket, with authentication off or on", async () => {
     const authOn = { AUTH_SECRET: SECRET, REQUIRE_AUTH: "true" } as Partial<Env>;
     for (const vars of [{}, authOn, { ALLOWED_ORIGINS: "" }]) {
@@ -253,6 +273,12 @@ describe("the ALLOWED_ORIGINS var", () => {
     );
     expect(response.status).toBe(200);
     expectCors(response, OTHER);
+    const hidden = await request(
+      "/v1/objects/origins-star",
+      { headers: { "sec-fetch-site": "cross-site", ...(await bearer()) } },
+      authOn,
+    );
+    expect(hidden.status).toBe(200);
     // Without authentication every request fails, so the mistake is seen at once.
     const open = await request("/v1/objects/origins-star", {}, { ALLOWED_ORIGINS: "*" });
     expect(open.status).toBe(500);

@@ -2,7 +2,10 @@
  * `allowOrigins()`: which web pages may use this service from a browser, by the `ALLOWED_ORIGINS`
  * var (docs/security.md "Browser origins"). It runs first, on every route.
  *
- * - No `Origin` header (curl, Node, the CLI, any non-browser client): untouched.
+ * - No `Origin` header (curl, Node, the CLI, any non-browser client): untouched, unless the
+ *   browser's Fetch Metadata says it comes from another site (`Sec-Fetch-Site: cross-site` or
+ *   `same-site`: an `<img>`, a link, a no-cors `fetch`, whose origin the browser hides): refused
+ *   like a foreign origin, unless `ALLOWED_ORIGINS` is `*`.
  * - An `Origin` not in the list, `null` included, is refused with 403 (`origin_not_allowed`),
  *   whatever the method and whether authentication is on: a WebSocket upgrade, and the "simple"
  *   cross-origin requests a browser sends without asking first (a form-like `POST …/synchronize`),
@@ -49,6 +52,17 @@ export function allowOrigins() {
     const origin = c.req.header("origin");
     const upgrade = c.req.header("upgrade")?.toLowerCase() === "websocket";
     if (origin === undefined) {
+      // A browser hides the origin of a no-cors GET (an <img>, a link, fetch in no-cors mode)
+      // but still says, in Fetch Metadata, that it comes from another site.
+      const site = c.req.header("sec-fetch-site");
+      if (allowed !== "*" && (site === "cross-site" || site === "same-site")) {
+        throw new ProtocolError(
+          KERN_PROTECTION_FAILURE,
+          "origin_not_allowed",
+          `a ${site} browser request without an Origin is refused: only pages of the origins in ` +
+            "ALLOWED_ORIGINS may use this service, with CORS requests",
+        );
+      }
       await next();
       // The answer differs with Origin: a cache must not serve this one to a page.
       if (!upgrade) c.header("Vary", "Origin", { append: true });

@@ -247,6 +247,17 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
       return response.type;
     }, `${url}/v1/objects/${object}/synchronize`);
     expect(sent).toBe("opaque");
+    // Nor do the GETs a page can send with its origin hidden (no-cors, an image).
+    const hidden = await page.evaluate(async (target) => {
+      const response = await fetch(target, { mode: "no-cors" });
+      await new Promise((resolve) => {
+        const image = new Image();
+        image.onload = image.onerror = resolve;
+        image.src = target;
+      });
+      return response.type;
+    }, `${url}/v1/objects/${object}/pages?offset=0&length=4096`);
+    expect(hidden).toBe("opaque");
     // This status request is the first message the object numbers: nothing else reached it.
     expect(await new HttpClient(url).stat(object)).toMatchObject({ pages: 0, seqno: 1 });
     await page.close();
