@@ -22,6 +22,9 @@ export class Residency {
 
   /** Kernels other than `except` that may cache a page of the span. */
   holdersOf(span: PageSpan, except: string): string[] {
+    // An empty span (a zero-length synchronize) has no page: the run test below would otherwise
+    // match every run strictly around its point.
+    if (span.end <= span.first) return [];
     return this.sql
       .exec<{ kernel: string }>(
         `SELECT DISTINCT kernel FROM residency WHERE kernel != ? AND first_page < ? AND end_page > ?`,

@@ -308,6 +308,25 @@ describe("INVALIDATE and kernels that need no lock request", () => {
     a.close();
     b.close();
   });
+
+  it("completes a zero-length INVALIDATE inside another kernel's cached run at once", async () => {
+    // Found by `npm run fuzz`: a point strictly inside a cached run [0, 4) matched the run, and
+    // the other kernel was sent a lock request of length 0.
+    const object = "inval-zero-length-inside";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, 4 * PAGE);
+    const sync = a.synchronize(2 * PAGE + 100, 0, 0x4);
+    expect(await a.completion(sync, LOCK_TIMEOUT_MS - 100)).toMatchObject({
+      type: "memory_object_synchronize_completed",
+      offset: 2 * PAGE + 100,
+      length: 0,
+    });
+    await settle(50);
+    expect(b.all("memory_object_lock_request")).toEqual([]);
+    a.close();
+    b.close();
+  });
 });
 
 describe("INVALIDATE and replies still being read", () => {
