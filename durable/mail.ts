@@ -24,6 +24,8 @@ export class Mail {
   private holding = false;
   /** Per kernel: letters waiting behind a reservation that is not filled yet. */
   private readonly lines = new Map<string, Letter[]>();
+  /** Per kernel: who waits for its line to empty (`drained`). */
+  private readonly drainWaiters = new Map<string, (() => void)[]>();
 
   constructor(private readonly sockets: Sockets) {}
 
@@ -57,6 +59,19 @@ export class Mail {
     };
   }
 
+  /**
+   * Resolves once every letter posted so far to the kernel has been sent: a reply still being
+   * read (a data_supply from R2) and those behind it. Call after the step's transaction.
+   */
+  drained(kernel: string): Promise<void> {
+    if (!this.lines.has(kernel)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiters = this.drainWaiters.get(kernel) ?? [];
+      waiters.push(resolve);
+      this.drainWaiters.set(kernel, waiters);
+    });
+  }
+
   discard(): void {
     this.holding = false;
     this.held = [];
@@ -78,7 +93,11 @@ export class Mail {
     const line = this.lines.get(kernel);
     if (!line) return;
     while (line[0]?.message) this.send(line.shift()!);
-    if (line.length === 0) this.lines.delete(kernel);
+    if (line.length > 0) return;
+    this.lines.delete(kernel);
+    const waiters = this.drainWaiters.get(kernel) ?? [];
+    this.drainWaiters.delete(kernel);
+    for (const resolve of waiters) resolve();
   }
 
   private send({ to, message, payload }: Letter): void {

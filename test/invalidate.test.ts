@@ -237,6 +237,29 @@ describe("INVALIDATE and kernels that go away", () => {
     expect(ready.flush).toBe(false);
     resumed.close();
   });
+
+  it("a holder that terminates is not asked by the INVALIDATE queued behind the one it ends", async () => {
+    // Found by `npm run fuzz`: the queued request started while the terminating kernel's cached
+    // pages were still known, sent it a lock request, and waited on it until the lock timeout.
+    const object = "inval-holder-terminates-queued";
+    const { kernel: a } = await TestKernel.open(object, "kA");
+    const { kernel: b } = await TestKernel.open(object, "kB");
+    await cache(b, 0, PAGE);
+    const first = a.synchronize(0, PAGE, 0x4);
+    await b.next(isLockRequest, 1_000);
+    const queued = a.synchronize(0, PAGE, 0x4);
+    await a.ack(queued);
+    const terminate = b.takeId();
+    b.send({ type: "memory_object_terminate", id: terminate });
+    await b.ack(terminate);
+    // Both complete when B goes, well before the lock timeout, and nothing waits any more.
+    for (const id of [first, queued]) {
+      expect(await a.completion(id, LOCK_TIMEOUT_MS - 100)).toMatchObject({ reply_to: id });
+    }
+    expect((await stat(object)).syncs).toBe(0);
+    expect(b.all("memory_object_lock_request")).toHaveLength(1);
+    a.close();
+  });
 });
 
 describe("INVALIDATE and kernels that need no lock request", () => {

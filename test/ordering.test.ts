@@ -314,3 +314,26 @@ describe("seqnos", () => {
     kernel.close();
   });
 });
+
+describe("terminate", () => {
+  it("closes the socket only after every answer before it, a data_supply being read included", async () => {
+    // Found by `npm run fuzz`: the socket closed while the supply was still being read, and the
+    // supply and the terminate's ack (queued behind it) were never sent.
+    const name = "ord-terminate-after-read";
+    const { kernel } = await TestKernel.open(name, "k1");
+    await kernel.ack(kernel.dataReturn(0, version(1)));
+    await kernel.completion(kernel.synchronize(0, 4096, SYNC));
+    // The page is in R2 now, and reading it takes a while.
+    await wrapObjectBucket(name, { readDelayMs: 200 });
+    const request = kernel.dataRequest(0, 4096);
+    const terminate = kernel.takeId();
+    kernel.send({ type: "memory_object_terminate", id: terminate });
+    await kernel.ack(terminate);
+    const answers = replies(kernel).map((m) => m.type);
+    expect(answers.slice(-2)).toEqual(["memory_object_data_supply", "ack"]);
+    expect(same(kernel.all("memory_object_data_supply")[0]!.payload, version(1))).toBe(true);
+    expect(kernel.all("memory_object_data_supply")[0]!.reply_to).toBe(request);
+    for (let i = 0; i < 100 && !kernel.closed; i++) await settle(10);
+    expect(kernel.closed?.code).toBe(1000);
+  });
+});

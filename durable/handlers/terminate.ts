@@ -1,6 +1,7 @@
 /**
  * memory_object_terminate: a kernel is done with the object. Its outstanding requests, outbox,
- * cached ranges and record are forgotten (protocol.md §3); after the ack the socket closes (1000).
+ * cached ranges and record are forgotten (protocol.md §3); after the ack, and every answer before
+ * it, the socket closes (1000).
  */
 import { CLOSE_NORMAL, type TerminateMessage } from "../../schema";
 import { closeQuietly } from "../sockets";
@@ -8,10 +9,17 @@ import type { Handler } from "./context";
 
 export const handleTerminate: Handler<TerminateMessage> = (ctx) => {
   const { pager, kernel } = ctx;
-  pager.tracker.forget(kernel);
-  pager.outbox.forget(kernel);
+  // What it caches goes first: the requests that stop waiting on it (tracker.forget settles
+  // them) may start queued INVALIDATEs, which must not ask a kernel that is gone.
   pager.residency.forgetAll(kernel);
+  pager.outbox.forget(kernel);
   pager.kernels.forget(kernel);
+  pager.tracker.forget(kernel);
   const socket = ctx.socket;
-  if (socket) return async () => closeQuietly(socket, CLOSE_NORMAL, "terminated");
+  if (!socket) return;
+  return async () => {
+    // A data_supply still being read for an earlier request, and the ack behind it, go first.
+    await pager.mail.drained(kernel);
+    closeQuietly(socket, CLOSE_NORMAL, "terminated");
+  };
 };
