@@ -20,6 +20,11 @@
  *
  * Seeded (SEED below, printed on each run): a failure replays exactly. Change it to explore;
  * describeLane() shows the first garbage frame that was not answered as expected.
+ *
+ * The second test is the fuzz command (`npm run fuzz -- --frames N --seed S`, scripts/fuzz.mjs):
+ * frames of every kind from several kernels at once, each answer checked against a reference
+ * model of the object (test/helpers/fuzz-runner.ts, fuzz-reference.ts). `npm test` runs it with
+ * a small fixed seed; the command passes FUZZ_FRAMES and FUZZ_SEED (vitest.config.ts bindings).
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -38,6 +43,7 @@ import {
 } from "../schema";
 import { objectStub } from "./helpers/buckets";
 import { Rng, candidate, type FrameShape, type Target } from "./helpers/fuzz-frames";
+import { runFuzz, type FuzzFigures } from "./helpers/fuzz-runner";
 import { call, readPages, stat } from "./helpers/http";
 import { TestKernel, type Received } from "./helpers/kernel";
 import { STATE_CHANGING, isDocumentedMessage } from "./helpers/message-rules";
@@ -701,6 +707,52 @@ describe("fuzz: garbage interleaved with valid traffic changes nothing", () => {
     );
   });
 });
+
+const vars = env as unknown as Record<string, string | undefined>;
+const COMMAND_FRAMES = Number(vars.FUZZ_FRAMES || 4000);
+const COMMAND_SEED = Number(vars.FUZZ_SEED || 0xf022);
+
+describe("fuzz command: every frame against the reference model", () => {
+  it(
+    `${COMMAND_FRAMES} frames, seed ${COMMAND_SEED}`,
+    // Generous: a million frames take many minutes; the runner fails fast on a missing answer.
+    { timeout: 60_000 + COMMAND_FRAMES * 20 },
+    async () => {
+      const log = (line: string) => console.log(line);
+      log(`fuzz: ${COMMAND_FRAMES} frames, seed ${COMMAND_SEED}`);
+      const figures = await runFuzz({
+        frames: COMMAND_FRAMES,
+        seed: COMMAND_SEED,
+        object: `fuzz-cmd-${COMMAND_SEED}`,
+        log,
+        progressEvery: COMMAND_FRAMES >= 50_000 ? 50_000 : 0,
+      });
+      log(report(figures));
+      expect(figures.crashes + figures.resets).toBe(0);
+      expect(figures.frames).toBeGreaterThanOrEqual(COMMAND_FRAMES);
+    },
+  );
+});
+
+/** The figures of a fuzz run, as the command prints them. */
+function report(f: FuzzFigures): string {
+  const total = (table: Record<string, number>) => Object.values(table).reduce((a, b) => a + b, 0);
+  const list = (table: Record<string, number>) =>
+    Object.entries(table)
+      .sort((a, b) => b[1] - a[1])
+      .map(([key, n]) => `${key} ${n}`)
+      .join(", ");
+  const seconds = f.durationMs / 1000;
+  return [
+    `fuzz seed ${f.seed}: ${f.frames} frames in ${seconds.toFixed(1)} s (${Math.round(f.frames / seconds)} frames/s), ${f.rounds} rounds (${f.soloRounds} a socket at a time)`,
+    `  errors answered: ${total(f.errors)} (${list(f.errors)})`,
+    `  state changes acked: ${total(f.stateChanges)} (${list(f.stateChanges)}); resends acked, not applied: ${f.duplicatesAcked}`,
+    `  other answers: ${list(f.answers)}`,
+    `  sockets: ${f.sockets} over ${f.kernels} kernel ids; closes ${list(f.closes)}; reconnects ${f.reconnects}; upgrades refused 429 ${f.upgradesRefused}`,
+    `  scenarios: ${list(f.scenarios) || "none"}; checks: status ${f.checks.stat}, pages ${f.checks.pages}, tables ${f.checks.tables}`,
+    `  crashes ${f.crashes}, resets ${f.resets}`,
+  ].join("\n");
+}
 
 function stripPayload(m: Received): Record<string, unknown> {
   const { payload: _payload, ...rest } = m;

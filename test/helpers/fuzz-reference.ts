@@ -1,0 +1,1130 @@
+/**
+ * The reference model of the fuzz command (test/fuzz.test.ts, `npm run fuzz`): one memory object
+ * as docs/protocol.md describes it, in memory, judging any frame (valid or not, text or binary)
+ * sent by any kernel on any socket, and saying exactly what the object must answer: the error
+ * (code, kern_return, reply_to, the field it names), the ack, the ready, the read, the outbox
+ * messages, the socket closes. Field rules come from message-rules.ts; the order in which a
+ * frame's faults are checked, where the protocol leaves it open, is the implementation's
+ * (size, framing, JSON, type, fields, socket order, rights, duplicate, then the handler's own
+ * checks), since a frame with several faults has one answer.
+ *
+ * Values the model cannot know when a frame is sent are `Cell`s, bound when the answer names
+ * them: every frame's seqno (frames of different sockets reach the object in an order the
+ * sender does not control), the lock id of a grant when several sockets ask in the same round,
+ * the mid of a completion that waits on a flush. A `Block` bounds what a cell may be bound to,
+ * and no value twice. What a read must return is decided after the round, once the seqnos of
+ * the round's writes and reads are known.
+ *
+ * The runner (fuzz-runner.ts) keeps to what makes the answers exact: frames whose effects reach
+ * other kernels (an INVALIDATE that asks them, a lock_completed that ends one) go alone in their
+ * round, a frame whose completion waits on a flush is the last of its socket's round, and no
+ * socket is sent a frame after the one that closes it.
+ */
+import { FIELDS, STATE_CHANGING, keepsRule } from "./message-rules";
+
+// Protocol numbers (protocol.md §5, §8).
+export const KERN_INVALID_ADDRESS = 1;
+export const KERN_PROTECTION_FAILURE = 2;
+export const KERN_INVALID_ARGUMENT = 4;
+export const KERN_RESOURCE_SHORTAGE = 6;
+const VM_SYNC_ASYNCHRONOUS = 0x01;
+const VM_SYNC_SYNCHRONOUS = 0x02;
+const VM_SYNC_INVALIDATE = 0x04;
+const MEMORY_OBJECT_COPY_DELAY = 2;
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_POLICY_VIOLATION = 1008;
+export const CLOSE_REPLACED = 4409;
+
+/** The deployment's limits that decide answers (wrangler.toml vars, protocol.md). */
+export interface ReferenceLimits {
+  pageSize: number;
+  /** As announced in memory_object_ready for `pageSize`. */
+  maxSize: number;
+  maxTransfer: number;
+  maxHeaderBytes: number;
+  /** Errors per socket per minute; one more closes it (1008). */
+  errorsPerMinute: number;
+  /** Errors per kernel id across its sockets per minute: twice the socket's (protocol.md §8). */
+  kernelErrorsPerMinute: number;
+  /** Kernels that may write; read-only ones get a quarter of it. */
+  maxKernels: number;
+  maxSyncsPerKernel: number;
+  /** Unreceived outbox messages of one kernel (protocol.md §3). */
+  outboxMax: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values learned from the answers.
+
+/** A range a floating value lies in, each value at most once. */
+export class Block {
+  readonly used = new Set<number>();
+  constructor(
+    readonly start: number,
+    public count: number,
+    readonly what: string,
+  ) {}
+}
+
+/** A number known now, or once an answer names it (within its block, if it has one). */
+export class Cell {
+  constructor(
+    public value?: number,
+    readonly block?: Block,
+  ) {}
+}
+
+/** Why `value` cannot be the cell's value, or null if it can. */
+export function cannotBind(cell: Cell, value: unknown): string | null {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) return `not an integer`;
+  if (cell.value !== undefined) return cell.value === value ? null : `expected ${cell.value}`;
+  const block = cell.block;
+  if (!block) return null;
+  if (value < block.start || value >= block.start + block.count) {
+    return `${block.what} outside ${block.start}…${block.start + block.count - 1}`;
+  }
+  return block.used.has(value) ? `${block.what} ${value} given twice` : null;
+}
+
+export function bind(cell: Cell, value: number): void {
+  if (cell.value !== undefined) return;
+  cell.value = value;
+  cell.block?.used.add(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets, kernels, frames and what they must be answered.
+
+export class SocketModel {
+  initialized = false;
+  /** Open as the object sees it: not closed by it, nor by the kernel. */
+  open = true;
+  /** Errors counted in the socket's minute (the runner keeps every socket inside one). */
+  errors = 0;
+  /** What the socket must receive, in order (delayed items in any order among themselves). */
+  readonly stream: Expect[] = [];
+  /** The close the object will send, once planned. */
+  closeExpected: number | null = null;
+  constructor(
+    readonly id: number,
+    readonly kernel: string,
+    readonly writer: boolean,
+  ) {}
+}
+
+/** One frame sent: the seqno it took, and what it was, for failure reports. */
+export interface FrameRec {
+  n: number;
+  socket: SocketModel;
+  seqno: Cell;
+  summary: string;
+  type: string;
+}
+
+export interface OutboxEntry {
+  mid: Cell;
+  /** The message without its mid; a Cell where a value is learned (seqno, lock_id). */
+  fields: Record<string, unknown>;
+}
+
+export type Expect =
+  | {
+      kind: "error";
+      frame: FrameRec;
+      replyTo: number | null;
+      code: string;
+      kernReturn: number;
+      /** The field the message must start with, when a field broke its rule. */
+      field?: string;
+    }
+  | { kind: "ack"; frame: FrameRec; id: number; seqno: Cell; applied: boolean }
+  | { kind: "ready"; frame: FrameRec; fields: Record<string, unknown> }
+  | {
+      kind: "read";
+      frame: FrameRec;
+      replyTo: number;
+      offset: number;
+      length: number;
+    }
+  | { kind: "outbox"; entry: OutboxEntry; delayed: boolean };
+
+export class KernelModel {
+  lastId = 0;
+  /** The frame of `lastId`: a resend of that id is acked with its seqno. */
+  lastFrame: FrameRec | null = null;
+  nextMid = 1;
+  /** The highest mid the kernel was seen to receive (the runner's, for what it reports). */
+  seenMid = 0;
+  stale = false;
+  outbox: OutboxEntry[] = [];
+  /** Pages the kernel may cache (supplied or told unavailable, not flushed since). */
+  readonly residency = new Set<number>();
+  constructor(
+    readonly name: string,
+    public writer: boolean,
+    /** Registration order: reclamation takes the oldest. */
+    readonly order: number,
+  ) {}
+}
+
+interface SyncRow {
+  frame: FrameRec;
+  kernel: string;
+  id: number;
+  offset: number;
+  length: number;
+  first: number;
+  end: number;
+  flags: number;
+  active: boolean;
+  /** Lock requests it waits on: holder kernel → lock id. */
+  locks: Map<string, Cell>;
+}
+
+/** A page version: its bytes and the frame that wrote it (whose seqno orders it). */
+interface Version {
+  page: number;
+  bytes: Uint8Array;
+  frame: FrameRec;
+}
+
+/** What processing a frame came to, for the runner and the figures. */
+export interface Outcome {
+  /** The frame was not processed: it would make the answers depend on timing. Draw another. */
+  refused?: string;
+  error?: string;
+  /** A state-changing message applied (acked for the first time). */
+  applied?: boolean;
+  duplicate?: boolean;
+  /** Its socket is closed after it: nothing more may be sent on it. */
+  closes?: boolean;
+  /** It has a completion that may wait on a flush: the last of its socket's (or its) round. */
+  delayed?: boolean;
+  type?: string;
+}
+
+type Mode = "concurrent" | "solo";
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const lenientDecoder = new TextDecoder();
+
+class Fault {
+  constructor(
+    readonly code: string,
+    readonly kernReturn: number,
+    readonly field?: string,
+  ) {}
+}
+
+const invalid = (code: string, field?: string) => new Fault(code, KERN_INVALID_ARGUMENT, field);
+
+interface Parsed {
+  header: Record<string, any> | null;
+  payload: Uint8Array | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export class ReferenceObject {
+  readonly kernels = new Map<string, KernelModel>();
+  readonly sockets = new Set<SocketModel>();
+  /** Outstanding synchronize requests, in seqno order. */
+  syncs: SyncRow[] = [];
+  /** Page → its latest version before this round. */
+  readonly pages = new Map<number, Version>();
+  /** Versions written this round, seqnos not yet known. */
+  private roundVersions: Version[] = [];
+  /** Residency at the round's start plus everything recorded in it: for concurrent INVALIDATE. */
+  private roundHolders = new Map<number, Set<string>>();
+  /** INVALIDATE ranges of this round, by kernel: no other kernel may read them in it. */
+  private roundInvalidations: { kernel: string; first: number; end: number }[] = [];
+  /** Kernels of each kind at the round's start, and registered in it. */
+  private roundKinds = { writer: 0, reader: 0 };
+  /** Errors per kernel id in its minute. */
+  readonly kernelErrors = new Map<string, number>();
+  nextSeqno = 0;
+  nextLockId = 1;
+  reclaimed = false;
+  private kernelOrder = 0;
+  private socketIds = 0;
+  private frameNo = 0;
+  mode: Mode = "concurrent";
+  /** Kernels made stale when the object saw their socket close: the runner waits to see it. */
+  disconnectStale: string[] = [];
+  /** This round's frames, and its blocks of floating values. */
+  private roundFrames: FrameRec[] = [];
+  private seqnoBlock = new Block(0, 0, "seqno");
+  private lockBlock: Block | null = null;
+  /** Pushes that wait on a flush: given mids when the frame is done. */
+  private delayedPushes: { kernel: string; fields: Record<string, unknown> }[] = [];
+  /** Rows completed in this frame after a flush: rows queued behind them start after it too. */
+  private delayedDone: SyncRow[] = [];
+
+  constructor(
+    readonly limits: ReferenceLimits,
+    readonly objectName: string,
+  ) {}
+
+  // --- rounds ---------------------------------------------------------------------------------
+
+  beginRound(mode: Mode): void {
+    this.mode = mode;
+    this.roundFrames = [];
+    this.seqnoBlock = new Block(this.nextSeqno, 0, "seqno");
+    this.lockBlock = mode === "concurrent" ? new Block(this.nextLockId, 0, "lock_id") : null;
+    this.roundVersions = [];
+    this.roundHolders = new Map();
+    this.roundInvalidations = [];
+    this.roundKinds = { writer: 0, reader: 0 };
+    for (const k of this.kernels.values()) {
+      for (const page of k.residency) this.holderSet(page).add(k.name);
+      this.roundKinds[k.writer ? "writer" : "reader"]++;
+    }
+  }
+
+  /** A frame's record; its seqno is somewhere in the round's block. */
+  newFrame(socket: SocketModel, data: string | Uint8Array): FrameRec {
+    this.seqnoBlock.count++;
+    const frame: FrameRec = {
+      n: this.frameNo++,
+      socket,
+      seqno: new Cell(undefined, this.seqnoBlock),
+      summary: summarize(data),
+      type: "?",
+    };
+    this.roundFrames.push(frame);
+    return frame;
+  }
+
+  /**
+   * After every answer of the round arrived: the frames took seqnos nextSeqno … + n - 1, each
+   * socket's in the order sent; page versions are ordered by them. Returns a fault, or null.
+   */
+  endRound(): string | null {
+    const bySocket = new Map<SocketModel, number>();
+    for (const frame of this.roundFrames) {
+      const seqno = frame.seqno.value;
+      if (seqno === undefined) continue;
+      const before = bySocket.get(frame.socket);
+      if (before !== undefined && seqno <= before) {
+        return `frame ${frame.n} (${frame.summary}) took seqno ${seqno}, not after ${before} of the same socket`;
+      }
+      bySocket.set(frame.socket, seqno);
+    }
+    if (this.lockBlock && this.lockBlock.used.size !== this.lockBlock.count) {
+      return `${this.lockBlock.count} lock ids taken, ${this.lockBlock.used.size} seen`;
+    }
+    if (this.lockBlock) this.nextLockId = this.lockBlock.start + this.lockBlock.count;
+    this.nextSeqno += this.roundFrames.length;
+    for (const version of this.sortedVersions()) this.pages.set(version.page, version);
+    this.roundVersions = [];
+    for (const k of this.kernels.values()) {
+      if (k.outbox.some((e) => e.mid.value === undefined)) {
+        return `kernel ${k.name} has an outbox message whose mid was never seen`;
+      }
+      k.outbox.sort((a, b) => a.mid.value! - b.mid.value!);
+    }
+    this.roundFrames = [];
+    return null;
+  }
+
+  /** An HTTP operation between rounds takes a seqno too. */
+  httpOperation(): number {
+    return this.nextSeqno++;
+  }
+
+  private sortedVersions(): Version[] {
+    return [...this.roundVersions].sort((a, b) => a.frame.seqno.value! - b.frame.seqno.value!);
+  }
+
+  /**
+   * What a read at `seqno` of pages [first, first + count) returns: the bytes, or null for
+   * data_unavailable (no page of the range ever written before it).
+   */
+  readAt(seqno: number, first: number, count: number): Uint8Array | null {
+    const { pageSize } = this.limits;
+    const bytes = new Uint8Array(count * pageSize);
+    let any = false;
+    for (let p = 0; p < count; p++) {
+      let version = this.pages.get(first + p);
+      for (const v of this.roundVersions) {
+        const at = v.frame.seqno.value;
+        if (v.page !== first + p || at === undefined || at >= seqno) continue;
+        if (!version || at > version.frame.seqno.value!) version = v;
+      }
+      if (version) {
+        any = true;
+        bytes.set(version.bytes, p * pageSize);
+      }
+    }
+    return any ? bytes : null;
+  }
+
+  // --- sockets ----------------------------------------------------------------------------------
+
+  /** A new socket of `kernel` (the upgrade): older ones of the kernel are closed with 4409. */
+  connect(kernel: string, writer: boolean): SocketModel {
+    for (const old of this.socketsOf(kernel)) {
+      old.closeExpected = CLOSE_REPLACED;
+      this.closed(old);
+    }
+    const socket = new SocketModel(++this.socketIds, kernel, writer);
+    this.sockets.add(socket);
+    return socket;
+  }
+
+  /** The kernel closed the socket and the object has seen it. */
+  clientClosed(socket: SocketModel): void {
+    if (socket.open) this.closed(socket);
+    this.sockets.delete(socket);
+  }
+
+  /** A socket the runner is done with (closed, every answer in). */
+  forgetSocket(socket: SocketModel): void {
+    this.sockets.delete(socket);
+  }
+
+  socketsOf(kernel: string): SocketModel[] {
+    return [...this.sockets].filter((s) => s.kernel === kernel && s.open);
+  }
+
+  /** The kernel's open, initialized socket: where its messages go. */
+  socketOf(kernel: string): SocketModel | undefined {
+    return this.socketsOf(kernel).find((s) => s.initialized);
+  }
+
+  private closed(socket: SocketModel): void {
+    socket.open = false;
+    if (!socket.initialized || this.socketOf(socket.kernel)) return;
+    // The kernel departed: INVALIDATE requests stop waiting on it, and it must flush (§6.6).
+    const k = this.kernels.get(socket.kernel);
+    if (!k || !this.syncs.some((row) => row.locks.has(k.name))) return;
+    this.disconnectStale.push(k.name);
+    this.markStale(k);
+    this.settle();
+    this.flushDelayed();
+  }
+
+  // --- frames -----------------------------------------------------------------------------------
+
+  /**
+   * Processes a frame sent on `socket`: queues what the socket (and others) must receive and
+   * changes the model as the object must change.
+   */
+  frame(socket: SocketModel, data: string | Uint8Array): Outcome {
+    const fault = this.check(socket, data);
+    if ("refused" in fault) return { refused: fault.refused };
+    const frame = this.newFrame(socket, data);
+    frame.type = fault.type;
+    if (fault.fault) return this.answerError(socket, frame, fault.fault, fault.replyTo);
+    const outcome = this.apply(socket, frame, fault.header!, fault.payload);
+    this.flushDelayed();
+    return outcome;
+  }
+
+  /** The checks, in the object's order; the first that fails is the answer. Changes nothing. */
+  private check(
+    socket: SocketModel,
+    data: string | Uint8Array,
+  ):
+    | { refused: string }
+    | {
+        fault: Fault | null;
+        replyTo: number | null;
+        type: string;
+        header?: Record<string, any>;
+        payload: Uint8Array | null;
+      } {
+    const L = this.limits;
+    const none = { replyTo: null, type: "?", payload: null };
+    if (typeof data === "string" && /[\uD800-\uDFFF]/.test(data)) {
+      // On the wire a lone surrogate is U+FFFD.
+      data = lenientDecoder.decode(encoder.encode(data));
+    }
+    const frameBytes = typeof data === "string" ? data.length : data.byteLength;
+    if (frameBytes > 4 + 3 * L.maxHeaderBytes + L.maxTransfer) {
+      return { ...none, fault: invalid("too_large") };
+    }
+    const headerBytes =
+      typeof data === "string"
+        ? encoder.encode(data).byteLength
+        : data.byteLength >= 4
+          ? new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
+          : 0;
+    if (headerBytes > L.maxHeaderBytes) return { ...none, fault: invalid("too_large") };
+    let parsed: Parsed;
+    try {
+      parsed = parseFrame(data);
+    } catch (fault) {
+      if (fault instanceof Fault) return { ...none, fault };
+      throw fault;
+    }
+    const header = parsed.header!;
+    const replyTo = peekId(header);
+    const type = typeof header.type === "string" ? header.type : "?";
+    const result = (fault: Fault | null) => ({
+      fault,
+      replyTo,
+      type,
+      header,
+      payload: parsed.payload,
+    });
+    if (typeof header.type !== "string") return result(invalid("bad_field", "type"));
+    if (!Object.hasOwn(FIELDS, header.type)) return result(invalid("unknown_type"));
+    for (const [name, rule] of Object.entries(FIELDS[header.type as keyof typeof FIELDS])) {
+      if (!keepsRule(rule, header[name])) return result(invalid("bad_field", name));
+    }
+    if (type === "memory_object_data_return") {
+      if (parsed.payload === null) return result(invalid("bad_field", type));
+      if (parsed.payload.byteLength !== header.length)
+        return result(invalid("bad_field", "length"));
+    }
+    const isInit = type === "memory_object_init";
+    if (!socket.initialized && !isInit) return result(invalid("not_initialized"));
+    if (socket.initialized && isInit) return result(invalid("already_initialized"));
+    if (
+      (type === "memory_object_data_return" || type === "memory_object_synchronize") &&
+      !socket.writer
+    ) {
+      return result(new Fault("forbidden", KERN_PROTECTION_FAILURE));
+    }
+    const k = this.kernels.get(socket.kernel);
+    if (STATE_CHANGING.has(type) && header.id <= (k?.lastId ?? 0)) return result(null);
+    const m = header;
+    switch (type) {
+      case "memory_object_init": {
+        if (m.page_size !== L.pageSize) return result(invalid("page_size_mismatch"));
+        if (!k) {
+          if (this.mode === "concurrent") {
+            // Which kernel a full kind lets go would depend on the order of the round's inits.
+            const kind = socket.writer ? "writer" : "reader";
+            if (++this.roundKinds[kind] >= this.kindLimit(socket.writer)) {
+              this.roundKinds[kind]--;
+              return { refused: "a new kernel while the kernel budget is nearly full" };
+            }
+          }
+          const admission = this.admission(socket.writer);
+          if (admission instanceof Fault) return result(admission);
+        }
+        const ahead = this.midAhead(k, m.received_mid);
+        if (ahead === "ambiguous") return { refused: "received_mid among mids not yet seen" };
+        if (ahead) return result(invalid("mid_ahead", "received_mid"));
+        return result(null);
+      }
+      case "memory_object_data_request": {
+        const fault = this.pageRange(m.offset, m.length);
+        if (!fault && this.mode === "concurrent") {
+          const { first, end } = spanOf(m.offset, m.length, L.pageSize);
+          const raced = this.roundInvalidations.some(
+            (inv) => inv.kernel !== socket.kernel && inv.first < end && first < inv.end,
+          );
+          if (raced) return { refused: "a read of pages another kernel invalidates this round" };
+        }
+        return result(fault);
+      }
+      case "memory_object_data_return":
+        return result(this.pageRange(m.offset, m.length));
+      case "memory_object_data_unlock":
+        return result(
+          this.pageRange(m.offset, m.length) ??
+            (k!.outbox.length >= L.outboxMax
+              ? new Fault("outbox_full", KERN_RESOURCE_SHORTAGE)
+              : null),
+        );
+      case "memory_object_synchronize": {
+        if (m.offset + m.length > L.maxSize) return result(outOfRange());
+        const outstanding = this.syncs.filter((row) => row.kernel === k!.name).length;
+        if (outstanding >= L.maxSyncsPerKernel) {
+          return result(new Fault("too_many_syncs", KERN_RESOURCE_SHORTAGE));
+        }
+        if (k!.outbox.length + outstanding >= L.outboxMax) {
+          return result(new Fault("outbox_full", KERN_RESOURCE_SHORTAGE));
+        }
+        if (this.mode === "concurrent") {
+          const refused = this.concurrentSync(k!, m.offset, m.length, m.sync_flags);
+          if (refused) return { refused };
+        }
+        return result(null);
+      }
+      case "memory_object_lock_completed":
+        return result(m.offset + m.length > L.maxSize ? outOfRange() : null);
+      case "received": {
+        const ahead = this.midAhead(k, m.mid);
+        if (ahead === "ambiguous") return { refused: "mid among mids not yet seen" };
+        return result(ahead ? invalid("mid_ahead", "mid") : null);
+      }
+      default:
+        return result(null); // terminate
+    }
+  }
+
+  private pageRange(offset: number, length: number): Fault | null {
+    const { pageSize, maxTransfer, maxSize } = this.limits;
+    if (offset % pageSize !== 0) return invalid("bad_field", "offset");
+    if (length === 0 || length % pageSize !== 0) return invalid("bad_field", "length");
+    if (length > maxTransfer) return invalid("bad_field", "length");
+    if (offset + length > maxSize) return outOfRange();
+    return null;
+  }
+
+  /** Whether `mid` is above the last mid sent to the kernel (or can't be told yet). */
+  private midAhead(k: KernelModel | undefined, mid: number): boolean | "ambiguous" {
+    if (!k) return mid > 0;
+    if (mid > k.nextMid - 1) return true;
+    const floating = k.outbox.some((e) => e.mid.value === undefined);
+    return floating && mid >= Math.min(...k.outbox.map((e) => e.mid.value ?? Infinity))
+      ? "ambiguous"
+      : false;
+  }
+
+  /**
+   * A kernel the object does not know asks to init: room for it, or a reclaimable kernel of its
+   * kind to forget, or too_many_kernels (protocol.md §3 Reading). Changes nothing.
+   */
+  private kindLimit(writer: boolean): number {
+    return writer ? this.limits.maxKernels : Math.max(1, Math.floor(this.limits.maxKernels / 4));
+  }
+
+  private admission(writer: boolean): Fault | KernelModel | null {
+    const limit = this.kindLimit(writer);
+    const ofKind = [...this.kernels.values()].filter((k) => k.writer === writer);
+    if (ofKind.length < limit) return null;
+    const victim = ofKind
+      .sort((a, b) => a.order - b.order)
+      .find(
+        (k) =>
+          !k.stale &&
+          k.outbox.length === 0 &&
+          !this.syncs.some((row) => row.kernel === k.name || row.locks.has(k.name)) &&
+          this.socketsOf(k.name).length === 0,
+      );
+    return victim ?? new Fault("too_many_kernels", KERN_RESOURCE_SHORTAGE);
+  }
+
+  /**
+   * In a round where sockets race, a synchronize must not reach other kernels (an INVALIDATE of
+   * pages another kernel may cache, now or by a read earlier in the round) nor wait behind one.
+   */
+  private concurrentSync(
+    k: KernelModel,
+    offset: number,
+    length: number,
+    flags: number,
+  ): string | null {
+    if (this.syncs.length > 0) return "synchronize while requests are outstanding";
+    if ((flags & VM_SYNC_INVALIDATE) === 0 || length === 0) return null;
+    const { first, end } = spanOf(offset, length, this.limits.pageSize);
+    for (let page = first; page < end; page++) {
+      for (const holder of this.roundHolders.get(page) ?? []) {
+        if (holder !== k.name) return "INVALIDATE of pages another kernel may cache";
+      }
+    }
+    return null;
+  }
+
+  private answerError(
+    socket: SocketModel,
+    frame: FrameRec,
+    fault: Fault,
+    replyTo: number | null,
+  ): Outcome {
+    socket.stream.push({
+      kind: "error",
+      frame,
+      replyTo,
+      code: fault.code,
+      kernReturn: fault.kernReturn,
+      field: fault.field,
+    });
+    // The kernel's budget first; past it every socket of the kernel goes (protocol.md §8).
+    const kernelErrors = (this.kernelErrors.get(socket.kernel) ?? 0) + 1;
+    this.kernelErrors.set(socket.kernel, kernelErrors);
+    let closes = false;
+    if (kernelErrors > this.limits.kernelErrorsPerMinute) {
+      for (const s of this.socketsOf(socket.kernel)) {
+        s.closeExpected = CLOSE_POLICY_VIOLATION;
+        this.closed(s);
+      }
+      closes = true;
+    } else if (++socket.errors > this.limits.errorsPerMinute) {
+      socket.closeExpected = CLOSE_POLICY_VIOLATION;
+      this.closed(socket);
+      closes = true;
+    }
+    return { error: fault.code, closes, type: frame.type };
+  }
+
+  /** Whether an error now on `socket` would close it (the runner plans the last frame). */
+  errorCloses(socket: SocketModel): boolean {
+    return (
+      (this.kernelErrors.get(socket.kernel) ?? 0) + 1 > this.limits.kernelErrorsPerMinute ||
+      socket.errors + 1 > this.limits.errorsPerMinute
+    );
+  }
+
+  private apply(
+    socket: SocketModel,
+    frame: FrameRec,
+    m: Record<string, any>,
+    payload: Uint8Array | null,
+  ): Outcome {
+    const type = m.type as string;
+    let k = this.kernels.get(socket.kernel)!;
+    if (STATE_CHANGING.has(type) && m.id <= (k?.lastId ?? 0)) {
+      // A resend: acked again, with the original seqno if it is the latest id (§3 Reading).
+      const seqno = m.id === k.lastId ? k.lastFrame!.seqno : frame.seqno;
+      socket.stream.push({ kind: "ack", frame, id: m.id, seqno, applied: false });
+      return { duplicate: true, type };
+    }
+    const ack = () =>
+      socket.stream.push({ kind: "ack", frame, id: m.id, seqno: frame.seqno, applied: true });
+    const applied = () => {
+      k.lastId = m.id;
+      k.lastFrame = frame;
+    };
+    switch (type) {
+      case "memory_object_init": {
+        const known = k !== undefined;
+        if (!known) {
+          const victim = this.admission(socket.writer);
+          if (victim instanceof KernelModel) {
+            this.kernels.delete(victim.name);
+            this.reclaimed = true;
+          }
+          k = new KernelModel(socket.kernel, socket.writer, ++this.kernelOrder);
+          this.kernels.set(k.name, k);
+        }
+        k.writer = socket.writer;
+        k.outbox = k.outbox.filter((e) => e.mid.value! > m.received_mid);
+        const flush = k.stale || (!known && this.reclaimed);
+        if (flush) {
+          k.stale = false;
+          k.residency.clear();
+        }
+        socket.initialized = true;
+        socket.stream.push({
+          kind: "ready",
+          frame,
+          fields: {
+            type: "memory_object_ready",
+            object: this.objectName,
+            kernel: k.name,
+            page_size: m.page_size,
+            max_transfer: this.limits.maxTransfer,
+            max_size: this.limits.maxSize,
+            may_cache: true,
+            copy_strategy: MEMORY_OBJECT_COPY_DELAY,
+            last_id: k.lastId,
+            flush,
+          },
+        });
+        for (const entry of k.outbox) socket.stream.push({ kind: "outbox", entry, delayed: false });
+        return { type };
+      }
+      case "memory_object_data_request": {
+        const { first, end } = spanOf(m.offset, m.length, this.limits.pageSize);
+        for (let page = first; page < end; page++) {
+          k.residency.add(page);
+          this.holderSet(page).add(k.name);
+        }
+        socket.stream.push({
+          kind: "read",
+          frame,
+          replyTo: m.id,
+          offset: m.offset,
+          length: m.length,
+        });
+        return { type };
+      }
+      case "memory_object_data_unlock": {
+        this.push(k, {
+          type: "memory_object_lock_request",
+          lock_id: this.takeLockId(),
+          offset: m.offset,
+          length: m.length,
+          should_return: 0,
+          should_flush: false,
+          lock_value: 0,
+        });
+        return { type };
+      }
+      case "memory_object_data_return": {
+        if (m.dirty) {
+          const { pageSize } = this.limits;
+          const first = m.offset / pageSize;
+          for (let p = 0; p < m.length / pageSize; p++) {
+            const bytes = payload!.subarray(p * pageSize, (p + 1) * pageSize);
+            this.roundVersions.push({ page: first + p, bytes, frame });
+          }
+        }
+        applied();
+        ack();
+        return { applied: true, type };
+      }
+      case "memory_object_synchronize": {
+        applied();
+        ack();
+        if (this.mode === "concurrent" && (m.sync_flags & VM_SYNC_INVALIDATE) !== 0) {
+          this.roundInvalidations.push({
+            kernel: k.name,
+            ...spanOf(m.offset, m.length, this.limits.pageSize),
+          });
+        }
+        const delayedBefore = this.delayedPushes.length;
+        this.admitSync(k, frame, m);
+        return { applied: true, type, delayed: this.delayedPushes.length > delayedBefore };
+      }
+      case "memory_object_lock_completed": {
+        applied();
+        ack();
+        const delayedBefore = this.delayedPushes.length;
+        for (const row of this.syncs) {
+          const lock = row.locks.get(k.name);
+          if (lock?.value !== m.lock_id) continue;
+          row.locks.delete(k.name);
+          for (let page = row.first; page < row.end; page++) k.residency.delete(page);
+          break;
+        }
+        this.settle();
+        return { applied: true, type, delayed: this.delayedPushes.length > delayedBefore };
+      }
+      case "memory_object_terminate": {
+        applied();
+        ack();
+        const delayedBefore = this.delayedPushes.length;
+        // Forgotten at once: its requests, the locks waiting on it, its outbox and residency.
+        this.syncs = this.syncs.filter((row) => row.kernel !== k.name);
+        for (const row of this.syncs) row.locks.delete(k.name);
+        this.kernels.delete(k.name);
+        this.settle();
+        socket.closeExpected = CLOSE_NORMAL;
+        this.closed(socket);
+        return {
+          applied: true,
+          type,
+          closes: true,
+          delayed: this.delayedPushes.length > delayedBefore,
+        };
+      }
+      case "received":
+        k.outbox = k.outbox.filter((e) => e.mid.value! > m.mid);
+        return { type };
+    }
+    throw new Error(`unreachable: ${type}`);
+  }
+
+  private takeLockId(): Cell {
+    if (this.lockBlock) {
+      this.lockBlock.count++;
+      return new Cell(undefined, this.lockBlock);
+    }
+    return new Cell(this.nextLockId++);
+  }
+
+  /** Numbers the message for the kernel, keeps it, and sends it if the kernel is connected. */
+  private push(k: KernelModel, fields: Record<string, unknown>, mid = new Cell(k.nextMid++)): void {
+    const entry: OutboxEntry = { mid, fields };
+    k.outbox.push(entry);
+    const socket = this.socketOf(k.name);
+    if (socket) socket.stream.push({ kind: "outbox", entry, delayed: mid.value === undefined });
+  }
+
+  /** Completions that wait on a flush come after everything the frame sent at once. */
+  private flushDelayed(): void {
+    const pushes = this.delayedPushes;
+    this.delayedPushes = [];
+    this.delayedDone = [];
+    const byKernel = new Map<string, Record<string, unknown>[]>();
+    for (const { kernel, fields } of pushes) {
+      if (!byKernel.has(kernel)) byKernel.set(kernel, []);
+      byKernel.get(kernel)!.push(fields);
+    }
+    for (const [name, list] of byKernel) {
+      const k = this.kernels.get(name)!;
+      if (!this.socketOf(name)) {
+        throw new Error(`fuzz rule broken: a completion after a flush for ${name}, disconnected`);
+      }
+      const block = new Block(k.nextMid, list.length, `mid of ${name}`);
+      k.nextMid += list.length;
+      for (const fields of list) this.push(k, fields, new Cell(undefined, block));
+    }
+  }
+
+  // --- synchronize (protocol.md §6) -------------------------------------------------------------
+
+  private admitSync(k: KernelModel, frame: FrameRec, m: Record<string, any>): void {
+    const { first, end } = spanOf(m.offset, m.length, this.limits.pageSize);
+    const row: SyncRow = {
+      frame,
+      kernel: k.name,
+      id: m.id,
+      offset: m.offset,
+      length: m.length,
+      first,
+      end,
+      flags: m.sync_flags,
+      active: false,
+      locks: new Map(),
+    };
+    this.syncs.push(row);
+    this.settle();
+  }
+
+  /** Starts what may start and completes what is done, until nothing changes. */
+  private settle(): void {
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const row of [...this.syncs]) {
+        if (!this.syncs.includes(row)) continue;
+        if (!row.active) {
+          const blocked = this.syncs.some(
+            (other) =>
+              other !== row &&
+              other.kernel === row.kernel &&
+              this.syncs.indexOf(other) < this.syncs.indexOf(row) &&
+              overlaps(other, row),
+          );
+          if (blocked) continue;
+          this.start(row);
+          changed = true;
+        }
+        if (row.locks.size === 0) {
+          this.complete(row);
+          changed = true;
+        }
+      }
+    }
+  }
+
+  private afterFlush(row: SyncRow): boolean {
+    return this.delayedDone.some((done) => done.kernel === row.kernel && overlaps(done, row));
+  }
+
+  /** INVALIDATE asks every other kernel that may cache a page of the range (§6.6). */
+  private start(row: SyncRow): void {
+    row.active = true;
+    if ((row.flags & VM_SYNC_INVALIDATE) === 0 || row.length === 0) return;
+    const holders = [...this.kernels.values()].filter(
+      (k) =>
+        k.name !== row.kernel &&
+        [...k.residency].some((page) => page >= row.first && page < row.end),
+    );
+    const asked: KernelModel[] = [];
+    for (const k of holders) {
+      if (k.stale || !this.socketOf(k.name)) this.markStale(k);
+      else asked.push(k);
+    }
+    if (asked.length === 0) return;
+    if (this.afterFlush(row)) {
+      throw new Error("fuzz rule broken: an INVALIDATE would ask kernels after a flush");
+    }
+    const block = new Block(this.nextLockId, asked.length, "lock_id");
+    if (this.lockBlock) throw new Error("fuzz rule broken: lock requests in a concurrent round");
+    this.nextLockId += asked.length;
+    const pageSize = this.limits.pageSize;
+    for (const k of asked) {
+      const lockId = asked.length === 1 ? new Cell(block.start, block) : new Cell(undefined, block);
+      if (lockId.value !== undefined) block.used.add(lockId.value);
+      row.locks.set(k.name, lockId);
+      this.push(k, {
+        type: "memory_object_lock_request",
+        lock_id: lockId,
+        offset: row.first * pageSize,
+        length: (row.end - row.first) * pageSize,
+        should_return: 1,
+        should_flush: true,
+        lock_value: 8,
+      });
+    }
+  }
+
+  private complete(row: SyncRow): void {
+    this.syncs = this.syncs.filter((r) => r !== row);
+    const fields = {
+      type: "memory_object_synchronize_completed",
+      reply_to: row.id,
+      seqno: row.frame.seqno,
+      offset: row.offset,
+      length: row.length,
+    };
+    const k = this.kernels.get(row.kernel);
+    if (!k) return;
+    // SYNCHRONOUS waits on R2 for pages written below it; in a racing round any may have been.
+    const waitsOnFlush =
+      ((row.flags & VM_SYNC_SYNCHRONOUS) !== 0 &&
+        (this.mode === "concurrent" || this.everWritten(row.first, row.end))) ||
+      this.afterFlush(row);
+    if (waitsOnFlush) {
+      this.delayedDone.push(row);
+      this.delayedPushes.push({ kernel: k.name, fields });
+    } else {
+      this.push(k, fields);
+    }
+  }
+
+  private everWritten(first: number, end: number): boolean {
+    for (let page = first; page < end; page++) {
+      if (this.pages.has(page) || this.roundVersions.some((v) => v.page === page)) return true;
+    }
+    return false;
+  }
+
+  private markStale(k: KernelModel): void {
+    k.stale = true;
+    k.residency.clear();
+    // Lock requests it has not answered are withdrawn from its outbox: flush: true covers them.
+    const withdrawn = new Set<Cell>();
+    for (const row of this.syncs) {
+      const lock = row.locks.get(k.name);
+      if (lock) withdrawn.add(lock);
+      row.locks.delete(k.name);
+    }
+    k.outbox = k.outbox.filter(
+      (e) =>
+        e.fields.type !== "memory_object_lock_request" || !withdrawn.has(e.fields.lock_id as Cell),
+    );
+  }
+
+  private holderSet(page: number): Set<string> {
+    let set = this.roundHolders.get(page);
+    if (!set) this.roundHolders.set(page, (set = new Set()));
+    return set;
+  }
+
+  // --- what the object reports -------------------------------------------------------------------
+
+  /** `GET /v1/objects/{name}` at the next seqno, but for journal_pages (timing). */
+  expectedStat(seqno: number): Record<string, unknown> {
+    return {
+      object: this.objectName,
+      page_size: this.limits.pageSize,
+      max_size: this.limits.maxSize,
+      pages: this.pages.size,
+      bytes: this.pages.size * this.limits.pageSize,
+      seqno: seqno + 1,
+      kernels: [...this.kernels.values()]
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .map((k) => ({
+          kernel: k.name,
+          connected: this.socketOf(k.name) !== undefined,
+          last_id: k.lastId,
+        })),
+      syncs: this.syncs.length,
+    };
+  }
+
+  /** `GET …/syncs`, but for `since`. */
+  expectedSyncs(): Record<string, unknown>[] {
+    return this.syncs.map((row) => ({
+      kernel: row.kernel,
+      id: row.id,
+      seqno: row.frame.seqno.value,
+      offset: row.offset,
+      length: row.length,
+      sync_flags: row.flags,
+    }));
+  }
+
+  /** The pages as a GET of [0, end) must return them. */
+  expectedBytes(endPage: number): Uint8Array {
+    const { pageSize } = this.limits;
+    const bytes = new Uint8Array(endPage * pageSize);
+    for (const [page, version] of this.pages) {
+      if (page < endPage) bytes.set(version.bytes, page * pageSize);
+    }
+    return bytes;
+  }
+
+  /** Outstanding lock requests: holder → lock id, for the scenario that answers them. */
+  locksOf(kernel: string): number[] {
+    return this.syncs.flatMap((row) => {
+      const lock = row.locks.get(kernel);
+      return lock?.value !== undefined ? [lock.value] : [];
+    });
+  }
+
+  /** The kernels some outstanding request waits on. */
+  waitedOn(): string[] {
+    return [...new Set(this.syncs.flatMap((row) => [...row.locks.keys()]))];
+  }
+
+  lockSpanOf(kernel: string, lockId: number): { offset: number; length: number } | null {
+    for (const row of this.syncs) {
+      if (row.locks.get(kernel)?.value === lockId) {
+        const { pageSize } = this.limits;
+        return { offset: row.first * pageSize, length: (row.end - row.first) * pageSize };
+      }
+    }
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function outOfRange(): Fault {
+  return new Fault("out_of_range", KERN_INVALID_ADDRESS);
+}
+
+/** The binary framing and JSON of protocol.md §2. */
+function parseFrame(data: string | Uint8Array): Parsed {
+  if (typeof data === "string") return { header: parseJson(data), payload: null };
+  if (data.byteLength < 4) throw invalid("bad_frame");
+  const headerLength = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+  if (headerLength > data.byteLength - 4) throw invalid("bad_frame");
+  let text: string;
+  try {
+    text = strictDecoder.decode(data.subarray(4, 4 + headerLength));
+  } catch {
+    throw invalid("bad_json");
+  }
+  return { header: parseJson(text), payload: data.subarray(4 + headerLength) };
+}
+
+function parseJson(text: string): Record<string, any> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalid("bad_json");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw invalid("bad_json");
+  }
+  return value as Record<string, any>;
+}
+
+/** A message's id, if valid: its error's reply_to (protocol.md §8). */
+function peekId(header: Record<string, unknown>): number | null {
+  const id = header.id;
+  return typeof id === "number" && Number.isSafeInteger(id) && id > 0 ? id : null;
+}
+
+/** The pages a byte range touches, rounded outward (protocol.md §6.2). */
+export function spanOf(
+  offset: number,
+  length: number,
+  pageSize: number,
+): { first: number; end: number } {
+  const first = Math.floor(offset / pageSize);
+  return { first, end: length === 0 ? first : Math.ceil((offset + length) / pageSize) };
+}
+
+function overlaps(a: { first: number; end: number }, b: { first: number; end: number }): boolean {
+  return a.first < b.end && b.first < a.end;
+}
+
+/** A frame, shortly, for failure reports. */
+export function summarize(data: string | Uint8Array): string {
+  if (typeof data === "string") {
+    return `text ${data.length} ${JSON.stringify(data.slice(0, 300))}${data.length > 300 ? "…" : ""}`;
+  }
+  const hex = Array.from(data.subarray(0, 160), (b) => b.toString(16).padStart(2, "0")).join("");
+  const headerLength =
+    data.byteLength >= 4 ? new DataView(data.buffer, data.byteOffset).getUint32(0) : -1;
+  const header =
+    headerLength >= 0 && headerLength <= Math.min(data.byteLength - 4, 600)
+      ? ` ${JSON.stringify(lenientDecoder.decode(data.subarray(4, 4 + headerLength)))}`
+      : "";
+  return `binary ${data.byteLength}${header} ${hex}${data.byteLength > 160 ? "…" : ""}`;
+}

@@ -1,0 +1,1609 @@
+/**
+ * The fuzz command's runner (`npm run fuzz -- --frames N --seed S`, and a small fixed seed in
+ * `npm test`): frames of every kind, valid and not, from several kernels at once, against one
+ * live object, each answer checked against the reference model (fuzz-reference.ts).
+ *
+ * Kernels:
+ * - pool kernels: long-lived writers with mostly valid traffic (every message type, resends of
+ *   applied ids, reconnects that resume, terminates) and a little garbage. Each name takes fewer
+ *   errors than the per-kernel limit in its life and each socket fewer than the per-socket one,
+ *   so neither limit ever closes them, whatever the minute windows; a name near its budget is
+ *   terminated and replaced.
+ * - lanes: short-lived kernel ids sending mostly garbage (test/helpers/fuzz-frames.ts), before
+ *   init or after it, or with a read-only grant. Their sockets are closed by the per-socket limit
+ *   (1008 after the 101st error), and they reconnect, as the model expects; a lane that never
+ *   registered runs into the per-kernel limit (201st error: 1008, then its upgrade refused 429
+ *   `too_many_errors`), one that registered terminates first. Both limits count per minute: a
+ *   lane must reach them within 55 s of its first error (checked; a lane lives a few seconds).
+ *
+ * Rounds: most rounds send a few frames on each of several sockets at once, interleaved, with no
+ * waiting; the object takes them in an order the sender does not control, and the model's
+ * answers hold in any order (fuzz-reference.ts keeps to frames that make it so). A round ends
+ * when every socket received exactly what the model said, in order, and the closes it said; then
+ * reads are checked against the page versions in seqno order. Checking per round rather than per
+ * frame keeps several sockets racing (a frame at a time would serialize them) and a million
+ * frames within half an hour: a round is a few dozen frames, and no frame goes unchecked.
+ * Scenarios that reach other kernels (INVALIDATE answered by lock_completed, a disconnect or a
+ * terminate; the kernel budget filled, reclaimed, refused) run a socket at a time.
+ *
+ * After every round `GET /v1/objects/{name}` must match the model (seqno, page count, kernels
+ * with connected and last_id, outstanding syncs); every few rounds the pages are read back over
+ * HTTP, and the object's tables (kernels, outbox, residency, syncs, locks) compared, and the
+ * Durable Object must still be the same instance (not reset).
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import type { MemoryObject } from "../../durable/memory-object";
+import { GRANT_HEADER, OBJECT_NAME_HEADER, decodeFrame } from "../../schema";
+import { objectStub } from "./buckets";
+import { Rng, candidate, serialize, type FrameShape, type Target } from "./fuzz-frames";
+import { call } from "./http";
+import {
+  Cell,
+  ReferenceObject,
+  bind,
+  cannotBind,
+  spanOf,
+  type Expect,
+  type KernelModel,
+  type Outcome,
+  type SocketModel,
+  summarize as summary,
+} from "./fuzz-reference";
+
+type Received = Record<string, any> & { type: string; payload?: Uint8Array };
+
+export interface FuzzOptions {
+  frames: number;
+  seed: number;
+  object: string;
+  log: (line: string) => void;
+  /** A progress line every this many frames (0: none). */
+  progressEvery?: number;
+}
+
+export interface FuzzFigures {
+  seed: number;
+  frames: number;
+  /** Frames the model judged errors, and the object answered so, by code. */
+  errors: Record<string, number>;
+  /** Acks of state-changing messages applied the first time, by type. */
+  stateChanges: Record<string, number>;
+  duplicatesAcked: number;
+  /** Other answers checked: ready, supply, unavailable, lock requests, completions. */
+  answers: Record<string, number>;
+  closes: Record<string, number>;
+  reconnects: number;
+  upgradesRefused: number;
+  sockets: number;
+  kernels: number;
+  rounds: number;
+  soloRounds: number;
+  scenarios: Record<string, number>;
+  checks: { stat: number; pages: number; tables: number };
+  crashes: number;
+  resets: number;
+  durationMs: number;
+}
+
+const PAGE = 4096;
+/** Pages most traffic touches; a rare 1 MiB write goes above them. */
+const TOUCHED = 64;
+const BIG_FIRST = TOUCHED;
+const vars = env as unknown as Record<string, string>;
+const MAX_HEADER_BYTES = Number(vars.MAX_HEADER_BYTES);
+const MAX_TRANSFER = Number(vars.MAX_TRANSFER);
+const ERRORS_PER_MINUTE = Number(vars.ERRORS_PER_MINUTE);
+const MAX_KERNELS = Number(vars.MAX_KERNELS);
+const MAX_SYNCS = Number(vars.MAX_SYNCS_PER_KERNEL);
+const OUTBOX_MAX = 1024;
+/** Errors a pool kernel name may take in its life: under the kernel's limit (twice the socket's). */
+const POOL_NAME_ERRORS = Math.floor(1.5 * ERRORS_PER_MINUTE);
+const POOL = 4;
+const LANES = 4;
+const ROUND_TIMEOUT_MS = 30_000;
+/** Both error limits count per minute: a socket or name must reach its limit within this. */
+const WINDOW_MS = 55_000;
+const MARK = Symbol.for("edgepager.fuzz.instance");
+
+/** Flags that pass the documented rules, INVALIDATE among them. */
+const SYNC_FLAGS = [
+  0, 1, 2, 4, 5, 6, 8, 0x10, 0x20, 0x40, 0x09, 0x12, 0x24, 0x4c, 0x78, 0x7c, 0x7e, 0x7d,
+];
+
+// ---------------------------------------------------------------------------------------------
+
+/** A socket as the runner holds it: the real WebSocket and the model's view of it. */
+class Live {
+  closed: { code: number; reason: string } | null = null;
+  chain: Promise<void> = Promise.resolve();
+  framesSent = 0;
+  constructor(
+    readonly ws: WebSocket,
+    readonly model: SocketModel,
+    /** Before the upgrade: the socket's error minute starts no earlier. */
+    readonly openedAt: number,
+  ) {}
+}
+
+type Role = "pool" | "lane" | "reader" | "crowd";
+
+class Actor {
+  live: Live | null = null;
+  nextId = 1;
+  generation = 0;
+  retiring = false;
+  retired = false;
+  /** Frames left before a lane retires of old age. */
+  budget = 0;
+  /** Rounds to stay away after a disconnect. */
+  awayRounds = 0;
+  firstErrorAt: number | null = null;
+  constructor(
+    public name: string,
+    readonly role: Role,
+    readonly writer: boolean,
+    /** A lane that starts with init. */
+    readonly initFirst: boolean,
+  ) {}
+}
+
+class Failure extends Error {}
+
+export async function runFuzz(options: FuzzOptions): Promise<FuzzFigures> {
+  const runner = new Runner(options);
+  try {
+    return await runner.run();
+  } finally {
+    runner.closeAll();
+  }
+}
+
+class Runner {
+  readonly rng: Rng;
+  model!: ReferenceObject;
+  shape!: FrameShape;
+  readonly lives = new Set<Live>();
+  pool: Actor[] = [];
+  lanes: Actor[] = [];
+  laneCount = 0;
+  failure: string | null = null;
+  private wake: (() => void) | null = null;
+  private roundReads: { expect: Extract<Expect, { kind: "read" }>; message: Received }[] = [];
+  roundNo = 0;
+  /** The last frames sent, for a failure's report. */
+  private readonly recent: string[] = [];
+  readonly figures: FuzzFigures;
+  private readonly started = Date.now();
+  private nextProgress: number;
+  private readonly runId = `${Date.now()}-${Math.random()}`;
+
+  constructor(readonly options: FuzzOptions) {
+    this.rng = new Rng(options.seed);
+    this.nextProgress = options.progressEvery || Infinity;
+    this.figures = {
+      seed: options.seed,
+      frames: 0,
+      errors: {},
+      stateChanges: {},
+      duplicatesAcked: 0,
+      answers: {},
+      closes: {},
+      reconnects: 0,
+      upgradesRefused: 0,
+      sockets: 0,
+      kernels: 0,
+      rounds: 0,
+      soloRounds: 0,
+      scenarios: {},
+      checks: { stat: 0, pages: 0, tables: 0 },
+      crashes: 0,
+      resets: 0,
+      durationMs: 0,
+    };
+  }
+
+  // --- the run ----------------------------------------------------------------------------------
+
+  async run(): Promise<FuzzFigures> {
+    const { object } = this.options;
+    // Lock requests wait longer than any round (a timeout would race the frames), and the
+    // instance is marked: a reset Durable Object would come back without the mark.
+    await call(`/v1/objects/${object}`);
+    await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
+      const tracker = instance.pager.tracker as unknown as { deps: { lockTimeoutMs: number } };
+      tracker.deps.lockTimeoutMs = 10 * 60_000;
+      (instance as unknown as Record<symbol, string>)[MARK] = this.runId;
+    });
+    // max_size as a first init announces it (it depends on the page size and the limits only).
+    const probe = await this.rawConnect(`probe`, true, `${object}-probe`);
+    const ready = await new Promise<Received>((resolve) => {
+      probe.addEventListener("message", (e) => resolve(JSON.parse(e.data as string)));
+      probe.send(
+        JSON.stringify({ type: "memory_object_init", id: 1, page_size: PAGE, received_mid: 0 }),
+      );
+    });
+    probe.close(1000, "probe done");
+    const limits = {
+      pageSize: PAGE,
+      maxSize: ready.max_size as number,
+      maxTransfer: MAX_TRANSFER,
+      maxHeaderBytes: MAX_HEADER_BYTES,
+      errorsPerMinute: ERRORS_PER_MINUTE,
+      kernelErrorsPerMinute: 2 * ERRORS_PER_MINUTE,
+      maxKernels: MAX_KERNELS,
+      maxSyncsPerKernel: MAX_SYNCS,
+      outboxMax: OUTBOX_MAX,
+    };
+    this.model = new ReferenceObject(limits, object);
+    this.model.httpOperation(); // the GET above
+    this.shape = {
+      pageSize: PAGE,
+      touchedPages: TOUCHED,
+      maxSize: limits.maxSize,
+      maxTransfer: MAX_TRANSFER,
+      maxHeaderBytes: MAX_HEADER_BYTES,
+      oversizedRate: 0.002,
+    };
+    for (let i = 0; i < POOL; i++) {
+      const actor = new Actor(`p${i}-0`, "pool", true, true);
+      actor.nextId = 2;
+      this.pool.push(actor);
+    }
+    this.figures.kernels = POOL;
+    const crowdAt = this.options.frames >= 2000 ? Math.floor(this.options.frames * 0.4) : Infinity;
+    let crowdDone = false;
+    while (this.figures.frames < this.options.frames) {
+      if (!crowdDone && this.figures.frames >= crowdAt) {
+        crowdDone = true;
+        await this.crowdScenario();
+      } else if (this.rng.chance(0.015)) {
+        await this.invalidateScenario();
+      } else if (this.rng.chance(0.0004)) {
+        await this.crowdScenario();
+      } else {
+        await this.concurrentRound();
+      }
+      this.progress();
+    }
+    await this.finish();
+    this.figures.durationMs = Date.now() - this.started;
+    return this.figures;
+  }
+
+  private progress(): void {
+    if (this.figures.frames < this.nextProgress) return;
+    this.nextProgress += this.options.progressEvery!;
+    const seconds = (Date.now() - this.started) / 1000;
+    const errors = Object.values(this.figures.errors).reduce((a, b) => a + b, 0);
+    const changes = Object.values(this.figures.stateChanges).reduce((a, b) => a + b, 0);
+    this.options.log(
+      `fuzz: ${this.figures.frames} frames, ${errors} errors, ${changes} state changes, ` +
+        `${this.figures.rounds} rounds, ${seconds.toFixed(0)} s, ` +
+        `${Math.round(this.figures.frames / seconds)} frames/s`,
+    );
+  }
+
+  // --- sockets ------------------------------------------------------------------------------------
+
+  private async rawConnect(
+    kernel: string,
+    writer: boolean,
+    object = this.options.object,
+  ): Promise<WebSocket> {
+    const response = await this.upgrade(kernel, writer, object);
+    const socket = response.webSocket;
+    if (!socket) {
+      throw new Failure(
+        `upgrade of ${kernel} refused: ${response.status} ${await response.text()}`,
+      );
+    }
+    socket.accept();
+    return socket;
+  }
+
+  private upgrade(
+    kernel: string,
+    writer: boolean,
+    object = this.options.object,
+  ): Promise<Response> {
+    const url = `http://edgepager.test/v1/objects/${object}/control?kernel=${kernel}`;
+    if (writer) return exports.default.fetch(url, { headers: { Upgrade: "websocket" } });
+    // A read-only token, as the Worker would have verified it.
+    return objectStub(object).fetch(url, {
+      headers: {
+        Upgrade: "websocket",
+        [OBJECT_NAME_HEADER]: object,
+        [GRANT_HEADER]: JSON.stringify({ rights: ["read"], exp: Number.MAX_SAFE_INTEGER }),
+      },
+    });
+  }
+
+  /** Opens a socket for the actor (closing its old one with 4409, as the model expects). */
+  private async connect(actor: Actor): Promise<Live> {
+    const openedAt = Date.now();
+    const ws = await this.rawConnect(actor.name, actor.writer);
+    const model = this.model.connect(actor.name, actor.writer);
+    const live = new Live(ws, model, openedAt);
+    this.figures.sockets++;
+    if (actor.live) this.figures.reconnects++;
+    actor.live = live;
+    this.lives.add(live);
+    ws.addEventListener("message", (event) => {
+      const data = event.data as string | ArrayBuffer | Blob;
+      live.chain = live.chain.then(async () => {
+        const bytes =
+          typeof data === "string" || data instanceof ArrayBuffer ? data : await data.arrayBuffer();
+        this.onMessage(live, bytes);
+      });
+    });
+    ws.addEventListener("close", (event) => {
+      live.chain = live.chain.then(() => this.onClose(live, event.code, event.reason));
+    });
+    return live;
+  }
+
+  /** Closes the actor's socket from the kernel's side and waits until the object has seen it. */
+  private async disconnect(actor: Actor): Promise<void> {
+    const live = actor.live!;
+    if (live.model.open && !live.closed) {
+      live.model.closeExpected = 1000;
+      live.ws.close(1000, "fuzz disconnect");
+      await this.waitUntil(() => live.closed !== null, `${actor.name} to close`);
+      this.model.clientClosed(live.model);
+    }
+    this.retireLive(live);
+  }
+
+  private retireLive(live: Live): void {
+    this.lives.delete(live);
+    this.model.forgetSocket(live.model);
+  }
+
+  closeAll(): void {
+    for (const live of this.lives) {
+      try {
+        live.ws.close(1000, "fuzz done");
+      } catch {
+        // closed
+      }
+    }
+  }
+
+  // --- answers ------------------------------------------------------------------------------------
+
+  private onMessage(live: Live, data: string | ArrayBuffer): void {
+    if (this.failure) return;
+    let message: Received;
+    try {
+      const frame = decodeFrame(data);
+      message = { ...frame.header, payload: frame.payload ?? undefined } as Received;
+    } catch (error) {
+      return this.fail(
+        `${live.model.kernel}: undecodable message from the object: ${String(error)}`,
+      );
+    }
+    const stream = live.model.stream;
+    if (stream.length === 0) {
+      return this.fail(`${live.model.kernel}: unexpected message ${show(message)}`);
+    }
+    let index = 0;
+    let why = check(stream[0]!, message);
+    if (why !== null && stream[0]!.kind === "outbox" && stream[0]!.delayed) {
+      // Completions after a flush come in any order among themselves.
+      for (let i = 1; i < stream.length; i++) {
+        const e = stream[i]!;
+        if (e.kind !== "outbox" || !e.delayed) break;
+        if (check(e, message) === null) {
+          index = i;
+          why = null;
+          break;
+        }
+      }
+    }
+    if (why !== null) {
+      return this.fail(
+        `${live.model.kernel} (socket ${live.model.id}): ${why}\n  expected ${describe(stream[0]!)}\n  got ${show(message)}`,
+      );
+    }
+    const expect = stream.splice(index, 1)[0]!;
+    commit(expect, message);
+    this.count(expect, message);
+    if (expect.kind === "read") this.roundReads.push({ expect, message });
+    if (expect.kind === "outbox") {
+      const k = this.model.kernels.get(live.model.kernel);
+      if (k) k.seenMid = Math.max(k.seenMid, message.mid);
+    }
+    this.wake?.();
+  }
+
+  private count(expect: Expect, message: Received): void {
+    const f = this.figures;
+    const add = (table: Record<string, number>, key: string) =>
+      (table[key] = (table[key] ?? 0) + 1);
+    switch (expect.kind) {
+      case "error":
+        add(f.errors, expect.code);
+        break;
+      case "ack":
+        if (expect.applied) add(f.stateChanges, expect.frame.type);
+        else f.duplicatesAcked++;
+        break;
+      default:
+        add(f.answers, message.type);
+    }
+  }
+
+  private onClose(live: Live, code: number, reason: string): void {
+    live.closed = { code, reason };
+    if (this.failure) return;
+    const add = (key: string) => (this.figures.closes[key] = (this.figures.closes[key] ?? 0) + 1);
+    add(String(code));
+    if (live.model.closeExpected === null) {
+      this.figures.crashes++;
+      return this.fail(`${live.model.kernel}: socket closed unexpectedly (${code} ${reason})`);
+    }
+    // A close the kernel asked for is answered with its code; any other must be the one planned.
+    if (code !== live.model.closeExpected) {
+      this.figures.crashes++;
+      return this.fail(
+        `${live.model.kernel}: socket closed with ${code} (${reason}), expected ${live.model.closeExpected}`,
+      );
+    }
+    if (live.model.stream.length > 0) {
+      return this.fail(
+        `${live.model.kernel}: socket closed (${code}) before ${describe(live.model.stream[0]!)}`,
+      );
+    }
+    this.wake?.();
+  }
+
+  private fail(why: string): void {
+    if (this.failure) return;
+    this.failure =
+      `seed ${this.options.seed}, round ${this.roundNo}: ${why}\n  last frames sent:\n    ` +
+      this.recent.join("\n    ");
+    this.wake?.();
+  }
+
+  /** Resolves when every socket has what the model said, and the closes it said. */
+  private async settleRound(what: string): Promise<void> {
+    const done = () =>
+      this.failure !== null ||
+      [...this.lives].every(
+        (live) =>
+          live.model.stream.length === 0 &&
+          (live.model.closeExpected === null || live.closed !== null),
+      );
+    if (!done()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.fail(
+            `${what}: no answer within ${ROUND_TIMEOUT_MS} ms; waiting for ${this.pending()}`,
+          );
+        }, ROUND_TIMEOUT_MS);
+        this.wake = () => {
+          if (!done()) return;
+          clearTimeout(timer);
+          this.wake = null;
+          resolve();
+        };
+      });
+    }
+    if (this.failure) throw new Failure(this.failure);
+  }
+
+  private pending(): string {
+    return [...this.lives]
+      .filter((l) => l.model.stream.length > 0 || (l.model.closeExpected !== null && !l.closed))
+      .map(
+        (l) =>
+          `${l.model.kernel}#${l.model.id}: ${l.model.stream.slice(0, 3).map(describe).join("; ")}` +
+          (l.model.stream.length > 3 ? ` (+${l.model.stream.length - 3})` : "") +
+          (l.model.closeExpected !== null && !l.closed ? ` close ${l.model.closeExpected}` : ""),
+      )
+      .join(" | ");
+  }
+
+  private async waitUntil(condition: () => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + ROUND_TIMEOUT_MS;
+    while (!condition()) {
+      if (this.failure) throw new Failure(this.failure);
+      if (Date.now() > deadline)
+        throw new Failure(`seed ${this.options.seed}: timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  // --- rounds -------------------------------------------------------------------------------------
+
+  /**
+   * One round: `plan` draws frames for each socket, interleaved; each is judged by the model and
+   * sent at once. Then every answer is awaited and checked, reads against the page versions.
+   */
+  private async round(
+    mode: "concurrent" | "solo",
+    plan: { actor: Actor; count: number; draw: (actor: Actor) => string | Uint8Array | null }[],
+  ): Promise<void> {
+    this.roundNo++;
+    this.figures.rounds++;
+    if (mode === "solo") this.figures.soloRounds++;
+    this.model.beginRound(mode);
+    this.roundReads = [];
+    const left = plan.map((p) => p.count);
+    for (let more = true; more;) {
+      more = false;
+      plan.forEach((p, i) => {
+        if (left[i]! <= 0) return;
+        const live = p.actor.live;
+        if (!live || !live.model.open) {
+          left[i] = 0;
+          return;
+        }
+        const outcome = this.send(p.actor, () => p.draw(p.actor));
+        left[i]!--;
+        if (!outcome || outcome.closes || outcome.delayed) {
+          left[i] = 0;
+          // After a completion that waits on a flush, nothing else in a round a socket at a time.
+          if (outcome?.delayed && mode === "solo") left.fill(0);
+        }
+        if (left[i]! > 0) more = true;
+      });
+    }
+    await this.settleRound(`round ${this.roundNo}`);
+    this.checkReads();
+    const fault = this.model.endRound();
+    if (fault) throw new Failure(`seed ${this.options.seed}, round ${this.roundNo}: ${fault}`);
+    await this.afterRound();
+  }
+
+  /** Draws until the model accepts the frame (at most a few tries), then sends it. */
+  private send(actor: Actor, draw: () => string | Uint8Array | null): Outcome | null {
+    const live = actor.live!;
+    for (let attempt = 0; attempt < 12; attempt++) {
+      // Garbage may have applied an id far ahead: the kernel's next messages go above it.
+      actor.nextId = Math.max(actor.nextId, (this.kernel(actor)?.lastId ?? 0) + 1);
+      const data = draw();
+      if (data === null) return null;
+      const outcome = this.model.frame(live.model, data);
+      if (outcome.refused) continue;
+      if (outcome.error) {
+        actor.firstErrorAt ??= Date.now();
+        if (outcome.closes) this.checkWindow(actor, live);
+      }
+      try {
+        live.ws.send(data);
+      } catch (error) {
+        throw new Failure(
+          `seed ${this.options.seed}: ${actor.name}: send failed: ${String(error)}`,
+        );
+      }
+      this.recent.push(
+        `#${this.roundNo} ${actor.name}/${live.model.id} ${outcome.error ?? outcome.type ?? ""}: ${summary(data)}`,
+      );
+      if (this.recent.length > 80) this.recent.shift();
+      live.framesSent++;
+      actor.budget--;
+      this.figures.frames++;
+      return outcome;
+    }
+    return null;
+  }
+
+  /** A limit reached by a count in its minute: the minute must not have ended first. */
+  private checkWindow(actor: Actor, live: Live): void {
+    const now = Date.now();
+    const socketAge = now - live.openedAt;
+    const nameAge = now - (actor.firstErrorAt ?? now);
+    if (socketAge > WINDOW_MS || nameAge > WINDOW_MS) {
+      throw new Failure(
+        `seed ${this.options.seed}: ${actor.name} reached an error limit ${Math.round(
+          Math.max(socketAge, nameAge) / 1000,
+        )} s into its minute; the run is too slow for the limits' minute windows to be predicted`,
+      );
+    }
+  }
+
+  /** Every read against the pages as of its seqno. */
+  private checkReads(): void {
+    for (const { expect, message } of this.roundReads) {
+      const first = expect.offset / PAGE;
+      const expected = this.model.readAt(message.seqno, first, expect.length / PAGE);
+      const label = `${expect.frame.socket.kernel}: data_request ${expect.replyTo} at seqno ${message.seqno}`;
+      if (expected === null) {
+        if (message.type !== "memory_object_data_unavailable") {
+          throw new Failure(
+            `seed ${this.options.seed}, round ${this.roundNo}: ${label} must be data_unavailable, got ${message.type}`,
+          );
+        }
+        continue;
+      }
+      if (message.type !== "memory_object_data_supply") {
+        throw new Failure(
+          `seed ${this.options.seed}, round ${this.roundNo}: ${label} must be data_supply, got ${message.type}`,
+        );
+      }
+      const at = firstDifference(expected, message.payload!);
+      if (at >= 0) {
+        throw new Failure(
+          `seed ${this.options.seed}, round ${this.roundNo}: ${label}: byte ${at} (page ${first + Math.floor(at / PAGE)}) is ${message.payload![at]}, expected ${expected[at]}`,
+        );
+      }
+    }
+    this.roundReads = [];
+  }
+
+  /** A round with no frames: waits for what a disconnect made the object send. */
+  private async drain(): Promise<void> {
+    this.model.beginRound("solo");
+    await this.settleRound("drain");
+    this.checkReads();
+    const fault = this.model.endRound();
+    if (fault) throw new Failure(`seed ${this.options.seed}: ${fault}`);
+  }
+
+  private async afterRound(): Promise<void> {
+    // Sockets the object closed as planned: done with them.
+    for (const live of [...this.lives]) {
+      if (live.closed) this.retireLive(live);
+    }
+    for (const name of this.model.disconnectStale.splice(0)) {
+      await this.waitStale(name);
+    }
+    await this.checkStat();
+    if (this.roundNo % 40 === 0) await this.checkPages();
+    if (this.roundNo % 97 === 0) await this.checkTables();
+  }
+
+  // --- state checks -------------------------------------------------------------------------------
+
+  private async checkStat(): Promise<void> {
+    const seqno = this.model.httpOperation();
+    const response = await call(`/v1/objects/${this.options.object}`);
+    const actual = (await response.json()) as Record<string, unknown>;
+    const { journal_pages, ...rest } = actual;
+    const expected = this.model.expectedStat(seqno);
+    const same = JSON.stringify(sortKeys(rest)) === JSON.stringify(sortKeys(expected));
+    const journal = journal_pages as number;
+    if (!same || !(journal >= 0 && journal <= (expected.pages as number))) {
+      throw new Failure(
+        `seed ${this.options.seed}, round ${this.roundNo}: status differs\n  expected ${JSON.stringify(expected)}\n  got      ${JSON.stringify(actual)}`,
+      );
+    }
+    this.figures.checks.stat++;
+  }
+
+  private async checkPages(): Promise<void> {
+    this.model.httpOperation();
+    const endPage = Math.max(TOUCHED, ...this.model.pages.keys()) + 1;
+    const response = await call(
+      `/v1/objects/${this.options.object}/pages?offset=0&length=${endPage * PAGE}`,
+    );
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const expected = this.model.expectedBytes(endPage);
+    const at = response.status === 200 ? firstDifference(expected, bytes) : 0;
+    if (at >= 0) {
+      throw new Failure(
+        `seed ${this.options.seed}, round ${this.roundNo}: GET pages (${response.status}) differs at byte ${at} (page ${Math.floor(at / PAGE)})`,
+      );
+    }
+    this.figures.checks.pages++;
+  }
+
+  /** The object's tables against the model; and the instance must be the one marked. */
+  private async checkTables(): Promise<void> {
+    const expected = this.expectedTables();
+    const actual = await runInDurableObject(
+      objectStub(this.options.object),
+      (instance: MemoryObject, state) => {
+        const sql = state.storage.sql;
+        const rows = (query: string, ...args: unknown[]) => sql.exec(query, ...args).toArray();
+        const residency: Record<string, number[]> = {};
+        for (const row of rows(`SELECT kernel, first_page, end_page FROM residency`)) {
+          const pages = (residency[row.kernel as string] ??= []);
+          for (let p = row.first_page as number; p < (row.end_page as number); p++) pages.push(p);
+        }
+        for (const kernel of Object.keys(residency)) {
+          residency[kernel] = [...new Set(residency[kernel])].sort((a, b) => a - b);
+        }
+        const meta = (key: string) =>
+          rows(`SELECT value FROM meta WHERE key = ?`, key)[0]?.value ?? null;
+        return {
+          mark: (instance as unknown as Record<symbol, string>)[MARK] ?? null,
+          kernels: rows(
+            `SELECT kernel, last_id, last_seqno, next_mid, stale, writer FROM kernels ORDER BY kernel`,
+          ),
+          outbox: rows(`SELECT kernel, mid, message FROM outbox ORDER BY kernel, mid`).map(
+            (row) => ({
+              kernel: row.kernel,
+              mid: row.mid,
+              message: JSON.parse(row.message as string),
+            }),
+          ),
+          residency,
+          syncs: rows(
+            `SELECT kernel, id, seqno, offset, length, sync_flags, active FROM syncs ORDER BY seqno`,
+          ),
+          locks: rows(`SELECT lock_id, sync_seqno, kernel FROM locks ORDER BY lock_id`),
+          nextLockId: meta("next_lock_id") ?? 1,
+          reclaimed: meta("kernels_reclaimed") === 1,
+          seqno: meta("seqno"),
+        };
+      },
+    );
+    if (actual.mark !== this.runId) {
+      this.figures.resets++;
+      throw new Failure(
+        `seed ${this.options.seed}, round ${this.roundNo}: the Durable Object was reset`,
+      );
+    }
+    const { mark: _mark, ...rest } = actual;
+    const a = JSON.stringify(sortKeys(rest));
+    const e = JSON.stringify(sortKeys(expected));
+    if (a !== e) {
+      throw new Failure(
+        `seed ${this.options.seed}, round ${this.roundNo}: tables differ from the model\n  expected ${e}\n  got      ${a}`,
+      );
+    }
+    this.figures.checks.tables++;
+  }
+
+  private expectedTables() {
+    const m = this.model;
+    const kernels = [...m.kernels.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+    const residency: Record<string, number[]> = {};
+    for (const k of kernels) {
+      if (k.residency.size > 0) residency[k.name] = [...k.residency].sort((a, b) => a - b);
+    }
+    return {
+      kernels: kernels.map((k) => ({
+        kernel: k.name,
+        last_id: k.lastId,
+        last_seqno: k.lastFrame?.seqno.value ?? null,
+        next_mid: k.nextMid,
+        stale: k.stale ? 1 : 0,
+        writer: k.writer ? 1 : 0,
+      })),
+      outbox: kernels.flatMap((k) =>
+        k.outbox.map((entry) => ({ kernel: k.name, mid: entry.mid.value, message: plain(entry) })),
+      ),
+      residency,
+      syncs: m.syncs.map((row) => ({
+        kernel: row.kernel,
+        id: row.id,
+        seqno: row.frame.seqno.value,
+        offset: row.offset,
+        length: row.length,
+        sync_flags: row.flags,
+        active: row.active ? 1 : 0,
+      })),
+      locks: m.syncs
+        .flatMap((row) =>
+          [...row.locks].map(([kernel, lock]) => ({
+            lock_id: lock.value,
+            sync_seqno: row.frame.seqno.value,
+            kernel,
+          })),
+        )
+        .sort((a, b) => a.lock_id! - b.lock_id!),
+      nextLockId: m.nextLockId,
+      reclaimed: m.reclaimed,
+      seqno: m.nextSeqno,
+    };
+  }
+
+  private async waitStale(kernel: string): Promise<void> {
+    await this.waitUntilAsync(async () => {
+      const stale = await runInDurableObject(
+        objectStub(this.options.object),
+        (_i: MemoryObject, state) =>
+          state.storage.sql.exec(`SELECT stale FROM kernels WHERE kernel = ?`, kernel).toArray()[0]
+            ?.stale,
+      );
+      return stale === 1;
+    }, `the object to see ${kernel} disconnect`);
+  }
+
+  private async waitUntilAsync(condition: () => Promise<boolean>, what: string): Promise<void> {
+    const deadline = Date.now() + ROUND_TIMEOUT_MS;
+    while (!(await condition())) {
+      if (Date.now() > deadline)
+        throw new Failure(`seed ${this.options.seed}: timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  // --- kernels ------------------------------------------------------------------------------------
+
+  private kernel(actor: Actor): KernelModel | undefined {
+    return this.model.kernels.get(actor.name);
+  }
+
+  private target(actor: Actor): Target {
+    const k = this.kernel(actor);
+    return {
+      initialized: actor.live?.model.initialized ?? false,
+      lastId: k?.lastId ?? 0,
+      lastMid: (k?.nextMid ?? 1) - 1,
+    };
+  }
+
+  /** The highest mid the kernel has seen: what it reports received. */
+  private seenMid(actor: Actor): number {
+    return this.kernel(actor)?.seenMid ?? 0;
+  }
+
+  private initFrame(actor: Actor, receivedMid = this.seenMid(actor)): string {
+    return JSON.stringify({
+      type: "memory_object_init",
+      id: actor.nextId++,
+      page_size: PAGE,
+      received_mid: receivedMid,
+    });
+  }
+
+  private errorsOf(actor: Actor): number {
+    return this.model.kernelErrors.get(actor.name) ?? 0;
+  }
+
+  /** Garbage the pool actor may send now without any limit closing it. */
+  private poolMayErr(actor: Actor): boolean {
+    return (
+      this.errorsOf(actor) < POOL_NAME_ERRORS &&
+      (actor.live?.model.errors ?? 0) < ERRORS_PER_MINUTE - 5
+    );
+  }
+
+  /** Brings the pool up: reconnects whoever is away and due back, renames worn-out names. */
+  private async preparePool(): Promise<void> {
+    for (const actor of this.pool) {
+      if (actor.live && (actor.live.closed || !actor.live.model.open)) {
+        await this.settleClosed(actor);
+      }
+      const live = actor.live;
+      if (live && this.errorsOf(actor) >= POOL_NAME_ERRORS - 10 && this.model.syncs.length === 0) {
+        // Its name took nearly all the errors it may: it terminates, and a new name takes over.
+        await this.solo(actor, (a) =>
+          JSON.stringify({ type: "memory_object_terminate", id: a.nextId++ }),
+        );
+        this.retireLive(live);
+        actor.live = null;
+        this.rename(actor);
+      }
+      if (actor.live && actor.live.framesSent > 400 && this.rng.chance(0.5)) {
+        // A socket gets old: reconnect, by replacing it (4409) or by closing it first.
+        if (this.rng.chance(0.5)) await this.disconnect(actor);
+        else await this.reopen(actor);
+        continue;
+      }
+      if (!actor.live) {
+        if (actor.awayRounds > 0) {
+          actor.awayRounds--;
+          continue;
+        }
+        await this.reopen(actor);
+      }
+    }
+  }
+
+  private async settleClosed(actor: Actor): Promise<void> {
+    const live = actor.live!;
+    if (!live.closed) await this.waitUntil(() => live.closed !== null, `${actor.name} to close`);
+    this.retireLive(live);
+    actor.live = null;
+  }
+
+  /** A new socket for the actor, and its init in a round of its own. */
+  private async reopen(actor: Actor): Promise<void> {
+    if (!this.kernel(actor) && actor.role === "pool" && this.errorsOf(actor) >= POOL_NAME_ERRORS) {
+      this.rename(actor);
+    }
+    const old = actor.live;
+    const live = await this.connect(actor);
+    if (old && old !== live) {
+      // Replaced: the object closes the old socket with 4409 (if it was still open).
+      if (old.model.closeExpected !== null && !old.closed) {
+        await this.waitUntil(() => old.closed !== null, `${actor.name}'s old socket to close`);
+      }
+      this.retireLive(old);
+    }
+    const midChoice = this.rng.float();
+    await this.round("solo", [
+      {
+        actor,
+        count: 1,
+        draw: (a) =>
+          this.initFrame(
+            a,
+            midChoice < 0.1
+              ? 0
+              : midChoice < 0.13
+                ? this.seenMid(a) + 1 + this.rng.int(5)
+                : this.seenMid(a),
+          ),
+      },
+    ]);
+    if (!live.model.initialized && live.model.open) {
+      // A received_mid ahead of what it was sent: refused; init again as it should.
+      await this.round("solo", [{ actor, count: 1, draw: (a) => this.initFrame(a) }]);
+    }
+  }
+
+  private rename(actor: Actor): void {
+    actor.generation++;
+    actor.name = actor.name.replace(/-\d+$/, `-${actor.generation}`);
+    actor.nextId = 1;
+    actor.firstErrorAt = null;
+    this.figures.kernels++;
+  }
+
+  // --- frames -------------------------------------------------------------------------------------
+
+  private pattern(pages: number): Uint8Array {
+    const words = new Uint32Array((pages * PAGE) / 4);
+    let x = (this.rng.int(0x7fffffff) | 1) >>> 0;
+    for (let i = 0; i < words.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      words[i] = x >>> 0;
+    }
+    return new Uint8Array(words.buffer);
+  }
+
+  private binary(header: Record<string, unknown>, payload: Uint8Array): Uint8Array {
+    const json = new TextEncoder().encode(serialize(header));
+    const bytes = new Uint8Array(4 + json.byteLength + payload.byteLength);
+    new DataView(bytes.buffer).setUint32(0, json.byteLength);
+    bytes.set(json, 4);
+    bytes.set(payload, 4 + json.byteLength);
+    return bytes;
+  }
+
+  /** A valid message of the actor's, of a type drawn by weight. */
+  private validFrame(actor: Actor): string | Uint8Array {
+    const rng = this.rng;
+    const k = this.kernel(actor);
+    const roll = rng.int(100);
+    const pages = 1 + rng.int(rng.chance(0.1) ? 16 : 4);
+    const first = rng.int(TOUCHED - pages + 1);
+    if (roll < 25) {
+      if (rng.chance(0.002)) {
+        // A whole max_transfer at once, above the pages the rest touches.
+        const big = MAX_TRANSFER / PAGE;
+        return this.binary(
+          {
+            type: "memory_object_data_return",
+            id: actor.nextId++,
+            offset: BIG_FIRST * PAGE,
+            length: MAX_TRANSFER,
+            dirty: true,
+            kernel_copy: false,
+          },
+          this.pattern(big),
+        );
+      }
+      return this.binary(
+        {
+          type: "memory_object_data_return",
+          id: actor.nextId++,
+          offset: first * PAGE,
+          length: pages * PAGE,
+          dirty: rng.chance(0.9),
+          kernel_copy: rng.chance(0.2),
+        },
+        this.pattern(pages),
+      );
+    }
+    if (roll < 50) {
+      return JSON.stringify({
+        type: "memory_object_data_request",
+        id: actor.nextId++,
+        offset: first * PAGE,
+        length: pages * PAGE,
+        desired_access: rng.int(8),
+      });
+    }
+    if (roll < 58) {
+      return JSON.stringify({
+        type: "memory_object_data_unlock",
+        id: actor.nextId++,
+        offset: first * PAGE,
+        length: pages * PAGE,
+        desired_access: rng.int(8),
+      });
+    }
+    if (roll < 72) {
+      const offset = rng.int(TOUCHED * PAGE);
+      return JSON.stringify({
+        type: "memory_object_synchronize",
+        id: actor.nextId++,
+        offset,
+        length: rng.chance(0.1) ? 0 : 1 + rng.int(Math.min(8 * PAGE, TOUCHED * PAGE - offset)),
+        sync_flags: rng.pick(SYNC_FLAGS),
+      });
+    }
+    if (roll < 78) {
+      return JSON.stringify({
+        type: "memory_object_lock_completed",
+        id: actor.nextId++,
+        lock_id: 1 + rng.int(this.model.nextLockId + 5),
+        offset: first * PAGE,
+        length: pages * PAGE,
+      });
+    }
+    if (roll < 90) {
+      const seen = this.seenMid(actor);
+      return JSON.stringify({
+        type: "received",
+        id: actor.nextId++,
+        mid: rng.chance(0.8) ? seen : rng.int(seen + 1),
+      });
+    }
+    if (roll < 98 && k && k.lastId > 0) {
+      // A resend of an applied id, with other contents: acked again, never applied (§3).
+      const id = rng.chance(0.5) ? k.lastId : 1 + rng.int(k.lastId);
+      const kind = rng.int(4);
+      if (kind === 0) {
+        return this.binary(
+          {
+            type: "memory_object_data_return",
+            id,
+            offset: first * PAGE + (rng.chance(0.3) ? 1 : 0),
+            length: PAGE,
+            dirty: true,
+            kernel_copy: false,
+          },
+          this.pattern(1),
+        );
+      }
+      if (kind === 1) {
+        return JSON.stringify({
+          type: "memory_object_synchronize",
+          id,
+          offset: first * PAGE,
+          length: PAGE,
+          sync_flags: rng.pick(SYNC_FLAGS),
+        });
+      }
+      if (kind === 2) {
+        return JSON.stringify({
+          type: "memory_object_lock_completed",
+          id,
+          lock_id: 1 + rng.int(50),
+          offset: 0,
+          length: PAGE,
+        });
+      }
+      return JSON.stringify({ type: "memory_object_terminate", id });
+    }
+    if (roll < 98) {
+      return JSON.stringify({ type: "received", id: actor.nextId++, mid: this.seenMid(actor) });
+    }
+    if (actor.role === "pool" && roll === 98 && rng.chance(0.3)) {
+      return JSON.stringify({ type: "memory_object_terminate", id: actor.nextId++ });
+    }
+    return JSON.stringify({
+      type: "memory_object_data_request",
+      id: actor.nextId++,
+      offset: rng.int(TOUCHED) * PAGE,
+      length: PAGE,
+      desired_access: 1,
+    });
+  }
+
+  /** Garbage for the actor: any frame of fuzz-frames.ts, judged by the model. */
+  private garbage(actor: Actor): string | Uint8Array {
+    return candidate(this.rng, this.target(actor), this.shape);
+  }
+
+  private drawPool(actor: Actor): string | Uint8Array | null {
+    const live = actor.live!;
+    if (!live.model.initialized) return this.initFrame(actor);
+    if (this.rng.chance(0.04) && this.poolMayErr(actor)) {
+      // Garbage that must not close the socket: an error is fine while under the limits.
+      for (let i = 0; i < 5; i++) {
+        const data = this.garbage(actor);
+        if (!this.model.errorCloses(live.model)) return data;
+      }
+    }
+    return this.validFrame(actor);
+  }
+
+  private drawLane(actor: Actor): string | Uint8Array | null {
+    const live = actor.live!;
+    const k = this.kernel(actor);
+    if (actor.retiring) {
+      if (!live.model.initialized) return k ? this.initFrame(actor) : null;
+      return JSON.stringify({ type: "memory_object_terminate", id: actor.nextId++ });
+    }
+    if (actor.initFirst && !live.model.initialized && live.framesSent === 0) {
+      return this.initFrame(actor);
+    }
+    if (live.model.initialized && this.rng.chance(0.2)) return this.validFrame(actor);
+    return this.garbage(actor);
+  }
+
+  // --- concurrent rounds --------------------------------------------------------------------------
+
+  private async concurrentRound(): Promise<void> {
+    await this.preparePool();
+    await this.prepareLanes();
+    const plan: Parameters<Runner["round"]>[1] = [];
+    for (const actor of this.pool) {
+      if (actor.live?.model.initialized && actor.live.model.open) {
+        plan.push({ actor, count: 1 + this.rng.int(5), draw: (a) => this.drawPool(a) });
+      }
+    }
+    for (const actor of this.lanes) {
+      if (actor.live && actor.live.model.open && !actor.retired) {
+        plan.push({ actor, count: 1 + this.rng.int(8), draw: (a) => this.drawLane(a) });
+      }
+    }
+    // Whoever goes first differs from round to round.
+    for (let i = plan.length - 1; i > 0; i--) {
+      const j = this.rng.int(i + 1);
+      [plan[i], plan[j]] = [plan[j]!, plan[i]!];
+    }
+    await this.round("concurrent", plan);
+    await this.afterLanes();
+    for (const actor of this.pool) {
+      if (actor.live?.closed?.code === 1000 && !this.kernel(actor)) {
+        // Terminated: its name starts afresh (a new name, if this one took many errors).
+        this.retireLive(actor.live);
+        actor.live = null;
+        if (this.errorsOf(actor) >= POOL_NAME_ERRORS / 2) this.rename(actor);
+      }
+    }
+  }
+
+  private async prepareLanes(): Promise<void> {
+    this.lanes = this.lanes.filter((lane) => !lane.retired);
+    while (this.lanes.length < LANES) {
+      const n = this.laneCount++;
+      const kind = this.rng.int(10);
+      const reader = kind === 0 && this.lanes.filter((l) => !l.writer).length < 2;
+      const lane = new Actor(
+        `l${this.options.seed.toString(36)}-${n}`,
+        reader ? "reader" : "lane",
+        !reader,
+        reader || kind < 6,
+      );
+      lane.budget = 150 + this.rng.int(600);
+      this.figures.kernels++;
+      this.lanes.push(lane);
+      await this.connect(lane);
+    }
+    for (const lane of this.lanes) {
+      if (lane.live && !lane.live.closed) continue;
+      // Closed by a limit: back on a new socket, unless the kernel's minute is spent.
+      if (lane.live) {
+        this.retireLive(lane.live);
+      }
+      if (this.errorsOf(lane) > 2 * ERRORS_PER_MINUTE) {
+        await this.refusedUpgrade(lane);
+        lane.retired = true;
+        continue;
+      }
+      await this.connect(lane);
+      lane.live!.framesSent = 0;
+      if (this.kernel(lane)) {
+        // A registered kernel resumes.
+        await this.round("solo", [{ actor: lane, count: 1, draw: (a) => this.initFrame(a) }]);
+      }
+    }
+    this.lanes = this.lanes.filter((lane) => !lane.retired);
+  }
+
+  /** Past its budget a kernel id may not open a socket for the rest of the minute (429). */
+  private async refusedUpgrade(lane: Actor): Promise<void> {
+    const response = await this.upgrade(lane.name, lane.writer);
+    const body = (await response.json().catch(() => null)) as { error?: { code?: string } } | null;
+    if (response.status !== 429 || body?.error?.code !== "too_many_errors") {
+      throw new Failure(
+        `seed ${this.options.seed}: ${lane.name} took ${this.errorsOf(lane)} errors; its upgrade must be refused 429 too_many_errors, got ${response.status} ${JSON.stringify(body)}`,
+      );
+    }
+    this.figures.upgradesRefused++;
+  }
+
+  /** Lanes near their end retire: a registered kernel terminates, others are left closed. */
+  private async afterLanes(): Promise<void> {
+    for (const lane of this.lanes) {
+      const live = lane.live;
+      if (!live) continue;
+      if (live.closed?.code === 1000 && !this.kernel(lane)) {
+        lane.retired = true;
+        continue;
+      }
+      const worn = this.errorsOf(lane) >= 2 * ERRORS_PER_MINUTE - 25 || lane.budget <= 0;
+      if (!worn || lane.retiring) continue;
+      if (this.kernel(lane)) {
+        lane.retiring = true;
+      } else if (lane.budget <= 0 && !live.closed) {
+        await this.disconnect(lane);
+        lane.live = null;
+        lane.retired = true;
+      }
+    }
+  }
+
+  // --- scenarios ----------------------------------------------------------------------------------
+
+  private solo(actor: Actor, draw: (a: Actor) => string | Uint8Array | null, count = 1) {
+    return this.round("solo", [{ actor, count, draw }]);
+  }
+
+  private connectedPool(): Actor[] {
+    return this.pool.filter((a) => a.live?.model.initialized && a.live.model.open);
+  }
+
+  /**
+   * INVALIDATE (protocol.md §6.6): a kernel Y synchronizes pages others may cache; each connected
+   * holder gets a lock request, disconnected ones are marked stale; Y's request (and those of
+   * its queued behind it) completes once every holder answered lock_completed, terminated or
+   * disconnected, a socket at a time so that every answer is exact.
+   */
+  private async invalidateScenario(): Promise<void> {
+    await this.preparePool();
+    const candidates = this.connectedPool();
+    if (candidates.length < 2) return;
+    this.figures.scenarios.invalidate = (this.figures.scenarios.invalidate ?? 0) + 1;
+    const rng = this.rng;
+    const y = rng.pick(candidates);
+    const x = rng.pick(candidates.filter((a) => a !== y));
+    const pages = 1 + rng.int(6);
+    const first = rng.int(TOUCHED - pages);
+    // X reads the range, so it caches it.
+    await this.solo(x, (a) =>
+      JSON.stringify({
+        type: "memory_object_data_request",
+        id: a.nextId++,
+        offset: first * PAGE,
+        length: pages * PAGE,
+        desired_access: 3,
+      }),
+    );
+    const offset = first * PAGE + rng.int(PAGE);
+    const length = 1 + rng.int((first + pages) * PAGE - offset);
+    const flags = rng.pick([4, 5, 6, 4 | 8, 4 | 0x10, 6 | 0x20, 5 | 0x40, 0x7c, 0x7e, 0x7d]);
+    const sync = (a: Actor, o: number, l: number, f: number) =>
+      JSON.stringify({
+        type: "memory_object_synchronize",
+        id: a.nextId++,
+        offset: o,
+        length: l,
+        sync_flags: f,
+      });
+    await this.solo(y, (a) => sync(a, offset, length, flags));
+    // More of Y's: overlapping ones queue behind it (never an INVALIDATE behind a SYNCHRONOUS,
+    // which would ask other kernels after a flush), others complete at once.
+    const extra = rng.chance(0.04) ? MAX_SYNCS : rng.int(4);
+    if (extra > 0 && this.model.syncs.length > 0) {
+      const queuedFlags = (flags & 2) !== 0 ? [0, 1, 8, 0x11] : [0, 1, 4, 5, 8, 0x10];
+      await this.solo(
+        y,
+        (a) => {
+          const overlap = rng.chance(0.8);
+          const o = overlap ? offset : ((first + pages + rng.int(8)) % TOUCHED) * PAGE;
+          return sync(a, o, overlap ? length : PAGE, rng.pick(queuedFlags));
+        },
+        extra,
+      );
+    }
+    // Noise while it waits: reads, unlocks, received, wrong lock ids, a little garbage.
+    for (let i = rng.int(4); i > 0; i--) {
+      const who = rng.pick(this.connectedPool());
+      await this.solo(who, (a) =>
+        rng.chance(0.3) && this.poolMayErr(a) && !this.model.errorCloses(a.live!.model)
+          ? this.garbage(a)
+          : rng.chance(0.5)
+            ? JSON.stringify({
+                type: "memory_object_lock_completed",
+                id: a.nextId++,
+                lock_id: this.model.nextLockId + 100 + rng.int(100),
+                offset: 0,
+                length: PAGE,
+              })
+            : this.validNonSync(a),
+      );
+    }
+    if (rng.chance(0.1)) {
+      // Y goes away meanwhile (only if nothing of Y's waits on a flush): its completions wait
+      // in its outbox and come with its next ready.
+      const waitsOnFlush = this.model.syncs.some(
+        (row) => row.kernel === y.name && (row.flags & 2) !== 0,
+      );
+      if (!waitsOnFlush) {
+        await this.disconnect(y);
+        y.live = null;
+        y.awayRounds = 0;
+      }
+    }
+    await this.resolveLocks();
+  }
+
+  /** A valid frame that starts no synchronize (what a kernel sends while others wait). */
+  private validNonSync(actor: Actor): string | Uint8Array {
+    for (;;) {
+      const data = this.validFrame(actor);
+      if (
+        typeof data !== "string" ||
+        !/memory_object_(synchronize|terminate|lock_completed)/.test(data)
+      ) {
+        return data;
+      }
+    }
+  }
+
+  /** Answers every lock request some request waits on, one holder at a time. */
+  private async resolveLocks(): Promise<void> {
+    const rng = this.rng;
+    for (let guard = 0; this.model.syncs.length > 0; guard++) {
+      if (guard > 500)
+        throw new Failure(`seed ${this.options.seed}: outstanding requests never resolve`);
+      const waited = this.model.waitedOn();
+      if (waited.length === 0) {
+        throw new Failure(`seed ${this.options.seed}: the model has requests waiting on nothing`);
+      }
+      const name = rng.pick(waited);
+      const holder = this.actorOf(name);
+      if (!holder?.live) {
+        const socket = this.model.socketOf(name);
+        throw new Failure(
+          `seed ${this.options.seed}: ${name} is waited on, and no actor drives it ` +
+            `(actor ${holder ? `retired ${holder.retired}, live ${holder.live}` : "none"}, ` +
+            `socket ${socket?.id} open ${socket?.open})`,
+        );
+      }
+      const roll = rng.float();
+      if (roll < 0.2) {
+        if (holder?.live) {
+          await this.disconnect(holder);
+          holder.live = null;
+          holder.awayRounds = rng.int(3);
+        }
+        // A holder no actor drives (or one that left): the object sees the socket go.
+        await this.drain();
+        await this.afterRound();
+        continue;
+      }
+      if (roll < 0.28) {
+        await this.solo(holder, (a) =>
+          JSON.stringify({ type: "memory_object_terminate", id: a.nextId++ }),
+        );
+        this.retireLive(holder.live);
+        holder.live = null;
+        if (holder.role === "pool") {
+          if (this.errorsOf(holder) >= POOL_NAME_ERRORS / 2) this.rename(holder);
+        } else {
+          holder.retired = true;
+        }
+        continue;
+      }
+      const lockId = this.model.locksOf(name)[0]!;
+      const span = this.model.lockSpanOf(name, lockId)!;
+      await this.solo(holder, (a) =>
+        JSON.stringify({
+          type: "memory_object_lock_completed",
+          id: a.nextId++,
+          lock_id: lockId,
+          ...span,
+        }),
+      );
+    }
+    // Away kernels with outbox messages come back in the next rounds (preparePool).
+  }
+
+  private actorOf(name: string): Actor | undefined {
+    return [...this.pool, ...this.lanes].find((a) => a.name === name);
+  }
+
+  /**
+   * The kernel budget (protocol.md §3 Reading): kernels fill the object's MAX_KERNELS; one more
+   * takes the place of the oldest disconnected kernel holding nothing, or gets too_many_kernels.
+   * Then every crowd kernel terminates.
+   */
+  private async crowdScenario(): Promise<void> {
+    await this.preparePool();
+    this.figures.scenarios.crowd = (this.figures.scenarios.crowd ?? 0) + 1;
+    const rng = this.rng;
+    const tag = `c${this.options.seed.toString(36)}-${this.roundNo}`;
+    const writers = [...this.model.kernels.values()].filter((k) => k.writer).length;
+    const crowd: Actor[] = [];
+    for (let i = 0; i < MAX_KERNELS - writers; i++) {
+      const actor = new Actor(`${tag}-${i}`, "crowd", true, true);
+      crowd.push(actor);
+      this.figures.kernels++;
+      await this.connect(actor);
+      await this.solo(actor, (a) => this.initFrame(a));
+    }
+    // Some leave: they hold nothing, so a newcomer may take the place of the oldest.
+    for (const actor of crowd) {
+      if (rng.chance(0.1)) {
+        await this.disconnect(actor);
+        actor.live = null;
+      }
+    }
+    const extra = new Actor(`${tag}-x`, "crowd", true, true);
+    crowd.push(extra);
+    this.figures.kernels++;
+    await this.connect(extra);
+    await this.solo(extra, (a) => this.initFrame(a));
+    // Everyone of the crowd goes: connected ones first, so that the others find room to init.
+    for (const actor of crowd) {
+      if (!actor.live) continue;
+      if (actor.live.model.initialized && actor.live.model.open) {
+        await this.solo(actor, (a) =>
+          JSON.stringify({ type: "memory_object_terminate", id: a.nextId++ }),
+        );
+      } else {
+        await this.disconnect(actor);
+      }
+      if (actor.live) this.retireLive(actor.live);
+      actor.live = null;
+    }
+    for (const actor of crowd) {
+      if (!this.kernel(actor)) continue;
+      await this.connect(actor);
+      await this.solo(actor, (a) => this.initFrame(a));
+      await this.solo(actor, (a) =>
+        JSON.stringify({ type: "memory_object_terminate", id: a.nextId++ }),
+      );
+      this.retireLive(actor.live!);
+      actor.live = null;
+    }
+    await this.checkTables();
+  }
+
+  // --- the end ------------------------------------------------------------------------------------
+
+  private async finish(): Promise<void> {
+    await this.resolveLocks();
+    await this.preparePool();
+    // Nothing more may come: no socket gets a message the model did not expect.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    if (this.failure) throw new Failure(this.failure);
+    await this.checkStat();
+    await this.checkPages();
+    await this.checkTables();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching one message against one expectation.
+
+const READ_TYPES = ["memory_object_data_supply", "memory_object_data_unavailable"];
+
+/** Why `m` is not what `e` expects, or null. Binds nothing. */
+function check(e: Expect, m: Received): string | null {
+  const keys = (allowed: string[]) => {
+    const extra = Object.keys(m).filter((key) => key !== "payload" && !allowed.includes(key));
+    return extra.length ? `unexpected fields ${extra.join(", ")}` : null;
+  };
+  const seqno = (cell: Cell) => {
+    const why = cannotBind(cell, m.seqno);
+    return why ? `seqno ${m.seqno}: ${why}` : null;
+  };
+  switch (e.kind) {
+    case "error":
+      if (m.type !== "error") return `expected error ${e.code}`;
+      if (m.code !== e.code) return `code ${m.code}, expected ${e.code}`;
+      if (m.reply_to !== e.replyTo) return `reply_to ${m.reply_to}, expected ${e.replyTo}`;
+      if (m.kern_return !== e.kernReturn)
+        return `kern_return ${m.kern_return}, expected ${e.kernReturn}`;
+      if (typeof m.message !== "string" || m.message.length < 10) return `no message`;
+      if (e.field && !m.message.startsWith(`${e.field} `))
+        return `message does not name ${e.field}`;
+      return (
+        seqno(e.frame.seqno) ??
+        keys(["type", "reply_to", "seqno", "kern_return", "code", "message"])
+      );
+    case "ack":
+      if (m.type !== "ack" || m.id !== e.id) return `expected ack of ${e.id}`;
+      if (e.seqno !== e.frame.seqno && e.seqno.value === undefined) return `original seqno unknown`;
+      return seqno(e.seqno) ?? keys(["type", "id", "seqno"]);
+    case "ready":
+      for (const [key, value] of Object.entries(e.fields)) {
+        if (m[key] !== value)
+          return `${key} ${JSON.stringify(m[key])}, expected ${JSON.stringify(value)}`;
+      }
+      return seqno(e.frame.seqno) ?? keys([...Object.keys(e.fields), "seqno"]);
+    case "read": {
+      if (!READ_TYPES.includes(m.type)) return `expected data_supply or data_unavailable`;
+      if (m.reply_to !== e.replyTo || m.offset !== e.offset || m.length !== e.length) {
+        return `reply_to/offset/length ${m.reply_to}/${m.offset}/${m.length}, expected ${e.replyTo}/${e.offset}/${e.length}`;
+      }
+      if (m.type === "memory_object_data_supply") {
+        if (m.lock_value !== 0 || m.precious !== false) return `lock_value/precious`;
+        if (m.payload?.byteLength !== e.length) return `payload of ${m.payload?.byteLength} bytes`;
+        return (
+          seqno(e.frame.seqno) ??
+          keys(["type", "reply_to", "seqno", "offset", "length", "lock_value", "precious"])
+        );
+      }
+      if (m.payload) return `data_unavailable with a payload`;
+      return seqno(e.frame.seqno) ?? keys(["type", "reply_to", "seqno", "offset", "length"]);
+    }
+    case "outbox": {
+      const why = cannotBind(e.entry.mid, m.mid);
+      if (why) return `mid ${m.mid}: ${why}`;
+      for (const [key, value] of Object.entries(e.entry.fields)) {
+        if (value instanceof Cell) {
+          const cellWhy = cannotBind(value, m[key]);
+          if (cellWhy) return `${key} ${m[key]}: ${cellWhy}`;
+        } else if (m[key] !== value) {
+          return `${key} ${JSON.stringify(m[key])}, expected ${JSON.stringify(value)}`;
+        }
+      }
+      return keys([...Object.keys(e.entry.fields), "mid"]);
+    }
+  }
+}
+
+/** Binds what the message told. */
+function commit(e: Expect, m: Received): void {
+  switch (e.kind) {
+    case "error":
+    case "ready":
+    case "read":
+      bind(e.frame.seqno, m.seqno);
+      break;
+    case "ack":
+      bind(e.seqno, m.seqno);
+      break;
+    case "outbox":
+      bind(e.entry.mid, m.mid);
+      for (const [key, value] of Object.entries(e.entry.fields)) {
+        if (value instanceof Cell) bind(value, m[key]);
+      }
+  }
+}
+
+function plain(entry: { mid: Cell; fields: Record<string, unknown> }): Record<string, unknown> {
+  const out: Record<string, unknown> = { mid: entry.mid.value };
+  for (const [key, value] of Object.entries(entry.fields)) {
+    out[key] = value instanceof Cell ? value.value : value;
+  }
+  return out;
+}
+
+function describe(e: Expect): string {
+  switch (e.kind) {
+    case "error":
+      return `error ${e.code} reply_to ${e.replyTo} for frame ${e.frame.n} ${e.frame.summary}`;
+    case "ack":
+      return `ack ${e.id} for frame ${e.frame.n} ${e.frame.summary}`;
+    case "ready":
+      return `ready ${JSON.stringify(e.fields)} for frame ${e.frame.n}`;
+    case "read":
+      return `read answer to ${e.replyTo} (${e.offset}+${e.length}) for frame ${e.frame.n}`;
+    case "outbox":
+      return `${e.delayed ? "delayed " : ""}outbox ${JSON.stringify(plain(e.entry))}`;
+  }
+}
+
+function show(m: Received): string {
+  const { payload, ...rest } = m;
+  return JSON.stringify(rest) + (payload ? ` + ${payload.byteLength} bytes` : "");
+}
+
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  if (a.byteLength !== b.byteLength) return Math.min(a.byteLength, b.byteLength);
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.keys(value as object)
+        .sort()
+        .map((key) => [key, sortKeys((value as Record<string, unknown>)[key])]),
+    );
+  }
+  return value;
+}
+
+export { spanOf };
