@@ -3,6 +3,7 @@
  * while one runs share the next one. A put that fails is retried with backoff and never changes
  * the index or the journal, so no barrier moves and no completion goes out for it.
  */
+import type { PageSpan } from "../schema";
 import type { Limits } from "./limits";
 import type { JournalRow, PageStore, SegmentPage } from "./page-store";
 
@@ -20,8 +21,8 @@ export interface FlushHooks {
   objectName(): string;
   /** Runs a state change in one transaction and sends what it posted after commit. */
   transact(step: () => void): void;
-  /** The durable state moved: wake the synchronize requests that waited for it. */
-  settle(): void;
+  /** Pages of `span` reached R2: wake the synchronize requests that waited for them. */
+  settle(span: PageSpan): void;
   /** Every attempt failed: fail the SYNCHRONOUS requests that waited on returns below `seqno`. */
   failWaiting(seqno: number, reason: string): void;
   /** How many times the object was destroyed: a change means the flush's pages are gone. */
@@ -108,7 +109,8 @@ export class Flusher {
     }
     this.hooks.transact(() => {
       this.store.commitSegment(key, pages, readSeqno);
-      this.hooks.settle();
+      // The batch is in page order (takeBatch): its first and last pages bound it.
+      this.hooks.settle({ first: pages[0]!.page, end: pages[pages.length - 1]!.page + 1 });
     });
   }
 

@@ -103,6 +103,40 @@ const MIGRATIONS: Migration[] = [
       `ALTER TABLE kernels ADD COLUMN writer INTEGER NOT NULL DEFAULT 1`,
     ],
   },
+  {
+    version: 4,
+    why: "synchronize requests per HTTP caller, found by range, counted in rows: their cost does not grow with how many are outstanding",
+    statements: [
+      // Who within kernel `http` asked ('' for a socket kernel): budgets and order are per caller.
+      `ALTER TABLE syncs ADD COLUMN caller TEXT NOT NULL DEFAULT ''`,
+      // The span's length class: end_page - first_page <= 2^level (durable/sync-tracker.ts), so a
+      // request overlapping pages [a, b) at that level starts in (a - 2^level, b): an index
+      // range. Requests older than this version take 62, where every span fits.
+      `ALTER TABLE syncs ADD COLUMN level INTEGER NOT NULL DEFAULT 62`,
+      // Started SYNCHRONOUS requests whose pages are not all in R2 yet: what a flush can complete.
+      `ALTER TABLE syncs ADD COLUMN waiting_r2 INTEGER NOT NULL DEFAULT 0`,
+      `UPDATE syncs SET waiting_r2 = 1 WHERE active = 1 AND (sync_flags & 2) != 0
+         AND EXISTS (SELECT 1 FROM journal WHERE journal.page >= syncs.first_page
+           AND journal.page < syncs.end_page AND journal.first_seqno < syncs.seqno)`,
+      `CREATE INDEX syncs_by_range ON syncs (kernel, caller, level, first_page)`,
+      `CREATE INDEX syncs_queued ON syncs (kernel, caller, seqno) WHERE active = 0`,
+      `CREATE INDEX syncs_waiting_r2 ON syncs (level, first_page) WHERE waiting_r2 = 1`,
+      // Outstanding requests per kernel, caller and level, and per kernel: budgets and status
+      // read a row or a few instead of counting requests, and a search by range visits only the
+      // levels in use.
+      `CREATE TABLE sync_levels (
+         kernel TEXT NOT NULL, caller TEXT NOT NULL, level INTEGER NOT NULL, n INTEGER NOT NULL,
+         PRIMARY KEY (kernel, caller, level)) WITHOUT ROWID`,
+      `INSERT INTO sync_levels (kernel, caller, level, n)
+       SELECT kernel, caller, level, count(*) FROM syncs GROUP BY kernel, caller, level`,
+      `CREATE TABLE sync_totals (kernel TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID`,
+      `INSERT INTO sync_totals (kernel, n) SELECT kernel, count(*) FROM syncs GROUP BY kernel`,
+      // A lock request is found by its request, its kernel or its deadline without a scan.
+      `CREATE INDEX locks_by_sync ON locks (sync_seqno)`,
+      `CREATE INDEX locks_by_kernel ON locks (kernel)`,
+      `CREATE INDEX locks_by_deadline ON locks (deadline)`,
+    ],
+  },
 ];
 
 /** The schema version this code runs: the last migration's. */

@@ -88,7 +88,7 @@ export class Pager {
       nextSeqno: () => this.sequencer.peek(),
       objectName: () => this.objectName(),
       transact: (step) => this.transact(step),
-      settle: () => this.tracker.settle(),
+      settle: (span) => this.tracker.flushed(span),
       failWaiting: (seqno, reason) => this.transact(() => this.tracker.failWaiting(seqno, reason)),
       epoch: () => this.epoch,
     });

@@ -2,6 +2,12 @@
  * Outstanding synchronize requests (protocol.md §6), as a counted barrier (style.md §3): each
  * knows the seqno its pages must be durable below and the lock requests it waits for, and
  * completes, through the outbox and exactly once, as soon as both are settled.
+ *
+ * What one request costs does not grow with how many are outstanding: a request is found by its
+ * range through an index (its length class, below), budgets and status read kept counts, and a
+ * change settles only the requests it can affect: a new request itself, the request of a lock
+ * that was answered or dropped, the requests queued behind one that went, the SYNCHRONOUS
+ * requests whose range a flushed segment covers.
  */
 import {
   HTTP_KERNEL,
@@ -24,6 +30,8 @@ import type { Residency } from "./residency";
 export type SyncRequest = {
   seqno: number;
   kernel: string;
+  /** Who within kernel `http` asked (docs/security.md); '' for a socket kernel. */
+  caller: string;
   id: number;
   offset: number;
   length: number;
@@ -31,7 +39,12 @@ export type SyncRequest = {
   end_page: number;
   sync_flags: number;
   since: string;
+  /** 0 queued behind an overlapping request of its kernel and caller, 1 started. */
   active: number;
+  /** The span's length class: end_page - first_page <= 2^level. */
+  level: number;
+  /** 1 while started, SYNCHRONOUS, and some of its pages are not in R2 yet. */
+  waiting_r2: number;
 };
 
 /** What an HTTP synchronize resolves with once its completion is due. */
@@ -53,49 +66,68 @@ export interface TrackerDeps {
   lockTimeoutMs: number;
 }
 
+/**
+ * Outstanding requests overlapping pages [?3, ?4) among those of kernel ?1 and caller ?2 below
+ * seqno ?5. A request of level l spans at most 2^l pages, so one overlapping [a, b) starts in
+ * (a - 2^l, b): one index range per level in use. The rows such a range holds that do not
+ * overlap all share a page, so they are one chain of requests queued behind each other.
+ */
+const OVERLAPPING_OWN = `SELECT s.seqno FROM sync_levels AS l CROSS JOIN syncs AS s
+  ON s.kernel = l.kernel AND s.caller = l.caller AND s.level = l.level
+    AND s.first_page > ?3 - (1 << l.level) AND s.first_page < ?4
+  WHERE l.kernel = ?1 AND l.caller = ?2 AND s.end_page > ?3 AND s.seqno < ?5 LIMIT 1`;
+
 export class SyncTracker {
   /** HTTP requests waiting in memory; a restart loses them, and their HTTP connections with them. */
   private readonly httpWaiters = new Map<
     number,
     { resolve(outcome: SyncOutcome): void; reject(error: ProtocolError): void }
   >();
+  /** Started requests that may be done now (by seqno), checked by `drain`. */
+  private maybeDone: number[] = [];
+  /** Requests that went: the ones queued behind them may start, checked by `drain`. */
+  private gone: SyncRequest[] = [];
 
   constructor(private readonly deps: TrackerDeps) {}
 
   /**
    * Takes a synchronize in seqno order. A request that overlaps an outstanding one of the same
-   * kernel is queued behind it (§6.8); otherwise it starts at once.
+   * kernel (and, for kernel `http`, the same caller) is queued behind it (§6.8); otherwise it
+   * starts at once.
    */
   admit(
-    request: Omit<SyncRequest, "since" | "active" | "first_page" | "end_page">,
+    request: Omit<
+      SyncRequest,
+      "since" | "active" | "first_page" | "end_page" | "caller" | "level" | "waiting_r2"
+    > & { caller?: string },
     span: PageSpan,
   ): void {
     const row: SyncRequest = {
       ...request,
+      caller: request.caller ?? "",
       first_page: span.first,
       end_page: span.end,
       since: new Date().toISOString(),
       active: 0,
+      level: levelOf(span),
+      waiting_r2: 0,
     };
-    if (this.isDoneOnArrival(row)) {
+    if (this.overlapsEarlier(row)) {
+      this.insert(row);
+      return;
+    }
+    const waitsFor = this.whatItWaitsFor(row);
+    if (!waitsFor.r2 && waitsFor.holders.length === 0) {
       // The common case needs no row at all: nothing to queue behind, wait for or lock.
       this.sendCompletion(row);
       return;
     }
-    this.deps.sql.exec(
-      `INSERT INTO syncs (seqno, kernel, id, offset, length, first_page, end_page, sync_flags, since, active)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-      row.seqno,
-      row.kernel,
-      row.id,
-      row.offset,
-      row.length,
-      row.first_page,
-      row.end_page,
-      row.sync_flags,
-      row.since,
-    );
-    this.settle();
+    // Written once, as started (not queued, then updated).
+    row.active = 1;
+    row.waiting_r2 = waitsFor.r2 ? 1 : 0;
+    this.insert(row);
+    if (this.sendLockRequests(row, waitsFor.holders) === 0 && !waitsFor.r2) this.complete(row);
+    this.drain();
   }
 
   /** Resolves when the HTTP synchronize of this seqno is due; call before `admit`, since a clean
@@ -121,67 +153,49 @@ export class SyncTracker {
   }
 
   /**
-   * Starts queued requests whose way is clear and completes every request that is done, until
-   * nothing changes. Call after anything a request may wait on has moved.
+   * A segment holding pages of `span` reached R2: the SYNCHRONOUS requests waiting on R2 whose
+   * range overlaps it and is now durable stop waiting on it, and complete if nothing else holds
+   * them. Requests elsewhere are not looked at.
    */
-  settle(): void {
-    for (let changed = true; changed;) {
-      changed = false;
-      const outstanding = this.outstanding();
-      if (outstanding.length === 0) return;
-      // One query for every request active now; completing one never changes another's answer.
-      const doneNow = this.activeDone();
-      const done = new Set<number>();
-      for (const row of outstanding) {
-        let isDone = doneNow.has(row.seqno);
-        if (!row.active) {
-          const earlier = outstanding.filter((other) => !done.has(other.seqno));
-          if (this.blockedByEarlier(row, earlier)) continue;
-          this.start(row);
-          changed = true;
-          isDone = this.isDone(row);
-        }
-        if (isDone) {
-          this.complete(row);
-          done.add(row.seqno);
-          changed = true;
-        }
-      }
-    }
+  flushed(span: PageSpan): void {
+    const durable = this.deps.sql
+      .exec<{ seqno: number }>(
+        `UPDATE syncs AS s SET waiting_r2 = 0
+         WHERE s.seqno IN (SELECT w.seqno FROM (SELECT DISTINCT level FROM sync_levels) AS l
+             CROSS JOIN syncs AS w ON w.waiting_r2 = 1 AND w.level = l.level
+               AND w.first_page > ?1 - (1 << l.level) AND w.first_page < ?2
+             WHERE w.end_page > ?1)
+           AND NOT ${JOURNAL_HOLDS_BELOW}
+         RETURNING seqno`,
+        span.first,
+        span.end,
+      )
+      .toArray();
+    for (const { seqno } of durable.sort((a, b) => a.seqno - b.seqno)) this.maybeDone.push(seqno);
+    this.drain();
   }
 
   /** SYNCHRONOUS requests still waiting on R2: the flusher must run now (§6.4). */
   needsFlush(): boolean {
-    const waiting = this.deps.sql
-      .exec(
-        `SELECT 1 FROM syncs AS s WHERE active = 1 AND (sync_flags & ${VM_SYNC_SYNCHRONOUS}) != 0
-           AND ${JOURNAL_HOLDS_BELOW} LIMIT 1`,
-      )
-      .toArray();
-    return waiting.length > 0;
-  }
-
-  /**
-   * Seqnos of the active requests (or of request `only`) that are done: durable as far as their
-   * flags ask (no journal version below their seqno in their range) and waiting on no lock
-   * request.
-   */
-  private activeDone(only?: number): Set<number> {
-    const rows = this.deps.sql.exec<{ seqno: number }>(
-      `SELECT seqno FROM syncs AS s WHERE active = 1 AND (?1 IS NULL OR seqno = ?1)
-         AND ((sync_flags & ${VM_SYNC_SYNCHRONOUS}) = 0 OR NOT ${JOURNAL_HOLDS_BELOW})
-         AND NOT EXISTS (SELECT 1 FROM locks WHERE locks.sync_seqno = s.seqno)`,
-      only ?? null,
+    return (
+      this.deps.sql.exec(`SELECT 1 FROM syncs WHERE waiting_r2 = 1 LIMIT 1`).toArray().length > 0
     );
-    return new Set(Array.from(rows, (row) => row.seqno));
   }
 
   /** Every R2 attempt failed: the SYNCHRONOUS requests waiting on returns below `seqno` fail (§6.9). */
   failWaiting(seqno: number, reason: string): void {
-    for (const row of this.outstanding()) {
-      if (!row.active || row.seqno > seqno || (row.sync_flags & VM_SYNC_SYNCHRONOUS) === 0)
+    const waiting = this.deps.sql
+      .exec<SyncRequest>(
+        `SELECT * FROM syncs WHERE waiting_r2 = 1 AND seqno <= ? ORDER BY seqno`,
+        seqno,
+      )
+      .toArray();
+    for (const row of waiting) {
+      if (this.isDurable(row)) {
+        this.deps.sql.exec(`UPDATE syncs SET waiting_r2 = 0 WHERE seqno = ?`, row.seqno);
+        this.maybeDone.push(row.seqno);
         continue;
-      if (this.isDurable(row)) continue;
+      }
       this.remove(row);
       if (row.kernel === HTTP_KERNEL) {
         this.takeWaiter(row.seqno)?.reject(
@@ -198,21 +212,22 @@ export class SyncTracker {
         });
       }
     }
-    this.settle();
+    this.drain();
   }
 
   /** A kernel answered a lock request: it flushed the pages, the INVALIDATE stops waiting on it. */
   lockCompleted(kernel: string, lockId: number): void {
     const lock = this.deps.sql
-      .exec<{ first_page: number; end_page: number }>(
-        `DELETE FROM locks WHERE lock_id = ? AND kernel = ? RETURNING first_page, end_page`,
+      .exec<{ sync_seqno: number; first_page: number; end_page: number }>(
+        `DELETE FROM locks WHERE lock_id = ? AND kernel = ? RETURNING sync_seqno, first_page, end_page`,
         lockId,
         kernel,
       )
       .toArray()[0];
-    if (lock)
-      this.deps.residency.forgetSpan(kernel, { first: lock.first_page, end: lock.end_page });
-    this.settle();
+    if (!lock) return;
+    this.deps.residency.forgetSpan(kernel, { first: lock.first_page, end: lock.end_page });
+    this.maybeDone.push(lock.sync_seqno);
+    this.drain();
   }
 
   /** Kernels that did not answer a lock request in time are stale (§6.6). */
@@ -221,7 +236,7 @@ export class SyncTracker {
       .exec<{ kernel: string }>(`SELECT DISTINCT kernel FROM locks WHERE deadline <= ?`, now)
       .toArray();
     for (const { kernel } of late) this.markStale(kernel);
-    if (late.length > 0) this.settle();
+    this.drain();
   }
 
   /** A kernel's socket closed: INVALIDATE requests stop waiting on it, it must flush at its next init. */
@@ -231,18 +246,27 @@ export class SyncTracker {
       .toArray();
     if (waited.length === 0) return;
     this.markStale(kernel);
-    this.settle();
+    this.drain();
   }
 
   /** Terminate: the kernel's requests and the locks waiting on it go with it. */
   forget(kernel: string): void {
+    const released = this.deps.sql
+      .exec<{ sync_seqno: number }>(
+        `DELETE FROM locks WHERE kernel = ? RETURNING sync_seqno`,
+        kernel,
+      )
+      .toArray();
     this.deps.sql.exec(
-      `DELETE FROM locks WHERE kernel = ? OR sync_seqno IN (SELECT seqno FROM syncs WHERE kernel = ?)`,
-      kernel,
+      `DELETE FROM locks WHERE sync_seqno IN (SELECT seqno FROM syncs WHERE kernel = ?)`,
       kernel,
     );
     this.deps.sql.exec(`DELETE FROM syncs WHERE kernel = ?`, kernel);
-    this.settle();
+    this.deps.sql.exec(`DELETE FROM sync_levels WHERE kernel = ?`, kernel);
+    this.deps.sql.exec(`DELETE FROM sync_totals WHERE kernel = ?`, kernel);
+    // Another kernel's INVALIDATE that waited on this one may be done now.
+    for (const { sync_seqno } of released) this.maybeDone.push(sync_seqno);
+    this.drain();
   }
 
   nextLockDeadline(): number | null {
@@ -251,40 +275,175 @@ export class SyncTracker {
   }
 
   list(): SyncRequest[] {
-    return this.outstanding();
-  }
-
-  countOf(kernel: string): number {
-    return this.deps.sql
-      .exec<{ n: number }>(`SELECT count(*) AS n FROM syncs WHERE kernel = ?`, kernel)
-      .one().n;
-  }
-
-  count(): number {
-    return this.deps.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM syncs`).one().n;
-  }
-
-  private outstanding(): SyncRequest[] {
     return this.deps.sql.exec<SyncRequest>(`SELECT * FROM syncs ORDER BY seqno`).toArray();
   }
 
-  /** An earlier outstanding request of the same kernel overlaps this one. */
-  private blockedByEarlier(row: SyncRequest, outstanding: SyncRequest[]): boolean {
-    const span = spanOf(row);
-    return outstanding.some(
-      (other) =>
-        other.kernel === row.kernel && other.seqno < row.seqno && spansOverlap(spanOf(other), span),
+  /** Outstanding requests of the kernel, or of one caller of it (a kept count, not a scan). */
+  countOf(kernel: string, caller?: string): number {
+    if (caller === undefined) {
+      return (
+        this.deps.sql
+          .exec<{ n: number }>(`SELECT n FROM sync_totals WHERE kernel = ?`, kernel)
+          .toArray()[0]?.n ?? 0
+      );
+    }
+    return this.deps.sql
+      .exec<{ n: number }>(
+        `SELECT coalesce(sum(n), 0) AS n FROM sync_levels WHERE kernel = ? AND caller = ?`,
+        kernel,
+        caller,
+      )
+      .one().n;
+  }
+
+  /** Outstanding requests of the object: one kept count per kernel. */
+  count(): number {
+    return this.deps.sql
+      .exec<{ n: number }>(`SELECT coalesce(sum(n), 0) AS n FROM sync_totals`)
+      .one().n;
+  }
+
+  /**
+   * Settles what the changes so far may have moved, until nothing more moves: each started
+   * request that may be done is checked alone, and for each request that went, the requests
+   * queued behind it start if nothing earlier still overlaps them.
+   */
+  private drain(): void {
+    try {
+      this.settleQueued();
+    } finally {
+      // Left only by a failure, whose transaction rolls back what they were about.
+      this.maybeDone = [];
+      this.gone = [];
+    }
+  }
+
+  private settleQueued(): void {
+    for (;;) {
+      const seqno = this.maybeDone.shift();
+      if (seqno !== undefined) {
+        const row = this.deps.sql
+          .exec<SyncRequest>(
+            `SELECT * FROM syncs AS s WHERE seqno = ?1 AND active = 1 AND waiting_r2 = 0
+               AND NOT EXISTS (SELECT 1 FROM locks WHERE locks.sync_seqno = ?1)`,
+            seqno,
+          )
+          .toArray()[0];
+        if (row) this.complete(row);
+        continue;
+      }
+      const went = this.gone.shift();
+      if (went === undefined) return;
+      for (const next of this.queuedBehind(went)) {
+        if (this.overlapsEarlier(next)) continue;
+        this.startQueued(next);
+      }
+    }
+  }
+
+  /**
+   * Queued requests of the same kernel and caller that overlapped `went`, in seqno order, as
+   * far as they can start: once those seen cover its range, any later one overlaps one of them
+   * (earlier, still outstanding, or itself settled by `drain` when it goes) and stays queued.
+   */
+  private queuedBehind(went: SyncRequest): SyncRequest[] {
+    // A zero-length range overlaps what strictly contains its point, hence the page at it.
+    const span = effectiveSpan(went);
+    const covered: PageSpan[] = [];
+    const found: SyncRequest[] = [];
+    const queued = this.deps.sql.exec<SyncRequest>(
+      `SELECT * FROM syncs WHERE kernel = ? AND caller = ? AND active = 0 AND seqno > ?
+       ORDER BY seqno`,
+      went.kernel,
+      went.caller,
+      went.seqno,
+    );
+    for (const row of queued) {
+      if (!spansOverlap(span, spanOf(row))) continue;
+      found.push(row);
+      if (cover(covered, spanOf(row), span)) break;
+    }
+    return found;
+  }
+
+  /** An earlier outstanding request of the same kernel and caller overlaps this one. */
+  private overlapsEarlier(row: SyncRequest): boolean {
+    return (
+      this.deps.sql
+        .exec(OVERLAPPING_OWN, row.kernel, row.caller, row.first_page, row.end_page, row.seqno)
+        .toArray().length > 0
     );
   }
 
-  /** Starting a request: INVALIDATE sends lock requests to the other kernels that may cache it. */
-  private start(row: SyncRequest): void {
-    this.deps.sql.exec(`UPDATE syncs SET active = 1 WHERE seqno = ?`, row.seqno);
+  private insert(row: SyncRequest): void {
+    this.deps.sql.exec(
+      `INSERT INTO syncs (seqno, kernel, caller, id, offset, length, first_page, end_page,
+         sync_flags, since, active, level, waiting_r2)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.seqno,
+      row.kernel,
+      row.caller,
+      row.id,
+      row.offset,
+      row.length,
+      row.first_page,
+      row.end_page,
+      row.sync_flags,
+      row.since,
+      row.active,
+      row.level,
+      row.waiting_r2,
+    );
+    this.deps.sql.exec(
+      `INSERT INTO sync_levels (kernel, caller, level, n) VALUES (?, ?, ?, 1)
+       ON CONFLICT (kernel, caller, level) DO UPDATE SET n = n + 1`,
+      row.kernel,
+      row.caller,
+      row.level,
+    );
+    this.deps.sql.exec(
+      `INSERT INTO sync_totals (kernel, n) VALUES (?, 1)
+       ON CONFLICT (kernel) DO UPDATE SET n = n + 1`,
+      row.kernel,
+    );
+  }
+
+  /**
+   * What a request starting now waits for: R2, if it is SYNCHRONOUS and some of its pages are
+   * not there yet; for INVALIDATE, the other kernels that may cache its pages.
+   */
+  private whatItWaitsFor(row: SyncRequest): { r2: boolean; holders: string[] } {
+    return {
+      r2: (row.sync_flags & VM_SYNC_SYNCHRONOUS) !== 0 && !this.isDurable(row),
+      holders:
+        (row.sync_flags & VM_SYNC_INVALIDATE) === 0
+          ? []
+          : this.deps.residency.holdersOf(spanOf(row), row.kernel),
+    };
+  }
+
+  /** A queued request whose way is clear starts, and completes at once if it waits for nothing. */
+  private startQueued(row: SyncRequest): void {
+    const waitsFor = this.whatItWaitsFor(row);
     row.active = 1;
-    if ((row.sync_flags & VM_SYNC_INVALIDATE) === 0) return;
+    row.waiting_r2 = waitsFor.r2 ? 1 : 0;
+    this.deps.sql.exec(
+      `UPDATE syncs SET active = 1, waiting_r2 = ? WHERE seqno = ?`,
+      row.waiting_r2,
+      row.seqno,
+    );
+    if (this.sendLockRequests(row, waitsFor.holders) === 0 && !waitsFor.r2) this.complete(row);
+  }
+
+  /**
+   * INVALIDATE: a lock request to each other kernel that may cache the range, or, for one that
+   * is disconnected or already stale, the stale mark instead. Returns how many were sent.
+   */
+  private sendLockRequests(row: SyncRequest, holders: string[]): number {
     const span = spanOf(row);
     const pageSize = this.deps.pageSize();
-    for (const kernel of this.deps.residency.holdersOf(span, row.kernel)) {
+    let sent = 0;
+    for (const kernel of holders) {
       const stale = this.deps.kernels.get(kernel)?.stale === 1;
       if (stale || !this.deps.isConnected(kernel)) {
         this.markStale(kernel);
@@ -310,36 +469,9 @@ export class SyncTracker {
         should_flush: true,
         lock_value: VM_PROT_NO_CHANGE,
       });
+      sent++;
     }
-  }
-
-  /**
-   * A request that overlaps none of its kernel's outstanding ones, whose range is durable as far
-   * as its flags ask, and that has no other kernel to invalidate, is complete as it arrives.
-   */
-  private isDoneOnArrival(row: SyncRequest): boolean {
-    const span = spanOf(row);
-    if ((row.sync_flags & VM_SYNC_SYNCHRONOUS) !== 0 && !this.isDurable(row)) return false;
-    if (
-      (row.sync_flags & VM_SYNC_INVALIDATE) !== 0 &&
-      this.deps.residency.holdersOf(span, row.kernel).length > 0
-    ) {
-      return false;
-    }
-    const overlapping = this.deps.sql
-      .exec(
-        `SELECT 1 FROM syncs WHERE kernel = ? AND first_page < ? AND end_page > ? LIMIT 1`,
-        row.kernel,
-        span.end,
-        span.first,
-      )
-      .toArray();
-    return overlapping.length === 0;
-  }
-
-  /** One request, just started: the same test as `activeDone`, for its row alone. */
-  private isDone(row: SyncRequest): boolean {
-    return this.activeDone(row.seqno).has(row.seqno);
+    return sent;
   }
 
   private isDurable(row: SyncRequest): boolean {
@@ -366,9 +498,46 @@ export class SyncTracker {
     });
   }
 
+  /**
+   * The request goes (complete, failed or withdrawn): its row, its counts, and any lock request
+   * still out for it; the requests queued behind it are looked at by `drain`.
+   */
   private remove(row: SyncRequest): void {
     this.deps.sql.exec(`DELETE FROM syncs WHERE seqno = ?`, row.seqno);
-    this.deps.sql.exec(`DELETE FROM locks WHERE sync_seqno = ?`, row.seqno);
+    const locks = this.deps.sql
+      .exec<{ kernel: string; lock_id: number }>(
+        `DELETE FROM locks WHERE sync_seqno = ? RETURNING kernel, lock_id`,
+        row.seqno,
+      )
+      .toArray();
+    this.withdrawLockRequests(locks);
+    this.uncount(
+      `DELETE FROM sync_levels WHERE kernel = ?1 AND caller = ?2 AND level = ?3 AND n = 1`,
+      `UPDATE sync_levels SET n = n - 1 WHERE kernel = ?1 AND caller = ?2 AND level = ?3`,
+      row.kernel,
+      row.caller,
+      row.level,
+    );
+    this.uncount(
+      `DELETE FROM sync_totals WHERE kernel = ?1 AND n = 1`,
+      `UPDATE sync_totals SET n = n - 1 WHERE kernel = ?1`,
+      row.kernel,
+    );
+    this.gone.push(row);
+  }
+
+  /** Takes one from a kept count: its row goes with the last one (callers come and go). */
+  private uncount(dropLast: string, decrement: string, ...key: (string | number)[]): void {
+    if (this.deps.sql.exec(dropLast, ...key).rowsWritten === 0)
+      this.deps.sql.exec(decrement, ...key);
+  }
+
+  private withdrawLockRequests(locks: { kernel: string; lock_id: number }[]): void {
+    const byKernel = new Map<string, number[]>();
+    for (const { kernel, lock_id } of locks) {
+      byKernel.set(kernel, [...(byKernel.get(kernel) ?? []), lock_id]);
+    }
+    for (const [kernel, ids] of byKernel) this.deps.outbox.withdrawLockRequests(kernel, ids);
   }
 
   private takeWaiter(seqno: number) {
@@ -377,21 +546,66 @@ export class SyncTracker {
     return waiter;
   }
 
-  /** The kernel may hold stale pages: it flushes everything at its next init (§6.6). */
+  /**
+   * The kernel may hold stale pages: it flushes everything at its next init (§6.6). The requests
+   * whose lock requests to it are dropped may be done.
+   */
   private markStale(kernel: string): void {
     this.deps.kernels.markStale(kernel);
     this.deps.residency.forgetAll(kernel);
     // No lock request stays queued for a stale kernel (§6.6): its flush: true covers them.
     const locks = this.deps.sql
-      .exec<{ lock_id: number }>(`DELETE FROM locks WHERE kernel = ? RETURNING lock_id`, kernel)
+      .exec<{ lock_id: number; sync_seqno: number }>(
+        `DELETE FROM locks WHERE kernel = ? RETURNING lock_id, sync_seqno`,
+        kernel,
+      )
       .toArray();
     this.deps.outbox.withdrawLockRequests(
       kernel,
       locks.map((lock) => lock.lock_id),
     );
+    for (const lock of locks) this.maybeDone.push(lock.sync_seqno);
   }
 }
 
 function spanOf(row: SyncRequest): PageSpan {
   return { first: row.first_page, end: row.end_page };
+}
+
+/** The range whose overlap `queuedBehind` looks for: a zero-length one as the page at its point. */
+function effectiveSpan(row: SyncRequest): PageSpan {
+  return row.end_page > row.first_page
+    ? spanOf(row)
+    : { first: row.first_page, end: row.first_page + 1 };
+}
+
+/**
+ * The length class of a span: the least `level` with length <= 2^level (0 for one page or none).
+ *
+ * @example levelOf({ first: 8, end: 13 }); // 3: five pages, at most 2^3
+ */
+export function levelOf(span: PageSpan): number {
+  let level = 0;
+  while (2 ** level < span.end - span.first) level++;
+  return level;
+}
+
+/**
+ * Adds `add` to `covered` (disjoint, sorted spans inside `within`) and says whether they now
+ * cover all of `within`.
+ */
+function cover(covered: PageSpan[], add: PageSpan, within: PageSpan): boolean {
+  const part = { first: Math.max(add.first, within.first), end: Math.min(add.end, within.end) };
+  if (part.first < part.end) {
+    covered.push(part);
+    covered.sort((a, b) => a.first - b.first);
+    const merged: PageSpan[] = [];
+    for (const span of covered) {
+      const last = merged[merged.length - 1];
+      if (last && span.first <= last.end) last.end = Math.max(last.end, span.end);
+      else merged.push({ ...span });
+    }
+    covered.splice(0, covered.length, ...merged);
+  }
+  return covered.length === 1 && covered[0]!.first <= within.first && covered[0]!.end >= within.end;
 }

@@ -283,9 +283,17 @@ describe("an object made under version 1", () => {
 
       expect(schemaVersion(sql)).toBe(SCHEMA_VERSION);
       // Tables the upgrade does not touch keep every row as it was.
-      for (const table of ["outbox", "journal", "syncs", "locks", "residency"]) {
+      for (const table of ["outbox", "journal", "locks", "residency"]) {
         expect(after[table], table).toEqual(before[table]);
       }
+      // Synchronize requests keep theirs, with version 4's columns: no HTTP caller, the level
+      // where any span fits, and waiting for R2 (pages 30-31 are in the journal below seqno 16).
+      expect(after.syncs).toEqual(
+        before.syncs!.map((row) => ({ ...row, caller: "", level: 62, waiting_r2: 1 })),
+      );
+      // Counted as the kept counts of version 4 say.
+      expect(after.sync_levels).toEqual([{ kernel: "k1", caller: "", level: 62, n: 1 }]);
+      expect(after.sync_totals).toEqual([{ kernel: "k1", n: 1 }]);
       // Kernels keep theirs, and count as writers (version 3: they may have been).
       expect(after.kernels).toEqual(before.kernels!.map((row) => ({ ...row, writer: 1 })));
       // meta gains the version and the count of stored pages (journal ∪ index: 7, not 5 + 3).

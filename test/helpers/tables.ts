@@ -37,12 +37,22 @@ function comparable(row: Row): Record<string, string | number | null> {
   return out;
 }
 
-/** Every row of every table, in rowid order, BLOBs as hex. */
+/**
+ * Every row of every table, in rowid order (primary-key order for a WITHOUT ROWID table), BLOBs
+ * as hex.
+ */
 export function dumpTables(sql: SqlStorage): Record<string, Record<string, unknown>[]> {
   const dump: Record<string, Record<string, unknown>[]> = {};
+  const withoutRowid = new Set(
+    sql
+      .exec<{ name: string; wr: number }>(`PRAGMA table_list`)
+      .toArray()
+      .filter((t) => t.wr === 1)
+      .map((t) => t.name),
+  );
   for (const table of userTables(sql)) {
     dump[table] = sql
-      .exec<Row>(`SELECT * FROM "${table}" ORDER BY rowid`)
+      .exec<Row>(`SELECT * FROM "${table}"${withoutRowid.has(table) ? "" : " ORDER BY rowid"}`)
       .toArray()
       .map(comparable);
   }
