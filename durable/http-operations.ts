@@ -5,6 +5,7 @@
 import {
   CLOSE_NORMAL,
   DEFAULT_PAGE_SIZE,
+  GRANT_HEADER,
   HTTP_KERNEL,
   KERN_ABORTED,
   KERN_FAILURE,
@@ -250,10 +251,16 @@ function spoolPageSize(pager: Pager, url: URL): number {
   return pager.pageSize() ?? (isPageSize(asked) ? asked : DEFAULT_PAGE_SIZE);
 }
 
-/** Answers when the completion is due (protocol.md §9), or with the error that replaced it. */
+/**
+ * Answers when the completion is due (protocol.md §9), or with the error that replaced it. The
+ * request counts against its caller's budget, not kernel `http`'s. A caller that goes away
+ * withdraws it (durable/sync-tracker.ts `withdraw`): workerd aborts the request's signal when
+ * the client disconnects (compatibility flag `enable_request_signal`, wrangler.toml).
+ */
 async function synchronize(pager: Pager, request: Request): Promise<Response> {
   const body = await readJsonObject(request);
-  const { result: completion } = pager.admit((seqno) => {
+  const caller = callerOf(request);
+  const { seqno, result: completion } = pager.admit((seqno) => {
     if (body === null) {
       throw new ProtocolError(
         KERN_INVALID_ARGUMENT,
@@ -271,15 +278,68 @@ async function synchronize(pager: Pager, request: Request): Promise<Response> {
     // Wait before admitting: a clean range completes inside the admission itself.
     const completion = pager.tracker.waitFor(seqno);
     try {
-      handleSynchronize(httpContext(pager, seqno, pager.pageSize() ?? DEFAULT_PAGE_SIZE), message);
+      const ctx = httpContext(pager, seqno, pager.pageSize() ?? DEFAULT_PAGE_SIZE);
+      handleSynchronize({ ...ctx, caller }, message);
     } catch (error) {
       pager.tracker.stopWaiting(seqno);
       throw error;
     }
     return completion;
   });
-  const outcome = await completion;
+  const outcome = await unlessAborted(request.signal, completion, () => {
+    pager.transact(() => pager.tracker.withdraw(seqno));
+    pager.afterChange();
+  });
+  // Nobody reads this: the caller is gone.
+  if (outcome === null) return new Response(null, { status: 499 });
   return Response.json({ type: "memory_object_synchronize_completed", ...outcome });
+}
+
+/**
+ * Who asked, as the Worker named it in the grant header (worker/caller.ts): a hash of the token,
+ * or the client's address when authentication is off. Only the Worker sets that header.
+ */
+function callerOf(request: Request): string {
+  try {
+    const { caller } = JSON.parse(request.headers.get(GRANT_HEADER) ?? "") as { caller?: unknown };
+    if (typeof caller === "string" && caller.length > 0 && caller.length <= 128) return caller;
+  } catch {
+    // No grant header: not through the Worker.
+  }
+  return "anonymous";
+}
+
+/**
+ * `promise`, or null once `signal` aborts first (then `onAbort` runs, once). A promise that
+ * settles after that is ignored.
+ */
+function unlessAborted<T>(
+  signal: AbortSignal,
+  promise: Promise<T>,
+  onAbort: () => void,
+): Promise<T | null> {
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      try {
+        onAbort();
+      } catch (error) {
+        console.error("withdrawing an aborted request failed", error);
+      }
+      resolve(null);
+    };
+    if (signal.aborted) return abort();
+    signal.addEventListener("abort", abort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", abort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", abort);
+        reject(error);
+      },
+    );
+  });
 }
 
 async function destroy(pager: Pager): Promise<Response> {

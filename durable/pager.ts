@@ -83,6 +83,9 @@ export class Pager {
       pageSize: () => this.pageSize() ?? DEFAULT_PAGE_SIZE,
       lockTimeoutMs: this.limits.lockTimeoutMs,
     });
+    // HTTP synchronizes left by an earlier instance died with it: their callers' connections
+    // ended there (durable/sync-tracker.ts).
+    ctx.storage.transactionSync(() => this.tracker.dropHttpRequests());
     this.sequencer = new Sequencer(this.meta, (step) => this.transact(step));
     this.flusher = new Flusher(this.store, this.limits, {
       nextSeqno: () => this.sequencer.peek(),

@@ -141,6 +141,44 @@ export class SyncTracker {
     this.httpWaiters.delete(seqno);
   }
 
+  /**
+   * The HTTP caller of request `seqno` went away: its waiter is dropped (never settled) and the
+   * request withdrawn: its row goes, so it holds no slot of its caller's budget; its lock
+   * requests go (nothing else waits on them: each belongs to one request), both the rows whose
+   * deadline would mark a silent kernel stale and the copies still queued in those kernels'
+   * outboxes; a kernel that already received one may still flush and answer, which is acked
+   * and changes nothing. The requests queued behind it may start. Nothing if it is not
+   * outstanding (complete, failed, or never admitted).
+   */
+  withdraw(seqno: number): void {
+    this.httpWaiters.delete(seqno);
+    const row = this.deps.sql
+      .exec<SyncRequest>(`SELECT * FROM syncs WHERE seqno = ?`, seqno)
+      .toArray()[0];
+    if (!row) return;
+    this.remove(row);
+    this.drain();
+  }
+
+  /**
+   * HTTP requests outstanding when the object starts belong to connections that ended with the
+   * instance that had them (their waiters were in its memory): withdraw them all, so no slot is
+   * held by a caller that cannot be answered.
+   */
+  dropHttpRequests(): void {
+    const locks = this.deps.sql
+      .exec<{ kernel: string; lock_id: number }>(
+        `DELETE FROM locks WHERE sync_seqno IN (SELECT seqno FROM syncs WHERE kernel = ?)
+         RETURNING kernel, lock_id`,
+        HTTP_KERNEL,
+      )
+      .toArray();
+    this.withdrawLockRequests(locks);
+    this.deps.sql.exec(`DELETE FROM syncs WHERE kernel = ?`, HTTP_KERNEL);
+    this.deps.sql.exec(`DELETE FROM sync_levels WHERE kernel = ?`, HTTP_KERNEL);
+    this.deps.sql.exec(`DELETE FROM sync_totals WHERE kernel = ?`, HTTP_KERNEL);
+  }
+
   /** The object was destroyed: waiting HTTP requests get `error` instead of hanging. */
   abortWaiters(): void {
     const error = new ProtocolError(

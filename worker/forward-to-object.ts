@@ -6,15 +6,17 @@
 import type { Context } from "hono";
 import { GRANT_HEADER, OBJECT_NAME_HEADER, parseObjectName } from "../schema";
 import type { AppEnv } from "./app-env";
+import { callerOf } from "./caller";
 
 export function forwardToObject() {
-  return (c: Context<AppEnv>) => {
+  return async (c: Context<AppEnv>) => {
     const name = parseObjectName(c.req.param("name"));
     const request = new Request(c.req.raw);
     request.headers.set(OBJECT_NAME_HEADER, name);
-    // Overwrites whatever a client sent: only the Worker speaks for the token.
+    // Overwrites whatever a client sent: only the Worker speaks for the token, and names the
+    // caller whose budget an HTTP synchronize counts against.
     const { rights, exp } = c.get("grant");
-    request.headers.set(GRANT_HEADER, JSON.stringify({ rights, exp }));
+    request.headers.set(GRANT_HEADER, JSON.stringify({ rights, exp, caller: await callerOf(c) }));
     return c.env.MEMORY_OBJECT.getByName(name).fetch(request);
   };
 }

@@ -10,6 +10,12 @@ export interface HandlerContext {
   pager: Pager;
   /** The kernel the message is from (`http` for the HTTP operations). */
   kernel: string;
+  /**
+   * Who within kernel `http` asked (the Worker names the token, or the client's address when
+   * authentication is off): HTTP synchronizes are budgeted and ordered per caller
+   * (docs/security.md). Absent for a socket kernel.
+   */
+  caller?: string;
   seqno: number;
   /** The object's page size and the limits that apply to this transport. */
   geometry: ObjectGeometry;
