@@ -270,10 +270,11 @@ export class SyncTracker {
 
   /** Kernels that did not answer a lock request in time are stale (§6.6). */
   expireLocks(now: number): void {
+    // By the deadline index (DISTINCT in SQL would scan every lock by kernel instead).
     const late = this.deps.sql
-      .exec<{ kernel: string }>(`SELECT DISTINCT kernel FROM locks WHERE deadline <= ?`, now)
+      .exec<{ kernel: string }>(`SELECT kernel FROM locks WHERE deadline <= ?`, now)
       .toArray();
-    for (const { kernel } of late) this.markStale(kernel);
+    for (const kernel of new Set(late.map((lock) => lock.kernel))) this.markStale(kernel);
     this.drain();
   }
 
