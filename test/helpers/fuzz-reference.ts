@@ -70,7 +70,7 @@ export class Block {
 export class Cell {
   constructor(
     public value?: number,
-    readonly block?: Block,
+    public block?: Block,
   ) {}
 }
 
@@ -101,7 +101,7 @@ export class SocketModel {
   open = true;
   /** Errors counted in the socket's minute (the runner keeps every socket inside one). */
   errors = 0;
-  /** What the socket must receive, in order (delayed items in any order among themselves). */
+  /** What the socket must receive, in order (items of one group in any order among themselves). */
   readonly stream: Expect[] = [];
   /** The close the object will send, once planned. */
   closeExpected: number | null = null;
@@ -125,6 +125,8 @@ export interface OutboxEntry {
   mid: Cell;
   /** The message without its mid; a Cell where a value is learned (seqno, lock_id). */
   fields: Record<string, unknown>;
+  /** A completion's request: overlapping ones of a kernel complete in seqno order (§6.8). */
+  request?: { seqno: Cell; first: number; end: number };
 }
 
 export type Expect =
@@ -146,7 +148,8 @@ export type Expect =
       offset: number;
       length: number;
     }
-  | { kind: "outbox"; entry: OutboxEntry; delayed: boolean };
+  /** `group`: what one step sent a kernel at once comes in any order (protocol.md §6.8). */
+  | { kind: "outbox"; entry: OutboxEntry; group: number | null };
 
 export class KernelModel {
   lastId = 0;
@@ -256,8 +259,19 @@ export class ReferenceObject {
   private roundFrames: FrameRec[] = [];
   private seqnoBlock = new Block(0, 0, "seqno");
   private lockBlock: Block | null = null;
-  /** Pushes that wait on a flush: given mids when the frame is done. */
-  private delayedPushes: { kernel: string; fields: Record<string, unknown> }[] = [];
+  /** What this step sends kernels: numbered when it is done (finishStep). */
+  private stepPushes: {
+    k: KernelModel;
+    fields: Record<string, unknown>;
+    request?: OutboxEntry["request"];
+  }[] = [];
+  /** Lock ids this step takes: one block when there are several. */
+  private stepLocks: Cell[] = [];
+  /** Whether a completion of this step may wait on a flush. */
+  private stepDelayed = false;
+  /** Groups of this round, checked at its end: overlapping completions in seqno order. */
+  private roundGroups: OutboxEntry[][] = [];
+  private groupIds = 0;
   /** Rows completed in this frame after a flush: rows queued behind them start after it too. */
   private delayedDone: SyncRow[] = [];
 
@@ -316,6 +330,18 @@ export class ReferenceObject {
       return `${this.lockBlock.count} lock ids taken, ${this.lockBlock.used.size} seen`;
     }
     if (this.lockBlock) this.nextLockId = this.lockBlock.start + this.lockBlock.count;
+    for (const group of this.roundGroups) {
+      for (const a of group) {
+        for (const b of group) {
+          const [ra, rb] = [a.request, b.request];
+          if (!ra || !rb || ra.seqno.value! >= rb.seqno.value!) continue;
+          if (ra.first < rb.end && rb.first < ra.end && a.mid.value! > b.mid.value!) {
+            return `completion of seqno ${rb.seqno.value} (mid ${b.mid.value}) came before the one of seqno ${ra.seqno.value} (mid ${a.mid.value}) it was queued behind`;
+          }
+        }
+      }
+    }
+    this.roundGroups = [];
     this.nextSeqno += this.roundFrames.length;
     for (const version of this.sortedVersions()) this.pages.set(version.page, version);
     this.roundVersions = [];
@@ -403,7 +429,7 @@ export class ReferenceObject {
     this.disconnectStale.push(k.name);
     this.markStale(k);
     this.settle();
-    this.flushDelayed();
+    this.finishStep();
   }
 
   // --- frames -----------------------------------------------------------------------------------
@@ -419,8 +445,22 @@ export class ReferenceObject {
     frame.type = fault.type;
     if (fault.fault) return this.answerError(socket, frame, fault.fault, fault.replyTo);
     const outcome = this.apply(socket, frame, fault.header!, fault.payload);
-    this.flushDelayed();
+    if (this.stepDelayed) outcome.delayed = true;
+    this.finishStep();
     return outcome;
+  }
+
+  /** What a frame would come to on `socket`, changing nothing: refused, its error, or applied. */
+  preview(
+    socket: SocketModel,
+    data: string | Uint8Array,
+  ): { refused?: string; error?: string; type: string; duplicate: boolean } {
+    const verdict = this.check(socket, data);
+    if ("refused" in verdict) return { refused: verdict.refused, type: "?", duplicate: false };
+    if (verdict.fault) return { error: verdict.fault.code, type: verdict.type, duplicate: false };
+    const k = this.kernels.get(socket.kernel);
+    const duplicate = STATE_CHANGING.has(verdict.type) && verdict.header!.id <= (k?.lastId ?? 0);
+    return { type: verdict.type, duplicate };
   }
 
   /** The checks, in the object's order; the first that fails is the answer. Changes nothing. */
@@ -499,8 +539,7 @@ export class ReferenceObject {
           if (this.mode === "concurrent") {
             // Which kernel a full kind lets go would depend on the order of the round's inits.
             const kind = socket.writer ? "writer" : "reader";
-            if (++this.roundKinds[kind] >= this.kindLimit(socket.writer)) {
-              this.roundKinds[kind]--;
+            if (this.roundKinds[kind] + 1 >= this.kindLimit(socket.writer)) {
               return { refused: "a new kernel while the kernel budget is nearly full" };
             }
           }
@@ -686,6 +725,7 @@ export class ReferenceObject {
     switch (type) {
       case "memory_object_init": {
         const known = k !== undefined;
+        if (!known) this.roundKinds[socket.writer ? "writer" : "reader"]++;
         if (!known) {
           const victim = this.admission(socket.writer);
           if (victim instanceof KernelModel) {
@@ -719,7 +759,7 @@ export class ReferenceObject {
             flush,
           },
         });
-        for (const entry of k.outbox) socket.stream.push({ kind: "outbox", entry, delayed: false });
+        for (const entry of k.outbox) socket.stream.push({ kind: "outbox", entry, group: null });
         return { type };
       }
       case "memory_object_data_request": {
@@ -771,14 +811,12 @@ export class ReferenceObject {
             ...spanOf(m.offset, m.length, this.limits.pageSize),
           });
         }
-        const delayedBefore = this.delayedPushes.length;
         this.admitSync(k, frame, m);
-        return { applied: true, type, delayed: this.delayedPushes.length > delayedBefore };
+        return { applied: true, type };
       }
       case "memory_object_lock_completed": {
         applied();
         ack();
-        const delayedBefore = this.delayedPushes.length;
         for (const row of this.syncs) {
           const lock = row.locks.get(k.name);
           if (lock?.value !== m.lock_id) continue;
@@ -787,12 +825,11 @@ export class ReferenceObject {
           break;
         }
         this.settle();
-        return { applied: true, type, delayed: this.delayedPushes.length > delayedBefore };
+        return { applied: true, type };
       }
       case "memory_object_terminate": {
         applied();
         ack();
-        const delayedBefore = this.delayedPushes.length;
         // Forgotten at once: its requests, the locks waiting on it, its outbox and residency.
         this.syncs = this.syncs.filter((row) => row.kernel !== k.name);
         for (const row of this.syncs) row.locks.delete(k.name);
@@ -800,12 +837,7 @@ export class ReferenceObject {
         this.settle();
         socket.closeExpected = CLOSE_NORMAL;
         this.closed(socket);
-        return {
-          applied: true,
-          type,
-          closes: true,
-          delayed: this.delayedPushes.length > delayedBefore,
-        };
+        return { applied: true, type, closes: true };
       }
       case "received":
         k.outbox = k.outbox.filter((e) => e.mid.value! > m.mid);
@@ -819,35 +851,62 @@ export class ReferenceObject {
       this.lockBlock.count++;
       return new Cell(undefined, this.lockBlock);
     }
-    return new Cell(this.nextLockId++);
+    const cell = new Cell();
+    this.stepLocks.push(cell);
+    return cell;
   }
 
-  /** Numbers the message for the kernel, keeps it, and sends it if the kernel is connected. */
-  private push(k: KernelModel, fields: Record<string, unknown>, mid = new Cell(k.nextMid++)): void {
-    const entry: OutboxEntry = { mid, fields };
-    k.outbox.push(entry);
-    const socket = this.socketOf(k.name);
-    if (socket) socket.stream.push({ kind: "outbox", entry, delayed: mid.value === undefined });
+  /** Keeps a message for the kernel; it is numbered and sent when the step is done. */
+  private push(
+    k: KernelModel,
+    fields: Record<string, unknown>,
+    request?: OutboxEntry["request"],
+  ): void {
+    this.stepPushes.push({ k, fields, request });
   }
 
-  /** Completions that wait on a flush come after everything the frame sent at once. */
-  private flushDelayed(): void {
-    const pushes = this.delayedPushes;
-    this.delayedPushes = [];
-    this.delayedDone = [];
-    const byKernel = new Map<string, Record<string, unknown>[]>();
-    for (const { kernel, fields } of pushes) {
-      if (!byKernel.has(kernel)) byKernel.set(kernel, []);
-      byKernel.get(kernel)!.push(fields);
+  /**
+   * The step (a frame, or a socket the object saw close) is done: lock ids are given, and what
+   * it sent each kernel is numbered. Several messages to one kernel come in any order (the
+   * protocol orders only overlapping completions), so their mids are known only as a block.
+   */
+  private finishStep(): void {
+    if (this.stepLocks.length === 1) this.stepLocks[0]!.value = this.nextLockId;
+    if (this.stepLocks.length > 1) {
+      const block = new Block(this.nextLockId, this.stepLocks.length, "lock_id");
+      for (const cell of this.stepLocks) cell.block = block;
     }
-    for (const [name, list] of byKernel) {
-      const k = this.kernels.get(name)!;
-      if (!this.socketOf(name)) {
-        throw new Error(`fuzz rule broken: a completion after a flush for ${name}, disconnected`);
+    this.nextLockId += this.stepLocks.length;
+    this.stepLocks = [];
+    const byKernel = new Map<KernelModel, typeof this.stepPushes>();
+    for (const push of this.stepPushes) {
+      if (!byKernel.has(push.k)) byKernel.set(push.k, []);
+      byKernel.get(push.k)!.push(push);
+    }
+    this.stepPushes = [];
+    this.stepDelayed = false;
+    this.delayedDone = [];
+    for (const [k, pushes] of byKernel) {
+      const socket = this.socketOf(k.name);
+      const several = pushes.length > 1;
+      if (several && !socket) {
+        throw new Error(`fuzz rule broken: several messages at once for ${k.name}, disconnected`);
       }
-      const block = new Block(k.nextMid, list.length, `mid of ${name}`);
-      k.nextMid += list.length;
-      for (const fields of list) this.push(k, fields, new Cell(undefined, block));
+      const block = several ? new Block(k.nextMid, pushes.length, `mid of ${k.name}`) : undefined;
+      const group = several ? ++this.groupIds : null;
+      const entries: OutboxEntry[] = [];
+      for (const { fields, request } of pushes) {
+        const entry: OutboxEntry = {
+          mid: several ? new Cell(undefined, block) : new Cell(k.nextMid),
+          fields,
+          request,
+        };
+        entries.push(entry);
+        k.outbox.push(entry);
+        socket?.stream.push({ kind: "outbox", entry, group });
+      }
+      k.nextMid += pushes.length;
+      if (several) this.roundGroups.push(entries);
     }
   }
 
@@ -919,13 +978,10 @@ export class ReferenceObject {
     if (this.afterFlush(row)) {
       throw new Error("fuzz rule broken: an INVALIDATE would ask kernels after a flush");
     }
-    const block = new Block(this.nextLockId, asked.length, "lock_id");
     if (this.lockBlock) throw new Error("fuzz rule broken: lock requests in a concurrent round");
-    this.nextLockId += asked.length;
     const pageSize = this.limits.pageSize;
     for (const k of asked) {
-      const lockId = asked.length === 1 ? new Cell(block.start, block) : new Cell(undefined, block);
-      if (lockId.value !== undefined) block.used.add(lockId.value);
+      const lockId = this.takeLockId();
       row.locks.set(k.name, lockId);
       this.push(k, {
         type: "memory_object_lock_request",
@@ -957,10 +1013,9 @@ export class ReferenceObject {
       this.afterFlush(row);
     if (waitsOnFlush) {
       this.delayedDone.push(row);
-      this.delayedPushes.push({ kernel: k.name, fields });
-    } else {
-      this.push(k, fields);
+      this.stepDelayed = true;
     }
+    this.push(k, fields, { seqno: row.frame.seqno, first: row.first, end: row.end });
   }
 
   private everWritten(first: number, end: number): boolean {
@@ -1026,12 +1081,12 @@ export class ReferenceObject {
     }));
   }
 
-  /** The pages as a GET of [0, end) must return them. */
-  expectedBytes(endPage: number): Uint8Array {
+  /** The pages as a GET of pages [first, end) must return them. */
+  expectedBytes(first: number, end: number): Uint8Array {
     const { pageSize } = this.limits;
-    const bytes = new Uint8Array(endPage * pageSize);
+    const bytes = new Uint8Array((end - first) * pageSize);
     for (const [page, version] of this.pages) {
-      if (page < endPage) bytes.set(version.bytes, page * pageSize);
+      if (page >= first && page < end) bytes.set(version.bytes, (page - first) * pageSize);
     }
     return bytes;
   }

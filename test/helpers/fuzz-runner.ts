@@ -154,6 +154,12 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzFigures> {
   const runner = new Runner(options);
   try {
     return await runner.run();
+  } catch (error) {
+    if (error instanceof Failure) {
+      // What each side holds, to tell which was wrong.
+      error.message += `\n  model: ${runner.describeModel()}\n  object: ${await runner.describeObject()}`;
+    }
+    throw error;
   } finally {
     runner.closeAll();
   }
@@ -251,12 +257,18 @@ class Runner {
       this.pool.push(actor);
     }
     this.figures.kernels = POOL;
+    // The rarer scenarios run at least once in a run long enough.
     const crowdAt = this.options.frames >= 2000 ? Math.floor(this.options.frames * 0.4) : Infinity;
+    const hoardAt = this.options.frames >= 3000 ? Math.floor(this.options.frames * 0.7) : Infinity;
     let crowdDone = false;
+    let hoardDone = false;
     while (this.figures.frames < this.options.frames) {
       if (!crowdDone && this.figures.frames >= crowdAt) {
         crowdDone = true;
         await this.crowdScenario();
+      } else if ((!hoardDone && this.figures.frames >= hoardAt) || this.rng.chance(0.0002)) {
+        hoardDone = true;
+        await this.hoardScenario();
       } else if (this.rng.chance(0.015)) {
         await this.invalidateScenario();
       } else if (this.rng.chance(0.0004)) {
@@ -322,8 +334,9 @@ class Runner {
   /** Opens a socket for the actor (closing its old one with 4409, as the model expects). */
   private async connect(actor: Actor): Promise<Live> {
     const openedAt = Date.now();
-    const ws = await this.rawConnect(actor.name, actor.writer);
+    // The model first: the object closes the kernel's older socket (4409) as it accepts this one.
     const model = this.model.connect(actor.name, actor.writer);
+    const ws = await this.rawConnect(actor.name, actor.writer);
     const live = new Live(ws, model, openedAt);
     this.figures.sockets++;
     if (actor.live) this.figures.reconnects++;
@@ -347,10 +360,12 @@ class Runner {
   private async disconnect(actor: Actor): Promise<void> {
     const live = actor.live!;
     if (live.model.open && !live.closed) {
+      // The model first: what the object sends when it sees the close (completions of requests
+      // that waited on this kernel) may reach other sockets before this one's close does.
       live.model.closeExpected = 1000;
+      this.model.clientClosed(live.model);
       live.ws.close(1000, "fuzz disconnect");
       await this.waitUntil(() => live.closed !== null, `${actor.name} to close`);
-      this.model.clientClosed(live.model);
     }
     this.retireLive(live);
   }
@@ -389,11 +404,12 @@ class Runner {
     }
     let index = 0;
     let why = check(stream[0]!, message);
-    if (why !== null && stream[0]!.kind === "outbox" && stream[0]!.delayed) {
-      // Completions after a flush come in any order among themselves.
+    const head = stream[0]!;
+    if (why !== null && head.kind === "outbox" && head.group !== null) {
+      // What one step sent the kernel comes in any order.
       for (let i = 1; i < stream.length; i++) {
         const e = stream[i]!;
-        if (e.kind !== "outbox" || !e.delayed) break;
+        if (e.kind !== "outbox" || e.group !== head.group) break;
         if (check(e, message) === null) {
           index = i;
           why = null;
@@ -441,7 +457,10 @@ class Runner {
     add(String(code));
     if (live.model.closeExpected === null) {
       this.figures.crashes++;
-      return this.fail(`${live.model.kernel}: socket closed unexpectedly (${code} ${reason})`);
+      return this.fail(
+        `${live.model.kernel} (socket ${live.model.id}, ${live.framesSent} frames sent, ` +
+          `${this.lives.has(live) ? "in use" : "retired"}): socket closed unexpectedly (${code} ${reason})`,
+      );
     }
     // A close the kernel asked for is answered with its code; any other must be the one planned.
     if (code !== live.model.closeExpected) {
@@ -531,6 +550,7 @@ class Runner {
     this.model.beginRound(mode);
     this.roundReads = [];
     const left = plan.map((p) => p.count);
+    const silent = plan.map(() => false);
     for (let more = true; more;) {
       more = false;
       plan.forEach((p, i) => {
@@ -540,7 +560,9 @@ class Runner {
           left[i] = 0;
           return;
         }
+        const before = live.model.stream.length;
         const outcome = this.send(p.actor, () => p.draw(p.actor));
+        silent[i] = outcome !== null && live.model.stream.length === before && !outcome.closes;
         left[i]!--;
         if (!outcome || outcome.closes || outcome.delayed) {
           left[i] = 0;
@@ -550,6 +572,22 @@ class Runner {
         if (left[i]! > 0) more = true;
       });
     }
+    // A frame with no answer (a valid `received`) last on its socket: one more that is
+    // answered, so that the round's end means the object took them all (the status that
+    // follows would otherwise race them).
+    plan.forEach((p, i) => {
+      const live = p.actor.live;
+      if (!silent[i] || !live?.model.open || !live.model.initialized) return;
+      this.send(p.actor, () =>
+        JSON.stringify({
+          type: "memory_object_data_request",
+          id: p.actor.nextId++,
+          offset: 0,
+          length: PAGE,
+          desired_access: 1,
+        }),
+      );
+    });
     await this.settleRound(`round ${this.roundNo}`);
     this.checkReads();
     const fault = this.model.endRound();
@@ -674,18 +712,26 @@ class Runner {
   }
 
   private async checkPages(): Promise<void> {
-    this.model.httpOperation();
-    const endPage = Math.max(TOUCHED, ...this.model.pages.keys()) + 1;
-    const response = await call(
-      `/v1/objects/${this.options.object}/pages?offset=0&length=${endPage * PAGE}`,
-    );
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    const expected = this.model.expectedBytes(endPage);
-    const at = response.status === 200 ? firstDifference(expected, bytes) : 0;
-    if (at >= 0) {
-      throw new Failure(
-        `seed ${this.options.seed}, round ${this.roundNo}: GET pages (${response.status}) differs at byte ${at} (page ${Math.floor(at / PAGE)})`,
+    // The pages most traffic touches and the 1 MiB above them, then any page far away (a valid
+    // return drawn among the garbage may land anywhere below max_size), and one never written.
+    const ranges: [number, number][] = [[0, BIG_FIRST + MAX_TRANSFER / PAGE]];
+    for (const page of this.model.pages.keys()) {
+      if (page >= ranges[0]![1]) ranges.push([page, page + 1]);
+    }
+    ranges.push([1 << 24, (1 << 24) + 1]);
+    for (const [first, end] of ranges) {
+      this.model.httpOperation();
+      const response = await call(
+        `/v1/objects/${this.options.object}/pages?offset=${first * PAGE}&length=${(end - first) * PAGE}`,
       );
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const expected = this.model.expectedBytes(first, end);
+      const at = response.status === 200 ? firstDifference(expected, bytes) : 0;
+      if (at >= 0) {
+        throw new Failure(
+          `seed ${this.options.seed}, round ${this.roundNo}: GET pages ${first}…${end - 1} (${response.status}) differs at byte ${at} (page ${first + Math.floor(at / PAGE)})`,
+        );
+      }
     }
     this.figures.checks.pages++;
   }
@@ -746,6 +792,28 @@ class Runner {
       );
     }
     this.figures.checks.tables++;
+  }
+
+  describeModel(): string {
+    return JSON.stringify(this.expectedTables());
+  }
+
+  async describeObject(): Promise<string> {
+    try {
+      return JSON.stringify(
+        await runInDurableObject(objectStub(this.options.object), (_i: MemoryObject, state) => {
+          const rows = (query: string) => state.storage.sql.exec(query).toArray();
+          return {
+            kernels: rows(`SELECT kernel, last_id, next_mid, stale FROM kernels ORDER BY kernel`),
+            syncs: rows(`SELECT kernel, id, seqno, offset, length, sync_flags, active FROM syncs`),
+            locks: rows(`SELECT lock_id, sync_seqno, kernel FROM locks`),
+            residency: rows(`SELECT kernel, first_page, end_page FROM residency ORDER BY kernel`),
+          };
+        }),
+      );
+    } catch (error) {
+      return `unreadable: ${String(error)}`;
+    }
   }
 
   private expectedTables() {
@@ -1120,8 +1188,27 @@ class Runner {
     if (actor.initFirst && !live.model.initialized && live.framesSent === 0) {
       return this.initFrame(actor);
     }
-    if (live.model.initialized && this.rng.chance(0.2)) return this.validFrame(actor);
-    return this.garbage(actor);
+    if (this.rng.chance(0.0003)) {
+      // A whole frame over MAX_HEADER_BYTES + max_transfer, however short its header.
+      return this.binary(
+        { type: "memory_object_data_return" },
+        new Uint8Array(MAX_TRANSFER + 3 * MAX_HEADER_BYTES),
+      );
+    }
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const data =
+        live.model.initialized && this.rng.chance(0.2)
+          ? this.validFrame(actor)
+          : this.garbage(actor);
+      const preview = this.model.preview(live.model, data);
+      const applies = !preview.error && !preview.refused && !preview.duplicate;
+      // A lane ends when it decides to (a terminate drawn by chance would end it early), and a
+      // lane that never inits stays so, to meet the per-kernel error limit.
+      if (applies && preview.type === "memory_object_terminate") continue;
+      if (applies && preview.type === "memory_object_init" && !actor.initFirst) continue;
+      return data;
+    }
+    return "null";
   }
 
   // --- concurrent rounds --------------------------------------------------------------------------
@@ -1161,13 +1248,15 @@ class Runner {
     this.lanes = this.lanes.filter((lane) => !lane.retired);
     while (this.lanes.length < LANES) {
       const n = this.laneCount++;
+      // Kinds: read-only; garbage before any init, to the per-kernel limit; init, then mostly
+      // garbage.
       const kind = this.rng.int(10);
       const reader = kind === 0 && this.lanes.filter((l) => !l.writer).length < 2;
       const lane = new Actor(
         `l${this.options.seed.toString(36)}-${n}`,
         reader ? "reader" : "lane",
         !reader,
-        reader || kind < 6,
+        reader || kind >= 4,
       );
       lane.budget = 150 + this.rng.int(600);
       this.figures.kernels++;
@@ -1278,13 +1367,17 @@ class Runner {
     await this.solo(y, (a) => sync(a, offset, length, flags));
     // More of Y's: overlapping ones queue behind it (never an INVALIDATE behind a SYNCHRONOUS,
     // which would ask other kernels after a flush), others complete at once.
-    const extra = rng.chance(0.04) ? MAX_SYNCS : rng.int(4);
+    // Sometimes up to MAX_SYNCS_PER_KERNEL queued, and one more: too_many_syncs.
+    const full = rng.chance(0.1);
+    const extra = full ? MAX_SYNCS : rng.int(4);
     if (extra > 0 && this.model.syncs.length > 0) {
-      const queuedFlags = (flags & 2) !== 0 ? [0, 1, 8, 0x11] : [0, 1, 4, 5, 8, 0x10];
+      // Never an INVALIDATE behind a SYNCHRONOUS one (it would ask kernels after a flush); none
+      // at all in a full queue (each would ask the holders again).
+      const queuedFlags = (flags & 2) !== 0 || full ? [0, 1, 8, 0x11] : [0, 1, 4, 5, 8, 0x10];
       await this.solo(
         y,
         (a) => {
-          const overlap = rng.chance(0.8);
+          const overlap = full || rng.chance(0.8);
           const o = overlap ? offset : ((first + pages + rng.int(8)) % TOUCHED) * PAGE;
           return sync(a, o, overlap ? length : PAGE, rng.pick(queuedFlags));
         },
@@ -1309,12 +1402,11 @@ class Runner {
       );
     }
     if (rng.chance(0.1)) {
-      // Y goes away meanwhile (only if nothing of Y's waits on a flush): its completions wait
-      // in its outbox and come with its next ready.
-      const waitsOnFlush = this.model.syncs.some(
-        (row) => row.kernel === y.name && (row.flags & 2) !== 0,
-      );
-      if (!waitsOnFlush) {
+      // Y goes away meanwhile: its completion waits in its outbox and comes with its next
+      // ready. (With one request of Y's outstanding, not SYNCHRONOUS: several completions at
+      // once, or one after a flush, would come in an order no socket shows.)
+      const own = this.model.syncs.filter((row) => row.kernel === y.name);
+      if (own.length === 1 && (own[0]!.flags & 2) === 0) {
         await this.disconnect(y);
         y.live = null;
         y.awayRounds = 0;
@@ -1425,11 +1517,15 @@ class Runner {
         actor.live = null;
       }
     }
-    const extra = new Actor(`${tag}-x`, "crowd", true, true);
-    crowd.push(extra);
-    this.figures.kernels++;
-    await this.connect(extra);
-    await this.solo(extra, (a) => this.initFrame(a));
+    // Newcomers: each takes the place of the oldest that left, until none is left to take.
+    for (let i = 0; i < 8; i++) {
+      const extra = new Actor(`${tag}-x${i}`, "crowd", true, true);
+      crowd.push(extra);
+      this.figures.kernels++;
+      await this.connect(extra);
+      await this.solo(extra, (a) => this.initFrame(a));
+      if (!this.kernel(extra)) break;
+    }
     // Everyone of the crowd goes: connected ones first, so that the others find room to init.
     for (const actor of crowd) {
       if (!actor.live) continue;
@@ -1454,6 +1550,43 @@ class Runner {
       actor.live = null;
     }
     await this.checkTables();
+  }
+
+  /**
+   * A kernel that never reports what it received (protocol.md §3 Reading): its outbox fills with
+   * grants until a data_unlock, and a synchronize, get outbox_full; then it reports them.
+   */
+  private async hoardScenario(): Promise<void> {
+    await this.preparePool();
+    const candidates = this.connectedPool().filter((a) => this.errorsOf(a) < POOL_NAME_ERRORS - 20);
+    if (candidates.length === 0) return;
+    this.figures.scenarios.hoard = (this.figures.scenarios.hoard ?? 0) + 1;
+    const actor = this.rng.pick(candidates);
+    const room = OUTBOX_MAX - this.kernel(actor)!.outbox.length;
+    let sent = 0;
+    await this.solo(
+      actor,
+      (a) =>
+        sent++ <= room
+          ? JSON.stringify({
+              type: "memory_object_data_unlock",
+              id: a.nextId++,
+              offset: this.rng.int(TOUCHED) * PAGE,
+              length: PAGE,
+              desired_access: 1 + this.rng.int(7),
+            })
+          : JSON.stringify({
+              type: "memory_object_synchronize",
+              id: a.nextId++,
+              offset: 0,
+              length: PAGE,
+              sync_flags: 1,
+            }),
+      room + 2,
+    );
+    await this.solo(actor, (a) =>
+      JSON.stringify({ type: "received", id: a.nextId++, mid: this.seenMid(a) }),
+    );
   }
 
   // --- the end ------------------------------------------------------------------------------------
@@ -1579,7 +1712,7 @@ function describe(e: Expect): string {
     case "read":
       return `read answer to ${e.replyTo} (${e.offset}+${e.length}) for frame ${e.frame.n}`;
     case "outbox":
-      return `${e.delayed ? "delayed " : ""}outbox ${JSON.stringify(plain(e.entry))}`;
+      return `${e.group !== null ? `group ${e.group} ` : ""}outbox ${JSON.stringify(plain(e.entry))}`;
   }
 }
 
