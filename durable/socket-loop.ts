@@ -4,6 +4,7 @@
  * The one place where a socket's errors become `error` messages (style.md §5).
  */
 import {
+  CLOSE_POLICY_VIOLATION,
   CLOSE_TOKEN_EXPIRED,
   DEFAULT_PAGE_SIZE,
   KERN_FAILURE,
@@ -32,6 +33,7 @@ export async function handleFrame(
   const kernel = session.kernel;
   let header: Record<string, unknown> | undefined;
   let after: AfterStep | void = undefined;
+  let closing: { sockets: WebSocket[]; reason: string } | null = null;
   try {
     ({ result: after } = pager.admit((seqno) => {
       checkFrameSize(data, pager.limits);
@@ -71,7 +73,15 @@ export async function handleFrame(
     if (!(error instanceof SequencedError)) throw error;
     // Through the kernel's line, like every reply: it must not overtake a supply being read.
     pager.mail.post(socket, errorReply(error, peekId(header)));
-    pager.sockets.countError(socket);
+    closing = pager.sockets.countError(socket);
+  }
+  if (closing) {
+    // Past an error limit: closed with 1008, once the answers before the error, a data_supply
+    // still being read among them, and the error itself have gone out.
+    const { sockets, reason } = closing;
+    await pager.mail.drained(kernel);
+    for (const ws of sockets) closeQuietly(ws, CLOSE_POLICY_VIOLATION, reason);
+    return;
   }
   if (tokenExpired(session)) {
     // Told why (the error above), then gone: a socket must not outlive its rights. The alarm

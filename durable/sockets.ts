@@ -3,7 +3,6 @@
  * attachment (which survives hibernation) says whether the kernel has done its init.
  */
 import {
-  CLOSE_POLICY_VIOLATION,
   CLOSE_REPLACED,
   CLOSE_TOKEN_EXPIRED,
   KERN_RESOURCE_SHORTAGE,
@@ -115,17 +114,16 @@ export class Sockets {
   }
 
   /**
-   * Counts an error answered on the socket; past `ERRORS_PER_MINUTE` in a minute the socket is
-   * closed with 1008 (protocol.md §8).
+   * Counts an error answered on the socket. Past `ERRORS_PER_MINUTE` in a minute the socket must
+   * be closed with 1008, and past twice that on the kernel's sockets together every one of them
+   * (protocol.md §8): returns those to close, which the caller closes once the answers before
+   * the error (and the error itself) have gone out.
    */
-  countError(ws: WebSocket): void {
+  countError(ws: WebSocket): { sockets: WebSocket[]; reason: string } | null {
     const session = this.session(ws);
     if (this.kernelErrors.count(session.kernel)) {
       // Past the kernel's budget across all its sockets: every one of them goes.
-      for (const other of this.ctx.getWebSockets(session.kernel)) {
-        closeQuietly(other, CLOSE_POLICY_VIOLATION, this.kernelErrorsReason());
-      }
-      return;
+      return { sockets: this.ctx.getWebSockets(session.kernel), reason: this.kernelErrorsReason() };
     }
     const now = Date.now();
     const fresh = now - session.errorWindowStart > 60_000;
@@ -135,13 +133,8 @@ export class Sockets {
       errors,
       errorWindowStart: fresh ? now : session.errorWindowStart,
     });
-    if (errors > this.errorsPerMinute) {
-      closeQuietly(
-        ws,
-        CLOSE_POLICY_VIOLATION,
-        `more than ${this.errorsPerMinute} errors in a minute`,
-      );
-    }
+    if (errors <= this.errorsPerMinute) return null;
+    return { sockets: [ws], reason: `more than ${this.errorsPerMinute} errors in a minute` };
   }
 
   all(): WebSocket[] {

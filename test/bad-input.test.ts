@@ -11,6 +11,7 @@ import {
   VM_SYNC_SYNCHRONOUS,
   encodeFrame,
 } from "../schema";
+import { wrapObjectBucket } from "./helpers/buckets";
 import { stat } from "./helpers/http";
 import { TestKernel, pageOf, settle, type Received } from "./helpers/kernel";
 
@@ -537,6 +538,28 @@ describe("a socket that keeps sending garbage", () => {
     for (let i = 0; i < 100 && kernel.closed === null; i++) await settle(20);
     expect(kernel.closed?.code).toBe(1008);
     expect(kernel.all("error")).toHaveLength(101);
+  });
+
+  it("gets every answer before the error that closes it, a data_supply being read included", async () => {
+    // Found by `npm run fuzz`: the socket closed at the 101st error while a supply for an
+    // earlier data_request was still being read, and the supply and the error (behind it) were
+    // never sent.
+    const name = "bad-garbage-after-read";
+    const { kernel } = await TestKernel.open(name, "k1");
+    await kernel.ack(kernel.dataReturn(0, pageOf(7)));
+    await kernel.completion(kernel.synchronize(0, 4096, 0x2));
+    for (let i = 0; i < 100; i++) kernel.send("garbage");
+    await kernel.next(() => kernel.all("error").length === 100);
+    await wrapObjectBucket(name, { readDelayMs: 200 });
+    const request = kernel.dataRequest(0, 4096);
+    kernel.send("garbage");
+    for (let i = 0; i < 100 && kernel.closed === null; i++) await settle(20);
+    expect(kernel.closed?.code).toBe(1008);
+    const supply = kernel.all("memory_object_data_supply")[0];
+    expect(supply?.reply_to).toBe(request);
+    expect(supply?.payload).toEqual(pageOf(7));
+    expect(kernel.all("error")).toHaveLength(101);
+    expect(kernel.received.at(-1)?.type).toBe("error");
   });
 
   it("a binary garbage frame counts too", async () => {
