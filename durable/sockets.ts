@@ -18,6 +18,8 @@ export interface SocketGrant {
   rights: Right[];
   /** Expiry in seconds since the epoch. */
   exp: number;
+  /** Who is asking, as the Worker names it (`token:…` with authentication on; worker/caller.ts). */
+  caller?: string;
 }
 
 export interface SocketSession extends SocketGrant {
@@ -33,16 +35,27 @@ export class Sockets {
 
   /** Errors per kernel id across its sockets: twice what one socket may have. */
   private readonly kernelErrors: ErrorBudget;
+  /**
+   * Errors per token across all its sockets and kernel ids (new ids buy no fresh errors): four
+   * times what one socket may have. Only tokens count: without authentication every client is
+   * one caller, and one noisy test would lock out the rest.
+   */
+  private readonly tokenErrors: ErrorBudget;
 
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly errorsPerMinute: number,
   ) {
     this.kernelErrors = new ErrorBudget(2 * errorsPerMinute);
+    this.tokenErrors = new ErrorBudget(4 * errorsPerMinute);
   }
 
   private kernelErrorsReason(): string {
     return `more than ${2 * this.errorsPerMinute} errors in a minute on this kernel's sockets; wait a minute`;
+  }
+
+  private tokenErrorsReason(): string {
+    return `more than ${4 * this.errorsPerMinute} errors in a minute on this token's sockets; wait a minute`;
   }
 
   /**
@@ -52,6 +65,10 @@ export class Sockets {
   accept(kernel: string, grant: SocketGrant): WebSocket {
     if (this.kernelErrors.exhausted(kernel)) {
       throw new ProtocolError(KERN_RESOURCE_SHORTAGE, "too_many_errors", this.kernelErrorsReason());
+    }
+    const token = tokenOf(grant);
+    if (token !== null && this.tokenErrors.exhausted(token)) {
+      throw new ProtocolError(KERN_RESOURCE_SHORTAGE, "too_many_errors", this.tokenErrorsReason());
     }
     const previous = this.ctx.getWebSockets(kernel);
     const pair = new WebSocketPair();
@@ -121,6 +138,14 @@ export class Sockets {
    */
   countError(ws: WebSocket): { sockets: WebSocket[]; reason: string } | null {
     const session = this.session(ws);
+    const token = tokenOf(session);
+    if (token !== null && this.tokenErrors.count(token)) {
+      // Past the token's budget across all its sockets, whatever their kernel ids.
+      const sockets = this.ctx
+        .getWebSockets()
+        .filter((other) => tokenOf(this.session(other)) === token);
+      return { sockets, reason: this.tokenErrorsReason() };
+    }
     if (this.kernelErrors.count(session.kernel)) {
       // Past the kernel's budget across all its sockets: every one of them goes.
       return { sockets: this.ctx.getWebSockets(session.kernel), reason: this.kernelErrorsReason() };
@@ -164,6 +189,11 @@ export class Sockets {
     for (const ws of expired) closeQuietly(ws, CLOSE_TOKEN_EXPIRED, "the token expired");
     return expired;
   }
+}
+
+/** The token a socket was opened with, when authentication named one (else null). */
+function tokenOf(grant: SocketGrant): string | null {
+  return grant.caller?.startsWith("token:") ? grant.caller : null;
 }
 
 /** Sends a message as text, or as a binary frame when it carries page data. */

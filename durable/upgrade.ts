@@ -37,7 +37,9 @@ export function readGrant(header: string | null): SocketGrant {
     const rights = Array.isArray(grant.rights)
       ? grant.rights.filter((r): r is Right => (RIGHTS as string[]).includes(r))
       : [];
-    return { rights, exp: typeof grant.exp === "number" ? grant.exp : 0 };
+    const exp = typeof grant.exp === "number" ? grant.exp : 0;
+    const caller = typeof grant.caller === "string" ? grant.caller.slice(0, 100) : undefined;
+    return caller === undefined ? { rights, exp } : { rights, exp, caller };
   } catch {
     return { rights: [], exp: 0 };
   }

@@ -222,3 +222,34 @@ describe("errors across sockets", () => {
     expect(ready.type).toBe("memory_object_ready");
   });
 });
+
+describe("errors of one token", () => {
+  it("are bounded across its kernel ids: new ids do not buy fresh errors", async () => {
+    const object = "hostile-token-errors";
+    const noisy = { ...READ, caller: "token:noisy" };
+    const perSocket = 100; // ERRORS_PER_MINUTE in wrangler.toml
+    let answered = 0;
+    let round = 0;
+    // Each kernel id stays under its own limits; the token's are what stop it.
+    for (; round < 6; round++) {
+      const kernel = await TestKernel.connectWithGrant(object, `noisy-${round}`, noisy);
+      for (let i = 0; i < perSocket; i++) kernel.send("not json");
+      await waitFor(
+        () => kernel.all("error").length === perSocket || kernel.closed !== null,
+        "the errors",
+      );
+      answered += kernel.all("error").length;
+      if (kernel.closed !== null) {
+        expect(kernel.closed.code).toBe(1008);
+        break;
+      }
+    }
+    expect(answered).toBe(4 * perSocket + 1);
+    await expect(TestKernel.connectWithGrant(object, `noisy-${round + 1}`, noisy)).rejects.toThrow(
+      /429.*too_many_errors/,
+    );
+    // Another token is not affected.
+    const { ready } = await openWith(object, "quiet", { ...READ, caller: "token:quiet" });
+    expect(ready.type).toBe("memory_object_ready");
+  });
+});
