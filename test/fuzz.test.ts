@@ -709,7 +709,7 @@ describe("fuzz: garbage interleaved with valid traffic changes nothing", () => {
 });
 
 const vars = env as unknown as Record<string, string | undefined>;
-const COMMAND_FRAMES = Number(vars.FUZZ_FRAMES || 4000);
+const COMMAND_FRAMES = Number(vars.FUZZ_FRAMES || 3000);
 const COMMAND_SEED = Number(vars.FUZZ_SEED || 0xf022);
 
 describe("fuzz command: every frame against the reference model", () => {
@@ -751,6 +751,7 @@ function report(f: FuzzFigures): string {
     `  sockets: ${f.sockets} over ${f.kernels} kernel ids; closes ${list(f.closes)}; reconnects ${f.reconnects}; upgrades refused 429 ${f.upgradesRefused}`,
     `  scenarios: ${list(f.scenarios) || "none"}; checks: status ${f.checks.stat}, pages ${f.checks.pages}, tables ${f.checks.tables}`,
     `  crashes ${f.crashes}, resets ${f.resets}`,
+    `  time: drawing and judging frames ${Math.round(f.timeMs.frames / 1000)} s, waiting for answers ${Math.round(f.timeMs.answers / 1000)} s, checks ${Math.round(f.timeMs.checks / 1000)} s`,
   ].join("\n");
 }
 

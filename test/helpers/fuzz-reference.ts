@@ -890,7 +890,9 @@ export class ReferenceObject {
       const socket = this.socketOf(k.name);
       const several = pushes.length > 1;
       if (several && !socket) {
-        throw new Error(`fuzz rule broken: several messages at once for ${k.name}, disconnected`);
+        throw new Error(
+          `fuzz rule broken: several messages at once for ${k.name}, disconnected: ${JSON.stringify(pushes.map((p) => p.fields))}`,
+        );
       }
       const block = several ? new Block(k.nextMid, pushes.length, `mid of ${k.name}`) : undefined;
       const group = several ? ++this.groupIds : null;

@@ -84,6 +84,8 @@ export interface FuzzFigures {
   crashes: number;
   resets: number;
   durationMs: number;
+  /** Where the time went: drawing and judging frames, waiting for answers, state checks. */
+  timeMs: { frames: number; answers: number; checks: number };
 }
 
 const PAGE = 4096;
@@ -206,6 +208,7 @@ class Runner {
       crashes: 0,
       resets: 0,
       durationMs: 0,
+      timeMs: { frames: 0, answers: 0, checks: 0 },
     };
   }
 
@@ -549,6 +552,7 @@ class Runner {
     if (mode === "solo") this.figures.soloRounds++;
     this.model.beginRound(mode);
     this.roundReads = [];
+    const t0 = Date.now();
     const left = plan.map((p) => p.count);
     const silent = plan.map(() => false);
     for (let more = true; more;) {
@@ -588,11 +592,16 @@ class Runner {
         }),
       );
     });
+    const t1 = Date.now();
     await this.settleRound(`round ${this.roundNo}`);
+    const t2 = Date.now();
     this.checkReads();
     const fault = this.model.endRound();
     if (fault) throw new Failure(`seed ${this.options.seed}, round ${this.roundNo}: ${fault}`);
     await this.afterRound();
+    this.figures.timeMs.frames += t1 - t0;
+    this.figures.timeMs.answers += t2 - t1;
+    this.figures.timeMs.checks += Date.now() - t2;
   }
 
   /** Draws until the model accepts the frame (at most a few tries), then sends it. */
@@ -603,7 +612,14 @@ class Runner {
       actor.nextId = Math.max(actor.nextId, (this.kernel(actor)?.lastId ?? 0) + 1);
       const data = draw();
       if (data === null) return null;
-      const outcome = this.model.frame(live.model, data);
+      let outcome: Outcome;
+      try {
+        outcome = this.model.frame(live.model, data);
+      } catch (error) {
+        throw new Failure(
+          `seed ${this.options.seed}, round ${this.roundNo}: ${actor.name}: ${String(error)}\n  frame: ${summary(data)}\n  last frames sent:\n    ${this.recent.join("\n    ")}`,
+        );
+      }
       if (outcome.refused) continue;
       if (outcome.error) {
         actor.firstErrorAt ??= Date.now();
@@ -1405,14 +1421,23 @@ class Runner {
       // Y goes away meanwhile: its completion waits in its outbox and comes with its next
       // ready. (With one request of Y's outstanding, not SYNCHRONOUS: several completions at
       // once, or one after a flush, would come in an order no socket shows.)
-      const own = this.model.syncs.filter((row) => row.kernel === y.name);
-      if (own.length === 1 && (own[0]!.flags & 2) === 0) {
+      if (this.mayLeave(y)) {
         await this.disconnect(y);
         y.live = null;
         y.awayRounds = 0;
       }
     }
     await this.resolveLocks();
+  }
+
+  /**
+   * Whether the actor may disconnect while requests are outstanding: its own completions then
+   * wait in its outbox, which only works for one at a time, and not one after a flush (several
+   * at once, or after a flush, come in an order no socket shows).
+   */
+  private mayLeave(actor: Actor): boolean {
+    const own = this.model.syncs.filter((row) => row.kernel === actor.name);
+    return own.length === 0 || (own.length === 1 && (own[0]!.flags & 2) === 0);
   }
 
   /** A valid frame that starts no synchronize (what a kernel sends while others wait). */
@@ -1449,7 +1474,7 @@ class Runner {
         );
       }
       const roll = rng.float();
-      if (roll < 0.2) {
+      if (roll < 0.2 && this.mayLeave(holder)) {
         if (holder?.live) {
           await this.disconnect(holder);
           holder.live = null;
