@@ -248,6 +248,8 @@ export class ReferenceObject {
   readonly kernelErrors = new Map<string, number>();
   nextSeqno = 0;
   nextLockId = 1;
+  /** Fixed by the first init of a kernel that may write (protocol.md §3 Reading). */
+  pageSizeFixed = false;
   reclaimed = false;
   private kernelOrder = 0;
   private socketIds = 0;
@@ -534,7 +536,13 @@ export class ReferenceObject {
     const m = header;
     switch (type) {
       case "memory_object_init": {
-        if (m.page_size !== L.pageSize) return result(invalid("page_size_mismatch"));
+        if (this.pageSizeFixed && m.page_size !== L.pageSize) {
+          return result(invalid("page_size_mismatch"));
+        }
+        if (!this.pageSizeFixed && socket.writer && m.page_size !== L.pageSize) {
+          // The first writer's init fixes the page size: the runner's first is 4096.
+          return { refused: "an init that would fix another page size" };
+        }
         if (!k) {
           if (this.mode === "concurrent") {
             // Which kernel a full kind lets go would depend on the order of the round's inits.
@@ -736,6 +744,7 @@ export class ReferenceObject {
           this.kernels.set(k.name, k);
         }
         k.writer = socket.writer;
+        if (socket.writer) this.pageSizeFixed = true;
         k.outbox = k.outbox.filter((e) => e.mid.value! > m.received_mid);
         const flush = k.stale || (!known && this.reclaimed);
         if (flush) {
@@ -1055,7 +1064,7 @@ export class ReferenceObject {
   expectedStat(seqno: number): Record<string, unknown> {
     return {
       object: this.objectName,
-      page_size: this.limits.pageSize,
+      page_size: this.pageSizeFixed ? this.limits.pageSize : null,
       max_size: this.limits.maxSize,
       pages: this.pages.size,
       bytes: this.pages.size * this.limits.pageSize,

@@ -1321,12 +1321,15 @@ class Runner {
         lane.retired = true;
         continue;
       }
-      const worn = this.errorsOf(lane) >= 2 * ERRORS_PER_MINUTE - 25 || lane.budget <= 0;
+      // Old: the error limits count per minute, and a lane must meet them within its first.
+      const now = Date.now();
+      const old = now - (lane.firstErrorAt ?? now) > 40_000 || now - live.openedAt > 40_000;
+      const worn = this.errorsOf(lane) >= 2 * ERRORS_PER_MINUTE - 25 || lane.budget <= 0 || old;
       if (!worn || lane.retiring) continue;
       if (this.kernel(lane)) {
         lane.retiring = true;
-      } else if (lane.budget <= 0 && !live.closed) {
-        await this.disconnect(lane);
+      } else if (lane.budget <= 0 || old) {
+        if (!live.closed) await this.disconnect(lane);
         lane.live = null;
         lane.retired = true;
       }
