@@ -25,7 +25,7 @@ const WRITE = { rights: ["read", "write"], exp: Date.now() / 1000 + HOUR };
 async function openWith(
   object: string,
   kernel: string,
-  grant: { rights: string[]; exp: number },
+  grant: { rights: string[]; exp: number; caller?: string },
   pageSize = 4096,
 ) {
   const k = await TestKernel.connectWithGrant(object, kernel, grant);

@@ -75,7 +75,7 @@ export class TestKernel {
   static async connectWithGrant(
     object: string,
     kernel: string,
-    grant: { rights: string[]; exp: number },
+    grant: { rights: string[]; exp: number; caller?: string },
   ): Promise<TestKernel> {
     const response = await objectStub(object).fetch(
       `http://edgepager.test/v1/objects/${object}/control?kernel=${kernel}`,
