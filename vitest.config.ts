@@ -19,9 +19,10 @@ export default defineConfig({
                 // test/torture.test.ts: `npm run torture -- --ops N --seed S` sets these.
                 TORTURE_OPS: process.env.TORTURE_OPS ?? "",
                 TORTURE_SEED: process.env.TORTURE_SEED ?? "",
-                // test/fuzz.test.ts: `npm run fuzz -- --frames N --seed S` sets these.
+                // test/fuzz.test.ts: `npm run fuzz -- --frames N --seed S [--minutes M]` sets these.
                 FUZZ_FRAMES: process.env.FUZZ_FRAMES ?? "",
                 FUZZ_SEED: process.env.FUZZ_SEED ?? "",
+                FUZZ_MINUTES: process.env.FUZZ_MINUTES ?? "",
               },
             },
           }),

@@ -7,7 +7,8 @@ import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 
 const USAGE =
-  "usage: npm run fuzz -- --frames N --seed S   (N: 1 to 100000000; S: 0 to 4294967295)";
+  "usage: npm run fuzz -- --frames N --seed S [--minutes M]\n" +
+  "  N: 1 to 100000000 frames; S: 0 to 4294967295; M: stop drawing frames after M minutes (1 to 1440)";
 
 function fail(message) {
   console.error(`fuzz: ${message}\n${USAGE}`);
@@ -20,6 +21,7 @@ try {
     options: {
       frames: { type: "string", default: "100000" },
       seed: { type: "string", default: String(Date.now() % 1_000_000_000) },
+      minutes: { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -41,7 +43,8 @@ function whole(name, text, min, max) {
 
 const frames = whole("frames", values.frames, 1, 100_000_000);
 const seed = whole("seed", values.seed, 0, 0xffffffff);
-console.log(`fuzz: ${frames} frames, seed ${seed}`);
+const minutes = values.minutes === undefined ? 0 : whole("minutes", values.minutes, 1, 1440);
+console.log(`fuzz: ${frames} frames, seed ${seed}${minutes ? `, at most ${minutes} minutes` : ""}`);
 const result = spawnSync(
   "npx",
   ["vitest", "run", "--project", "workerd", "test/fuzz.test.ts", "-t", "fuzz command"],
@@ -51,6 +54,7 @@ const result = spawnSync(
       ...process.env,
       FUZZ_FRAMES: String(frames),
       FUZZ_SEED: String(seed),
+      FUZZ_MINUTES: minutes ? String(minutes) : "",
       CLOUDFLARE_CF_FETCH_ENABLED: "false",
       WRANGLER_SEND_METRICS: "false",
     },

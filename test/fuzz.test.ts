@@ -711,12 +711,14 @@ describe("fuzz: garbage interleaved with valid traffic changes nothing", () => {
 const vars = env as unknown as Record<string, string | undefined>;
 const COMMAND_FRAMES = Number(vars.FUZZ_FRAMES || 3000);
 const COMMAND_SEED = Number(vars.FUZZ_SEED || 0xf022);
+/** `--minutes M`: stop drawing frames after M minutes and report what was done. */
+const COMMAND_MINUTES = Number(vars.FUZZ_MINUTES || 0);
 
 describe("fuzz command: every frame against the reference model", () => {
   it(
     `${COMMAND_FRAMES} frames, seed ${COMMAND_SEED}`,
     // Generous: a million frames take many minutes; the runner fails fast on a missing answer.
-    { timeout: 60_000 + COMMAND_FRAMES * 20 },
+    { timeout: COMMAND_MINUTES ? (COMMAND_MINUTES + 5) * 60_000 : 60_000 + COMMAND_FRAMES * 20 },
     async () => {
       const log = (line: string) => console.log(line);
       log(`fuzz: ${COMMAND_FRAMES} frames, seed ${COMMAND_SEED}`);
@@ -726,10 +728,12 @@ describe("fuzz command: every frame against the reference model", () => {
         object: `fuzz-cmd-${COMMAND_SEED}`,
         log,
         progressEvery: COMMAND_FRAMES >= 50_000 ? 50_000 : 0,
+        timeLimitMs: COMMAND_MINUTES ? COMMAND_MINUTES * 60_000 : undefined,
       });
       log(report(figures));
       expect(figures.crashes + figures.resets).toBe(0);
-      expect(figures.frames).toBeGreaterThanOrEqual(COMMAND_FRAMES);
+      if (!figures.stoppedAtTimeLimit)
+        expect(figures.frames).toBeGreaterThanOrEqual(COMMAND_FRAMES);
     },
   );
 });
@@ -744,14 +748,14 @@ function report(f: FuzzFigures): string {
       .join(", ");
   const seconds = f.durationMs / 1000;
   return [
-    `fuzz seed ${f.seed}: ${f.frames} frames in ${seconds.toFixed(1)} s (${Math.round(f.frames / seconds)} frames/s), ${f.rounds} rounds (${f.soloRounds} a socket at a time)`,
+    `fuzz seed ${f.seed}: ${f.frames} frames${f.stoppedAtTimeLimit ? " (stopped at the time limit)" : ""} in ${seconds.toFixed(1)} s (${Math.round(f.frames / seconds)} frames/s), ${f.rounds} rounds (${f.soloRounds} a socket at a time)`,
     `  errors answered: ${total(f.errors)} (${list(f.errors)})`,
     `  state changes acked: ${total(f.stateChanges)} (${list(f.stateChanges)}); resends acked, not applied: ${f.duplicatesAcked}`,
     `  other answers: ${list(f.answers)}`,
     `  sockets: ${f.sockets} over ${f.kernels} kernel ids; closes ${list(f.closes)}; reconnects ${f.reconnects}; upgrades refused 429 ${f.upgradesRefused}`,
     `  scenarios: ${list(f.scenarios) || "none"}; checks: status ${f.checks.stat}, pages ${f.checks.pages}, tables ${f.checks.tables}`,
     `  crashes ${f.crashes}, resets ${f.resets}`,
-    `  time: drawing and judging frames ${Math.round(f.timeMs.frames / 1000)} s, waiting for answers ${Math.round(f.timeMs.answers / 1000)} s, checks ${Math.round(f.timeMs.checks / 1000)} s`,
+    `  time: drawing and judging frames ${Math.round(f.timeMs.frames / 1000)} s, waiting for answers ${Math.round(f.timeMs.answers / 1000)} s (checking them ${Math.round(f.timeMs.matching / 1000)} s), checks ${Math.round(f.timeMs.checks / 1000)} s`,
   ].join("\n");
 }
 

@@ -11,14 +11,17 @@
  * Values the model cannot know when a frame is sent are `Cell`s, bound when the answer names
  * them: every frame's seqno (frames of different sockets reach the object in an order the
  * sender does not control), the lock id of a grant when several sockets ask in the same round,
- * the mid of a completion that waits on a flush. A `Block` bounds what a cell may be bound to,
- * and no value twice. What a read must return is decided after the round, once the seqnos of
- * the round's writes and reads are known.
+ * the mids and lock ids of several messages one step sends a kernel at once (the protocol
+ * orders only overlapping completions among them, and that is checked). A `Block` bounds what a
+ * cell may be bound to, and no value twice. What a read must return is decided after the round,
+ * once the seqnos of the round's writes and reads are known.
  *
  * The runner (fuzz-runner.ts) keeps to what makes the answers exact: frames whose effects reach
  * other kernels (an INVALIDATE that asks them, a lock_completed that ends one) go alone in their
- * round, a frame whose completion waits on a flush is the last of its socket's round, and no
- * socket is sent a frame after the one that closes it.
+ * round, a frame whose completion may wait on a flush is the last of its socket's round, no
+ * socket is sent a frame after the one that closes it, and where the model would have to guess
+ * (a frame whose answer depends on which of two racing sockets came first) it refuses the frame
+ * and the runner draws another.
  */
 import { FIELDS, STATE_CHANGING, keepsRule } from "./message-rules";
 
@@ -27,7 +30,6 @@ export const KERN_INVALID_ADDRESS = 1;
 export const KERN_PROTECTION_FAILURE = 2;
 export const KERN_INVALID_ARGUMENT = 4;
 export const KERN_RESOURCE_SHORTAGE = 6;
-const VM_SYNC_ASYNCHRONOUS = 0x01;
 const VM_SYNC_SYNCHRONOUS = 0x02;
 const VM_SYNC_INVALIDATE = 0x04;
 const MEMORY_OBJECT_COPY_DELAY = 2;

@@ -43,7 +43,6 @@ import {
   ReferenceObject,
   bind,
   cannotBind,
-  spanOf,
   type Expect,
   type KernelModel,
   type Outcome,
@@ -60,11 +59,15 @@ export interface FuzzOptions {
   log: (line: string) => void;
   /** A progress line every this many frames (0: none). */
   progressEvery?: number;
+  /** Stop drawing frames after this long (ms), then finish and report what was done. */
+  timeLimitMs?: number;
 }
 
 export interface FuzzFigures {
   seed: number;
   frames: number;
+  /** Whether the run stopped at its time limit before `frames`. */
+  stoppedAtTimeLimit: boolean;
   /** Frames the model judged errors, and the object answered so, by code. */
   errors: Record<string, number>;
   /** Acks of state-changing messages applied the first time, by type. */
@@ -85,7 +88,7 @@ export interface FuzzFigures {
   resets: number;
   durationMs: number;
   /** Where the time went: drawing and judging frames, waiting for answers, state checks. */
-  timeMs: { frames: number; answers: number; checks: number };
+  timeMs: { frames: number; answers: number; checks: number; matching: number };
 }
 
 const PAGE = 4096;
@@ -192,6 +195,7 @@ class Runner {
     this.figures = {
       seed: options.seed,
       frames: 0,
+      stoppedAtTimeLimit: false,
       errors: {},
       stateChanges: {},
       duplicatesAcked: 0,
@@ -208,7 +212,7 @@ class Runner {
       crashes: 0,
       resets: 0,
       durationMs: 0,
-      timeMs: { frames: 0, answers: 0, checks: 0 },
+      timeMs: { frames: 0, answers: 0, checks: 0, matching: 0 },
     };
   }
 
@@ -265,7 +269,12 @@ class Runner {
     const hoardAt = this.options.frames >= 3000 ? Math.floor(this.options.frames * 0.7) : Infinity;
     let crowdDone = false;
     let hoardDone = false;
+    const deadline = this.started + (this.options.timeLimitMs ?? Infinity);
     while (this.figures.frames < this.options.frames) {
+      if (Date.now() > deadline) {
+        this.figures.stoppedAtTimeLimit = true;
+        break;
+      }
       if (!crowdDone && this.figures.frames >= crowdAt) {
         crowdDone = true;
         await this.crowdScenario();
@@ -391,6 +400,15 @@ class Runner {
   // --- answers ------------------------------------------------------------------------------------
 
   private onMessage(live: Live, data: string | ArrayBuffer): void {
+    const started = Date.now();
+    try {
+      this.match(live, data);
+    } finally {
+      this.figures.timeMs.matching += Date.now() - started;
+    }
+  }
+
+  private match(live: Live, data: string | ArrayBuffer): void {
     if (this.failure) return;
     let message: Received;
     try {
@@ -1766,5 +1784,3 @@ function sortKeys(value: unknown): unknown {
   }
   return value;
 }
-
-export { spanOf };
