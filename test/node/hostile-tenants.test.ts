@@ -53,8 +53,9 @@ function rawSocket(kernel: string, accessToken: string): Promise<WebSocket | nul
 }
 
 /** The reader's attack: new kernel ids, unreceived unlocks, bad frames, until `stop()`. */
+const figures = { inits: 0, unlocks: 0, badFrames: 0, refusedSockets: 0, abandoned: 0 };
+
 async function readerFlood(readToken: string, running: () => boolean) {
-  const figures = { inits: 0, unlocks: 0, badFrames: 0, refusedSockets: 0 };
   for (let round = 0; running(); round++) {
     const ws = await rawSocket(`reader-${round}`, readToken);
     if (!ws) {
@@ -79,12 +80,10 @@ async function readerFlood(readToken: string, running: () => boolean) {
     await new Promise((resolve) => setTimeout(resolve, 20));
     ws.close();
   }
-  return figures;
 }
 
 /** The writer's attack: INVALIDATE synchronizes over HTTP, each abandoned 5 ms after it is sent. */
 async function writerAbandons(writeToken: string, running: () => boolean) {
-  let abandoned = 0;
   while (running()) {
     const batch = Array.from({ length: 20 }, async () => {
       const abort = new AbortController();
@@ -96,14 +95,13 @@ async function writerAbandons(writeToken: string, running: () => boolean) {
       }).catch(() => null);
       setTimeout(() => abort.abort(), 5);
       await request;
-      abandoned++;
+      figures.abandoned++;
     });
     await Promise.all(batch);
     // About 100 a second: past the 256 outstanding of one caller within seconds, as in the
     // issue's report; a faster flood of requests is for rate limiting (docs/security.md).
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  return abandoned;
 }
 
 it("an honest kernel's msyncs all complete in bounded time while a reader and a writer attack", async () => {
@@ -142,22 +140,33 @@ it("an honest kernel's msyncs all complete in bounded time while a reader and a 
   const sync = await http.synchronize(OBJECT, 0, HONEST_MSYNCS * PAGE, VM_SYNC_SYNCHRONOUS);
   expect(sync.type).toBe("memory_object_synchronize_completed");
 
+  // The attack goes on until it has done what it came for, however fast the honest side was:
+  // the reader's token cut off by its error budget, more than one caller's 256 abandoned.
+  const deadline = Date.now() + 60_000;
+  while ((figures.refusedSockets === 0 || figures.abandoned <= 300) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   attacking = false;
-  const [readerFigures, abandoned] = await Promise.all([reader, writer]);
+  await Promise.all([reader, writer]);
   const stored = await http.read(OBJECT, 0, HONEST_MSYNCS * PAGE);
   expect(Buffer.from(stored).equals(Buffer.from(expected))).toBe(true);
-  const status = await http.stat(OBJECT);
+  // Abandoned requests go as their disconnects reach the object: give the last ones a moment.
+  let status = await http.stat(OBJECT);
+  for (let tries = 0; status.syncs > 0 && tries < 50; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    status = await http.stat(OBJECT);
+  }
   console.log(
     `[hostile] honest msyncs: ${HONEST_MSYNCS}, max ${Math.max(...latencies)} ms, median ` +
-      `${[...latencies].sort((a, b) => a - b)[latencies.length >> 1]} ms; reader: ` +
-      `${JSON.stringify(readerFigures)}; writer: ${abandoned} abandoned INVALIDATE synchronizes; ` +
+      `${[...latencies].sort((a, b) => a - b)[latencies.length >> 1]} ms; attack: ` +
+      `${JSON.stringify(figures)} (abandoned: the writer's INVALIDATE synchronizes); ` +
       `object: ${status.kernels.length} kernels, ${status.syncs} outstanding synchronizes`,
   );
   expect(Math.max(...latencies)).toBeLessThan(HONEST_MSYNC_BOUND_MS);
   // The attack really ran, and the reader's token was cut off by its error budget (400 a minute).
-  expect(readerFigures.inits).toBeGreaterThanOrEqual(4);
-  expect(readerFigures.refusedSockets).toBeGreaterThan(0);
-  expect(abandoned).toBeGreaterThan(300); // more than one caller's 256 outstanding
+  expect(figures.inits).toBeGreaterThanOrEqual(4);
+  expect(figures.refusedSockets).toBeGreaterThan(0);
+  expect(figures.abandoned).toBeGreaterThan(300); // more than one caller's 256 outstanding
   // Nothing the writer abandoned still holds a slot.
   expect(status.syncs).toBe(0);
   honest.close();
