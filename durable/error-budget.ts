@@ -7,6 +7,12 @@
 
 const WINDOW_MS = 60_000;
 
+/**
+ * Keys kept before lapsed windows are swept. Live ones are bounded by how many ids can err in a
+ * minute: each needs at least one error, and a token stops after 400.
+ */
+const MAX_KEYS = 1024;
+
 export class ErrorBudget {
   private readonly windows = new Map<string, { errors: number; start: number }>();
 
@@ -19,6 +25,8 @@ export class ErrorBudget {
    * @example if (errors.count(`kernel:${kernel}`)) closeEverySocketOf(kernel);
    */
   count(key: string, now = Date.now()): boolean {
+    // A caller inventing new kernel ids adds a key each: past MAX_KEYS, lapsed windows go.
+    if (this.windows.size >= MAX_KEYS) this.dropLapsed(now);
     const window = this.current(key, now);
     window.errors++;
     this.windows.set(key, window);
@@ -28,6 +36,17 @@ export class ErrorBudget {
   /** True while `key` is past its budget in the current minute. */
   exhausted(key: string, now = Date.now()): boolean {
     return this.current(key, now).errors > this.perMinute;
+  }
+
+  /** Keys held now (windows of this minute, and lapsed ones not swept yet). */
+  keys(): number {
+    return this.windows.size;
+  }
+
+  private dropLapsed(now: number): void {
+    for (const [key, window] of this.windows) {
+      if (now - window.start > WINDOW_MS) this.windows.delete(key);
+    }
   }
 
   private current(key: string, now: number): { errors: number; start: number } {

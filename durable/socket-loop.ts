@@ -84,8 +84,10 @@ export async function handleFrame(
     return;
   }
   if (tokenExpired(session)) {
-    // Told why (the error above), then gone: a socket must not outlive its rights. The alarm
-    // closes silent ones at their expiry the same way.
+    // Told why (the error above), then gone: a socket must not outlive its rights. Closed once
+    // the answers before the error (a data_supply still being read among them) have gone out.
+    // The alarm closes silent ones at their expiry the same way.
+    await pager.mail.drained(kernel);
     closeQuietly(socket, CLOSE_TOKEN_EXPIRED, "the token expired");
     pager.disconnected(socket);
     return;
