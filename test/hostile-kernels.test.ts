@@ -193,26 +193,41 @@ describe("a socket whose token expires", () => {
   });
 });
 
+/** ERRORS_PER_MINUTE in wrangler.toml: what one socket may err. */
+const PER_SOCKET = 100;
+
+/**
+ * Sends PER_SOCKET bad frames per socket, a new socket each round under `kernelOf(round)`, until
+ * the object closes one; returns the errors answered and the round it closed in (1008 checked).
+ */
+async function errUntilClosed(
+  object: string,
+  kernelOf: (round: number) => string,
+  grant: { rights: string[]; exp: number; caller?: string },
+): Promise<{ answered: number; round: number }> {
+  let answered = 0;
+  for (let round = 0; round < 10; round++) {
+    const kernel = await TestKernel.connectWithGrant(object, kernelOf(round), grant);
+    for (let i = 0; i < PER_SOCKET; i++) kernel.send("not json");
+    await waitFor(
+      () => kernel.all("error").length === PER_SOCKET || kernel.closed !== null,
+      "the errors",
+    );
+    answered += kernel.all("error").length;
+    if (kernel.closed !== null) {
+      expect(kernel.closed.code).toBe(1008);
+      return { answered, round };
+    }
+  }
+  throw new Error("no socket was closed");
+}
+
 describe("errors across sockets", () => {
   it("are bounded per kernel id: new sockets do not buy a fresh budget", async () => {
     const object = "hostile-errors";
-    const perSocket = 100; // ERRORS_PER_MINUTE in wrangler.toml
-    let answered = 0;
     // Each socket stays under the per-socket limit, then a new one replaces it.
-    for (let round = 0; round < 3; round++) {
-      const kernel = await TestKernel.connectWithGrant(object, "noisy", READ);
-      for (let i = 0; i < perSocket; i++) kernel.send("not json");
-      await waitFor(
-        () => kernel.all("error").length === perSocket || kernel.closed !== null,
-        "the errors",
-      );
-      answered += kernel.all("error").length;
-      if (kernel.closed !== null) {
-        expect(kernel.closed.code).toBe(1008);
-        break;
-      }
-    }
-    expect(answered).toBe(2 * perSocket + 1);
+    const { answered } = await errUntilClosed(object, () => "noisy", READ);
+    expect(answered).toBe(2 * PER_SOCKET + 1);
     // For the rest of the minute the kernel id cannot open another socket...
     await expect(TestKernel.connectWithGrant(object, "noisy", READ)).rejects.toThrow(
       /429.*too_many_errors/,
@@ -227,24 +242,9 @@ describe("errors of one token", () => {
   it("are bounded across its kernel ids: new ids do not buy fresh errors", async () => {
     const object = "hostile-token-errors";
     const noisy = { ...READ, caller: "token:noisy" };
-    const perSocket = 100; // ERRORS_PER_MINUTE in wrangler.toml
-    let answered = 0;
-    let round = 0;
     // Each kernel id stays under its own limits; the token's are what stop it.
-    for (; round < 6; round++) {
-      const kernel = await TestKernel.connectWithGrant(object, `noisy-${round}`, noisy);
-      for (let i = 0; i < perSocket; i++) kernel.send("not json");
-      await waitFor(
-        () => kernel.all("error").length === perSocket || kernel.closed !== null,
-        "the errors",
-      );
-      answered += kernel.all("error").length;
-      if (kernel.closed !== null) {
-        expect(kernel.closed.code).toBe(1008);
-        break;
-      }
-    }
-    expect(answered).toBe(4 * perSocket + 1);
+    const { answered, round } = await errUntilClosed(object, (r) => `noisy-${r}`, noisy);
+    expect(answered).toBe(4 * PER_SOCKET + 1);
     await expect(TestKernel.connectWithGrant(object, `noisy-${round + 1}`, noisy)).rejects.toThrow(
       /429.*too_many_errors/,
     );

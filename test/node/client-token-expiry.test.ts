@@ -1,21 +1,17 @@
 // A kernel's socket does not outlive its token (docs/security.md): the manager closes it with
 // 4401 when the token expires, and the client stops with ConnectionClosedError instead of
 // reconnecting with a token that would be refused (as deployed: authentication on).
-import { createTestHarness, type TestHarness } from "wrangler";
+import type { TestHarness } from "wrangler";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ConnectionClosedError, KernelConnection } from "../../client";
 import { CLOSE_TOKEN_EXPIRED, signToken } from "../../schema";
+import { startAuthHarness } from "./harness";
 
 const AUTH_SECRET = "token-expiry-secret";
 let server: TestHarness;
 let url: string;
 beforeAll(async () => {
-  server = createTestHarness({
-    workers: [
-      { configPath: "./wrangler.toml", vars: { REQUIRE_AUTH: "true" }, secrets: { AUTH_SECRET } },
-    ],
-  });
-  url = (await server.listen()).url.toString().replace(/\/$/, "");
+  ({ server, url } = await startAuthHarness(AUTH_SECRET));
 }, 60_000);
 afterAll(() => server?.close());
 

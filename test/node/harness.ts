@@ -50,6 +50,29 @@ export async function startHarness(vars: Record<string, string> = FAST_VARS): Pr
   };
 }
 
+/**
+ * The real Worker as deployed: authentication required (`REQUIRE_AUTH`), tokens signed with
+ * `secret`. Returns the server and its URL without a trailing slash.
+ *
+ * @example const { server, url } = await startAuthHarness("s3cret");
+ */
+export async function startAuthHarness(
+  secret: string,
+  vars: Record<string, string> = {},
+): Promise<{ server: TestHarness; url: string }> {
+  const server = createTestHarness({
+    workers: [
+      {
+        configPath: "./wrangler.toml",
+        vars: { REQUIRE_AUTH: "true", ...vars },
+        secrets: { AUTH_SECRET: secret },
+      },
+    ],
+  });
+  const url = (await server.listen()).url.toString().replace(/\/$/, "");
+  return { server, url };
+}
+
 /** One frame as seen on the wire: its JSON header, and for binary frames the payload. */
 export interface WireFrame {
   header: Record<string, any> & { type: string };

@@ -5,10 +5,11 @@
 // SYNCHRONOUS, and an honest HTTP caller synchronizes. Every honest msync must complete, each
 // within HONEST_MSYNC_BOUND_MS, the honest HTTP synchronize must succeed, and every byte the
 // honest kernel wrote must read back (docs/security.md, "Hostile tenants").
-import { createTestHarness, type TestHarness } from "wrangler";
+import type { TestHarness } from "wrangler";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { HttpClient, KernelConnection, PageCache, VM_SYNC_SYNCHRONOUS } from "../../client";
 import { VM_SYNC_INVALIDATE, signToken, type Right } from "../../schema";
+import { startAuthHarness } from "./harness";
 
 const AUTH_SECRET = "hostile-tenants-secret";
 const OBJECT = "hostile-shared";
@@ -20,16 +21,10 @@ const HONEST_MSYNC_BOUND_MS = 5_000;
 let server: TestHarness;
 let url: string;
 beforeAll(async () => {
-  server = createTestHarness({
-    workers: [
-      {
-        configPath: "./wrangler.toml",
-        vars: { REQUIRE_AUTH: "true", FLUSH_DELAY_MS: "300", LOCK_TIMEOUT_MS: "2000" },
-        secrets: { AUTH_SECRET },
-      },
-    ],
-  });
-  url = (await server.listen()).url.toString().replace(/\/$/, "");
+  ({ server, url } = await startAuthHarness(AUTH_SECRET, {
+    FLUSH_DELAY_MS: "300",
+    LOCK_TIMEOUT_MS: "2000",
+  }));
 }, 60_000);
 afterAll(() => server?.close());
 
