@@ -1,5 +1,5 @@
-// The Worker bundle stays small (style.md §8): wrangler builds it exactly as a deploy would, for
-// the top level and for [env.production], which is what `npm run deploy` ships. wrangler only
+// The Worker bundle stays small (a small upload starts fast): wrangler builds it exactly as a
+// deploy would, for the top level and for [env.production], which `npm run deploy` ships. wrangler only
 // warns about a key it does not know (a misspelt observability setting, say) and deploys
 // anyway, so any warning fails here instead.
 import { spawnSync } from "node:child_process";
