@@ -870,15 +870,8 @@ class Runner {
         k.outbox.map((entry) => ({ kernel: k.name, mid: entry.mid.value, message: plain(entry) })),
       ),
       residency,
-      syncs: m.syncs.map((row) => ({
-        kernel: row.kernel,
-        id: row.id,
-        seqno: row.frame.seqno.value,
-        offset: row.offset,
-        length: row.length,
-        sync_flags: row.flags,
-        active: row.active ? 1 : 0,
-      })),
+      // As `GET …/syncs` lists them, with whether each has started.
+      syncs: m.expectedSyncs().map((row, i) => ({ ...row, active: m.syncs[i]!.active ? 1 : 0 })),
       locks: m.syncs
         .flatMap((row) =>
           [...row.locks].map(([kernel, lock]) => ({
