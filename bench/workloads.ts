@@ -273,7 +273,7 @@ export const W3_WINDOW = 64;
 
 /**
  * Runs `total` requests with `W3_WINDOW` in flight, worker w always on page w (so one kernel's
- * outstanding synchronize requests never overlap, protocol.md §6.8); returns requests per second.
+ * outstanding synchronize requests never overlap, docs/protocol.md §6.8); returns requests per second.
  */
 async function windowed(total: number, send: (offset: number) => Promise<unknown>) {
   let started = 0;

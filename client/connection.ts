@@ -1,5 +1,5 @@
 /**
- * The kernel side of one control socket (protocol.md §2–§6): the init/ready handshake, every
+ * The kernel side of one control socket (docs/protocol.md §2–docs/protocol.md §6): the init/ready handshake, every
  * kernel → manager message as a typed async call, and survival across the network. It keeps each
  * state-changing message until acked and resends it after reconnecting, processes each outbox
  * message (completions, lock requests) exactly once by its mid, and reconnects with jittered,
@@ -29,7 +29,7 @@ export interface KernelOptions {
   /** The service's base URL, e.g. `http://127.0.0.1:8787` (http/https or ws/wss). */
   url: string;
   object: string;
-  /** This kernel's id, stable across reconnects (protocol.md §1). */
+  /** This kernel's id, stable across reconnects (docs/protocol.md §1). */
   kernel: string;
   /** A bearer token, sent as `access_token` (browsers cannot set socket headers). */
   token?: string;
@@ -54,7 +54,7 @@ export interface KernelEvents extends Record<string, unknown> {
   disconnected: { code: number; reason: string };
   completion: SynchronizeCompletedMessage;
   lock_request: LockRequestMessage;
-  /** The manager says this kernel's cache may be stale: drop cached pages (protocol.md §6.6). */
+  /** The manager says this kernel's cache may be stale: drop cached pages (docs/protocol.md §6.6). */
   flush: ReadyMessage;
   destroyed: { reason: string };
   error: Error;
@@ -85,7 +85,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private readyMessage: ReadyMessage | null = null;
   private nextId = 1;
   private initId = 0;
-  /** The highest outbox mid processed: each takes effect once (protocol.md §3). */
+  /** The highest outbox mid processed: each takes effect once (docs/protocol.md §3). */
   private receivedMid = 0;
   private receivedTimer: ReturnType<typeof setTimeout> | null = null;
   /** Sent or queued, by id (Map order is id order: ids only grow). */
@@ -195,7 +195,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
   }
 
   /**
-   * memory_object_synchronize: resolves with its own completion (protocol.md §6), across
+   * memory_object_synchronize: resolves with its own completion (docs/protocol.md §6), across
    * reconnects; rejects with a `KernReturnError` when the manager answers `error`.
    */
   synchronize(
@@ -402,7 +402,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
     this.emit("connected", ready);
   }
 
-  /** An ack covers every lower id (protocol.md §3). */
+  /** An ack covers every lower id (docs/protocol.md §3). */
   private onAck(id: number, ack?: AckMessage): void {
     for (const entry of [...this.outgoing.values()]) {
       if (entry.id > id) break;

@@ -1,5 +1,5 @@
 /**
- * The HTTP operations of protocol.md §9 as typed calls, for tools and scripts that need no
+ * The HTTP operations of docs/protocol.md §9 as typed calls, for tools and scripts that need no
  * control socket (the CLI's `get`, `stat`, `syncs`, `rm`). Browser-safe: only `fetch`.
  */
 import type { KernReturn } from "../schema";

@@ -1,5 +1,5 @@
 /**
- * Compaction (design.md §4): superseded pages leave garbage in old segments, and a segment is
+ * Compaction (docs/architecture.md §4): superseded pages leave garbage in old segments, and a segment is
  * only deleted once none of its pages is live. When segments are mostly garbage (under half
  * live) and together hold at least COMPACT_MIN_GARBAGE_BYTES of it, their live pages are copied
  * into one new segment and the index moves to it, so the old ones die and the sweeper deletes

@@ -1,6 +1,6 @@
 /**
  * Errors answered per minute, counted per kernel id (and per caller) across all its sockets: the
- * per-socket limit of protocol.md §8 alone is bypassed by opening more sockets, and every bad
+ * per-socket limit of docs/protocol.md §8 alone is bypassed by opening more sockets, and every bad
  * frame costs a durable seqno write (docs/security.md). Kept in memory: an eviction forgets the
  * counts, which only ever lets a caller start a fresh minute.
  */

@@ -1,5 +1,5 @@
 /**
- * Moves journal pages into R2 (design.md §4). One flush runs at a time; requests that arrive
+ * Moves journal pages into R2 (docs/architecture.md §4). One flush runs at a time; requests that arrive
  * while one runs share the next one. A put that fails is retried with backoff and never changes
  * the index or the journal, so no barrier moves and no completion goes out for it.
  */

@@ -1,5 +1,5 @@
 /**
- * The HTTP operations of protocol.md §9 as the Durable Object serves them: each is a message of
+ * The HTTP operations of docs/protocol.md §9 as the Durable Object serves them: each is a message of
  * kernel `http`, takes a seqno, and runs the same handlers as the socket path.
  */
 import {
@@ -44,7 +44,7 @@ const OPERATIONS: Record<string, Operation> = {
 };
 
 /**
- * Answers one HTTP operation. A HEAD is its GET without the body (protocol.md §9): the same
+ * Answers one HTTP operation. A HEAD is its GET without the body (docs/protocol.md §9): the same
  * operation, checks and seqno, the same status and headers; a page read's HEAD reads no pages.
  */
 export async function handleHttp(pager: Pager, request: Request): Promise<Response> {
@@ -252,7 +252,7 @@ function spoolPageSize(pager: Pager, url: URL): number {
 }
 
 /**
- * Answers when the completion is due (protocol.md §9), or with the error that replaced it. The
+ * Answers when the completion is due (docs/protocol.md §9), or with the error that replaced it. The
  * request counts against its caller's budget, not kernel `http`'s. A caller that goes away
  * withdraws it (durable/sync-tracker.ts `withdraw`): workerd aborts the request's signal when
  * the client disconnects (compatibility flag `enable_request_signal`, wrangler.toml).
@@ -360,7 +360,7 @@ function httpContext(pager: Pager, seqno: number, pageSize: number): HandlerCont
     kernel: HTTP_KERNEL,
     seqno,
     socket: null,
-    // An HTTP body may carry more than one frame's max_transfer (protocol.md §9).
+    // An HTTP body may carry more than one frame's max_transfer (docs/protocol.md §9).
     geometry: { ...pager.geometry(pageSize), maxTransfer: pager.limits.maxBodyBytes },
     // HTTP answers are built from the operation's result, not sent as messages.
     reply: (_message: ManagerMessage) => {},

@@ -1,6 +1,6 @@
 /**
- * The kernels an object knows (protocol.md §3): the highest id applied for each, its next outbox
- * mid, whether it is stale (must flush everything at its next init, §6.6), and whether its token
+ * The kernels an object knows (docs/protocol.md §3): the highest id applied for each, its next outbox
+ * mid, whether it is stale (must flush everything at its next init, docs/protocol.md §6.6), and whether its token
  * could write (readers have a budget of their own, docs/security.md).
  */
 

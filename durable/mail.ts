@@ -5,7 +5,7 @@
  *   after).
  * - Each kernel gets its messages in seqno order. A reply that needs I/O first (a data_supply
  *   read from R2) reserves its place in line, and later messages to that kernel wait behind it:
- *   a lock request must never overtake the data it invalidates (protocol.md §6.6).
+ *   a lock request must never overtake the data it invalidates (docs/protocol.md §6.6).
  */
 import type { ManagerMessage } from "../schema";
 import { sendOn, type Sockets } from "./sockets";

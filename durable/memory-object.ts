@@ -1,5 +1,5 @@
 /**
- * The MemoryObject Durable Object: one per object name. A thin class (style.md §4) holding only
+ * The MemoryObject Durable Object: one per object name. A thin class (CONTRIBUTING.md §4) holding only
  * the platform's entry points; the `Pager` does the work.
  */
 import { DurableObject } from "cloudflare:workers";

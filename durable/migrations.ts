@@ -18,7 +18,7 @@ const MIGRATIONS: Migration[] = [
     statements: [
       // seqno (the next one to give), page_size, object name, next lock id.
       `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)`,
-      // Kernels that sent an init and were not forgotten (protocol.md §3).
+      // Kernels that sent an init and were not forgotten (docs/protocol.md §3).
       `CREATE TABLE IF NOT EXISTS kernels (
          kernel TEXT PRIMARY KEY,
          last_id INTEGER NOT NULL DEFAULT 0,

@@ -1,5 +1,5 @@
 /**
- * The per-kernel outbox of protocol.md §3: completions, lock requests and synchronize failures,
+ * The per-kernel outbox of docs/protocol.md §3: completions, lock requests and synchronize failures,
  * numbered by mid and kept until the kernel reports them received, so each takes effect at the
  * kernel exactly once across restarts and reconnects.
  */

@@ -1,5 +1,5 @@
 /**
- * The page store of design.md §4: returned pages go into the SQLite journal (durable in
+ * The page store of docs/architecture.md §4: returned pages go into the SQLite journal (durable in
  * milliseconds); the flusher packs them into immutable R2 segments and points the page index at
  * them. Reads look in the journal first, then the segment, else the page was never written.
  */
@@ -13,7 +13,7 @@ import type { Spools } from "./spools";
 /**
  * The synchronize barrier as an SQL condition on a row `s` with `first_page`, `end_page` and
  * `seqno` (a request, or its range and seqno): some page of the range still has a version below
- * that seqno in the journal, not yet in R2 (protocol.md §6.4). One definition, so the tracker can
+ * that seqno in the journal, not yet in R2 (docs/protocol.md §6.4). One definition, so the tracker can
  * ask it of every outstanding request in one query.
  */
 export const JOURNAL_HOLDS_BELOW = `EXISTS (SELECT 1 FROM journal
@@ -158,7 +158,7 @@ export class PageStore {
 
   /**
    * True when no page of the span has a version below `seqno` still outside R2: the barrier a
-   * SYNCHRONOUS synchronize waits on (protocol.md §6.4).
+   * SYNCHRONOUS synchronize waits on (docs/protocol.md §6.4).
    */
   isDurableBelow(span: PageSpan, seqno: number): boolean {
     const row = this.sql

@@ -109,7 +109,7 @@ export class Pager {
     });
   }
 
-  /** Start-up after a restart or eviction: pick up work that was under way (design.md §6). */
+  /** Start-up after a restart or eviction: pick up work that was under way (docs/architecture.md §6). */
   async start(): Promise<void> {
     this.alarmAt = await this.ctx.storage.getAlarm();
     this.afterChange();
@@ -154,7 +154,7 @@ export class Pager {
     const journalBytes = this.store.journalPages() * (this.pageSize() ?? DEFAULT_PAGE_SIZE);
     const retryWaits = this.flushRetryAt !== null && this.flushRetryAt > Date.now();
     // A waiting SYNCHRONOUS request starts the write at once even during a failure backoff
-    // (protocol.md §6.4): every failed round answers the requests it covered, so this ends.
+    // (docs/protocol.md §6.4): every failed round answers the requests it covered, so this ends.
     // An empty journal has nothing to flush: skip asking the tracker (most messages end here).
     const due =
       journalBytes > 0 &&
@@ -231,7 +231,7 @@ export class Pager {
 
   /**
    * A socket closed. If the kernel has no other initialized socket, INVALIDATE requests stop
-   * waiting on it and it must flush at its next init (protocol.md §6.6).
+   * waiting on it and it must flush at its next init (docs/protocol.md §6.6).
    */
   disconnected(socket: WebSocket): void {
     const { kernel, initialized } = this.sockets.session(socket);
@@ -278,7 +278,7 @@ export class Pager {
   }
 
   /**
-   * Destroys the object (protocol.md §9 DELETE): all its storage deleted at once (the platform's
+   * Destroys the object (docs/protocol.md §9 DELETE): all its storage deleted at once (the platform's
    * `deleteAll`, which also stops billing for it), the schema made afresh, seqno back to 0. Returns
    * the R2 segments to delete, which the caller deletes after this resolves. While the object
    * awaits its own storage the platform delivers no other event to it, so no message lands

@@ -1,5 +1,5 @@
 /**
- * Which kernel may cache which pages (protocol.md §6.6): page runs it was supplied (or told were
+ * Which kernel may cache which pages (docs/protocol.md §6.6): page runs it was supplied (or told were
  * unavailable) and has not flushed since. INVALIDATE asks exactly these kernels to flush.
  */
 import type { PageSpan } from "../schema";

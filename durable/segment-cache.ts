@@ -1,14 +1,14 @@
 /**
  * Recently read segment pages, kept in memory within a byte bound (READ_CACHE_BYTES), so pages
  * that kernels fault in again and again cost no R2 read. Segments are immutable and their keys are
- * never reused (design.md §4), so a cached page can never be stale: no invalidation is needed,
+ * never reused (docs/architecture.md §4), so a cached page can never be stale: no invalidation is needed,
  * only eviction, least recently used first.
  *
  * The unit kept is a run: the bytes of one ranged R2 read, as read (no copy per page, so no
  * garbage and an exact count of the memory held). Each page of a run is found through its key.
  *
  * One cache serves every object in the isolate (`sharedSegmentCache`): the platform runs many
- * Durable Objects in one isolate and they share its 128 MB (design.md §6), so the bound must be
+ * Durable Objects in one isolate and they share its 128 MB (docs/architecture.md §6), so the bound must be
  * per isolate. Keys are object-prefixed and unique per put, so objects never see each other's
  * pages, and a destroyed object's pages simply age out.
  */

@@ -1,8 +1,8 @@
 /**
- * The sequencer (design.md §3, style.md §2): it owns the object's seqno counter and runs the
+ * The sequencer (docs/architecture.md §3, CONTRIBUTING.md §2): it owns the object's seqno counter and runs the
  * ordered part of each message, synchronously and in one SQLite transaction, in arrival order.
  * Because that part never awaits, no later message can start before it ends; slow I/O (R2) runs
- * afterwards and may overlap. Every message consumes a seqno, rejected ones too (protocol.md §3).
+ * afterwards and may overlap. Every message consumes a seqno, rejected ones too (docs/protocol.md §3).
  */
 import type { Meta } from "./meta";
 
@@ -48,7 +48,7 @@ export class Sequencer {
     }
   }
 
-  /** The object was destroyed: its name starts afresh at seqno 0 (protocol.md §9 DELETE). */
+  /** The object was destroyed: its name starts afresh at seqno 0 (docs/protocol.md §9 DELETE). */
   reset(): void {
     this.nextSeqno = 0;
   }

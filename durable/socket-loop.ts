@@ -1,7 +1,7 @@
 /**
  * The control socket's message loop: every frame gets a seqno, is decoded and checked, goes
- * through the duplicate and initialisation rules of protocol.md §3 and §8, then to its handler.
- * The one place where a socket's errors become `error` messages (style.md §5).
+ * through the duplicate and initialisation rules of docs/protocol.md §3 and docs/protocol.md §8, then to its handler.
+ * The one place where a socket's errors become `error` messages (CONTRIBUTING.md §5).
  */
 import {
   CLOSE_POLICY_VIOLATION,
@@ -44,7 +44,7 @@ export async function handleFrame(
       checkGrant(message, session);
       const stateChanging = STATE_CHANGING_TYPES.has(message.type);
       if (stateChanging && message.id <= pager.kernels.lastId(kernel)) {
-        // A resend of an applied message: ack again, apply nothing (protocol.md §3).
+        // A resend of an applied message: ack again, apply nothing (docs/protocol.md §3).
         const record = pager.kernels.get(kernel)!;
         const original = message.id === record.last_id ? record.last_seqno : null;
         pager.mail.post(socket, { type: "ack", id: message.id, seqno: original ?? seqno });
@@ -155,7 +155,7 @@ function checkFrameSize(data: string | ArrayBuffer, limits: Limits): void {
   }
 }
 
-/** init must come first on a socket, and only once (protocol.md §4). */
+/** init must come first on a socket, and only once (docs/protocol.md §4). */
 function checkSessionOrder(message: KernelMessage, initialized: boolean): void {
   const isInit = message.type === "memory_object_init";
   if (!initialized && !isInit) {

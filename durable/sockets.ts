@@ -25,7 +25,7 @@ export interface SocketGrant {
 export interface SocketSession extends SocketGrant {
   kernel: string;
   initialized: boolean;
-  /** Errors answered in the current minute, for the garbage limit of protocol.md §8. */
+  /** Errors answered in the current minute, for the garbage limit of docs/protocol.md §8. */
   errors: number;
   errorWindowStart: number;
 }
@@ -60,7 +60,7 @@ export class Sockets {
 
   /**
    * Accepts a kernel's new socket; an older socket of the same kernel is closed with 4409
-   * (protocol.md §2), after the new one is accepted.
+   * (docs/protocol.md §2), after the new one is accepted.
    */
   accept(kernel: string, grant: SocketGrant): WebSocket {
     if (this.kernelErrors.exhausted(kernel)) {
@@ -133,7 +133,7 @@ export class Sockets {
   /**
    * Counts an error answered on the socket. Past `ERRORS_PER_MINUTE` in a minute the socket must
    * be closed with 1008, and past twice that on the kernel's sockets together every one of them
-   * (protocol.md §8): returns those to close, which the caller closes once the answers before
+   * (docs/protocol.md §8): returns those to close, which the caller closes once the answers before
    * the error (and the error itself) have gone out.
    */
   countError(ws: WebSocket): { sockets: WebSocket[]; reason: string } | null {

@@ -1,5 +1,5 @@
 /**
- * Deletes segments nothing points at any more (design.md §4: superseded pages leave garbage in
+ * Deletes segments nothing points at any more (docs/architecture.md §4: superseded pages leave garbage in
  * old segments). When every page of a segment has a newer copy in a later one, its live count
  * reaches 0 and no read planned from then on can name it; reads planned before still may, so the
  * page store keeps those until they finish. R2 first, then the row: a crash between the two

@@ -1,5 +1,5 @@
 /**
- * Outstanding synchronize requests (protocol.md §6), as a counted barrier (style.md §3): each
+ * Outstanding synchronize requests (docs/protocol.md §6), as a counted barrier (CONTRIBUTING.md §3): each
  * knows the seqno its pages must be durable below and the lock requests it waits for, and
  * completes, through the outbox and exactly once, as soon as both are settled.
  *
@@ -92,7 +92,7 @@ export class SyncTracker {
 
   /**
    * Takes a synchronize in seqno order. A request that overlaps an outstanding one of the same
-   * kernel (and, for kernel `http`, the same caller) is queued behind it (§6.8); otherwise it
+   * kernel (and, for kernel `http`, the same caller) is queued behind it (docs/protocol.md §6.8); otherwise it
    * starts at once.
    */
   admit(
@@ -213,14 +213,14 @@ export class SyncTracker {
     this.drain();
   }
 
-  /** SYNCHRONOUS requests still waiting on R2: the flusher must run now (§6.4). */
+  /** SYNCHRONOUS requests still waiting on R2: the flusher must run now (docs/protocol.md §6.4). */
   needsFlush(): boolean {
     return (
       this.deps.sql.exec(`SELECT 1 FROM syncs WHERE waiting_r2 = 1 LIMIT 1`).toArray().length > 0
     );
   }
 
-  /** Every R2 attempt failed: the SYNCHRONOUS requests waiting on returns below `seqno` fail (§6.9). */
+  /** Every R2 attempt failed: the SYNCHRONOUS requests waiting on returns below `seqno` fail (docs/protocol.md §6.9). */
   failWaiting(seqno: number, reason: string): void {
     const waiting = this.deps.sql
       .exec<SyncRequest>(
@@ -268,7 +268,7 @@ export class SyncTracker {
     this.drain();
   }
 
-  /** Kernels that did not answer a lock request in time are stale (§6.6). */
+  /** Kernels that did not answer a lock request in time are stale (docs/protocol.md §6.6). */
   expireLocks(now: number): void {
     // By the deadline index (DISTINCT in SQL would scan every lock by kernel instead).
     const late = this.deps.sql
@@ -586,13 +586,13 @@ export class SyncTracker {
   }
 
   /**
-   * The kernel may hold stale pages: it flushes everything at its next init (§6.6). The requests
+   * The kernel may hold stale pages: it flushes everything at its next init (docs/protocol.md §6.6). The requests
    * whose lock requests to it are dropped may be done.
    */
   private markStale(kernel: string): void {
     this.deps.kernels.markStale(kernel);
     this.deps.residency.forgetAll(kernel);
-    // No lock request stays queued for a stale kernel (§6.6): its flush: true covers them.
+    // No lock request stays queued for a stale kernel (docs/protocol.md §6.6): its flush: true covers them.
     const locks = this.deps.sql
       .exec<{ lock_id: number; sync_seqno: number }>(
         `DELETE FROM locks WHERE kernel = ? RETURNING lock_id, sync_seqno`,

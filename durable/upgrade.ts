@@ -1,5 +1,5 @@
 /**
- * The WebSocket upgrade of the control route (protocol.md §2), forwarded raw by the Worker: the
+ * The WebSocket upgrade of the control route (docs/protocol.md §2), forwarded raw by the Worker: the
  * object accepts the socket itself so it can hibernate, and keeps in its attachment what the
  * caller's token grants, for the per-message checks of the socket loop.
  */

@@ -1,5 +1,5 @@
 /**
- * The numbers of protocol.md §7, with Mach's names. Shared by the Worker, the Durable Object
+ * The numbers of docs/protocol.md §7, with Mach's names. Shared by the Worker, the Durable Object
  * and the client, so every side means the same thing by the same value.
  */
 
@@ -42,7 +42,7 @@ export const VM_SYNC_KILLPAGES = 0x08;
 export const VM_SYNC_DEACTIVATE = 0x10;
 export const VM_SYNC_CONTIGUOUS = 0x20;
 export const VM_SYNC_REUSABLEPAGES = 0x40;
-/** Every bit a synchronize may carry (protocol.md §6.3); any other bit is an error. */
+/** Every bit a synchronize may carry (docs/protocol.md §6.3); any other bit is an error. */
 export const VM_SYNC_KNOWN_BITS = 0x7f;
 
 export const MEMORY_OBJECT_RETURN_NONE = 0;
@@ -56,13 +56,13 @@ export const MEMORY_OBJECT_COPY_DELAY = 2;
 export const MEMORY_OBJECT_COPY_TEMPORARY = 3;
 export const MEMORY_OBJECT_COPY_SYMMETRIC = 4;
 
-/** Page sizes an object may have (protocol.md §1). */
+/** Page sizes an object may have (docs/protocol.md §1). */
 export const MIN_PAGE_SIZE = 512;
 export const MAX_PAGE_SIZE = 65536;
 /** The page size of an object whose first message is an HTTP write without `page_size`. */
 export const DEFAULT_PAGE_SIZE = 4096;
 
-/** The kernel id that HTTP requests act as (protocol.md §9); sockets may not claim it. */
+/** The kernel id that HTTP requests act as (docs/protocol.md §9); sockets may not claim it. */
 export const HTTP_KERNEL = "http";
 
 /** WebSocket close codes the manager uses. */

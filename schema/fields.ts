@@ -40,7 +40,7 @@ export function readProtection(fields: Fields, name: string): number {
   return value;
 }
 
-/** A power of two from 512 to 65536 (protocol.md §1). */
+/** A power of two from 512 to 65536 (docs/protocol.md §1). */
 export function readPageSize(fields: Fields, name = "page_size"): number {
   const value = fields[name];
   if (!isPageSize(value)) {

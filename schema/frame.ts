@@ -1,5 +1,5 @@
 /**
- * The binary frame of protocol.md §2: a u32 big-endian header length H, H bytes of UTF-8 JSON
+ * The binary frame of docs/protocol.md §2: a u32 big-endian header length H, H bytes of UTF-8 JSON
  * header, then the payload. Text frames are plain JSON and carry no payload.
  */
 import { KERN_INVALID_ARGUMENT } from "./constants";

@@ -1,4 +1,4 @@
-/** The only public surface of `schema/` (style.md §7): constants, messages, codec, errors. */
+/** The only public surface of `schema/` (CONTRIBUTING.md §7): constants, messages, codec, errors. */
 export * from "./constants";
 export { ProtocolError, invalidField, httpStatusOf, type ErrorCode } from "./protocol-error";
 export { parseObjectName, parseKernelId } from "./names";

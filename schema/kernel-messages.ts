@@ -1,5 +1,5 @@
 /**
- * Kernel → manager messages (protocol.md §4): their types and `parseKernelMessage`, which checks
+ * Kernel → manager messages (docs/protocol.md §4): their types and `parseKernelMessage`, which checks
  * the shape of each field. Rules that depend on the object (page size, max_size) live in
  * `ranges.ts`, applied by the handlers that know the object.
  */
@@ -79,7 +79,7 @@ export type KernelMessage =
 
 export type KernelMessageType = KernelMessage["type"];
 
-/** Messages that change object state: applied once per id, acked (protocol.md §3). */
+/** Messages that change object state: applied once per id, acked (docs/protocol.md §3). */
 export const STATE_CHANGING_TYPES: ReadonlySet<KernelMessageType> = new Set([
   "memory_object_data_return",
   "memory_object_synchronize",
@@ -151,7 +151,7 @@ const parsers: { [T in KernelMessageType]: Parser } = {
 };
 
 /**
- * Checks a decoded frame against protocol.md §4 and returns the typed message.
+ * Checks a decoded frame against docs/protocol.md §4 and returns the typed message.
  *
  * @example const message = parseKernelMessage(decodeFrame(event.data));
  */
@@ -168,13 +168,13 @@ export function parseKernelMessage(frame: Frame): KernelMessage {
   return parsers[type as KernelMessageType](frame.header, frame.payload);
 }
 
-/** The message's `id` if it has a valid one, for the `reply_to` of an error (protocol.md §8). */
+/** The message's `id` if it has a valid one, for the `reply_to` of an error (docs/protocol.md §8). */
 export function peekId(header: Record<string, unknown> | undefined): number | null {
   const id = header?.id;
   return typeof id === "number" && Number.isSafeInteger(id) && id > 0 ? id : null;
 }
 
-/** `sync_flags` of protocol.md §6.3: known bits only, never SYNCHRONOUS with ASYNCHRONOUS. */
+/** `sync_flags` of docs/protocol.md §6.3: known bits only, never SYNCHRONOUS with ASYNCHRONOUS. */
 export function readSyncFlags(fields: Fields): number {
   const flags = fields.sync_flags;
   if (typeof flags !== "number" || !Number.isSafeInteger(flags) || flags < 0) {

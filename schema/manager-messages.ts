@@ -1,5 +1,5 @@
 /**
- * Manager → kernel messages (protocol.md §5). The manager builds them; the client reads them.
+ * Manager → kernel messages (docs/protocol.md §5). The manager builds them; the client reads them.
  */
 import type { ErrorCode } from "./protocol-error";
 import type { KernReturn } from "./constants";
@@ -77,7 +77,7 @@ export interface ErrorMessage {
   kern_return: KernReturn;
   code: ErrorCode;
   message: string;
-  /** Present when the error is the outbox answer to an accepted synchronize (protocol.md §6.9). */
+  /** Present when the error is the outbox answer to an accepted synchronize (docs/protocol.md §6.9). */
   mid?: number;
 }
 
@@ -92,7 +92,7 @@ export type ManagerMessage =
   | DestroyMessage
   | ErrorMessage;
 
-/** Messages the manager keeps in the per-kernel outbox until received (protocol.md §3). */
+/** Messages the manager keeps in the per-kernel outbox until received (docs/protocol.md §3). */
 export type OutboxMessage = LockRequestMessage | SynchronizeCompletedMessage | ErrorMessage;
 
 /** An outbox message before the outbox numbers it. */

@@ -1,5 +1,5 @@
 /**
- * Object names and kernel ids (protocol.md §1): the characters that may name a Durable Object,
+ * Object names and kernel ids (docs/protocol.md §1): the characters that may name a Durable Object,
  * an R2 key prefix and a socket tag without escaping.
  */
 import { HTTP_KERNEL, KERN_INVALID_ARGUMENT } from "./constants";

@@ -1,6 +1,6 @@
 /**
- * The one error type of the protocol (style.md §5). Handlers throw it; the Worker's `onError`
- * and the socket's message loop turn it into the wire forms of protocol.md §5 and §9.
+ * The one error type of the protocol (CONTRIBUTING.md §5). Handlers throw it; the Worker's `onError`
+ * and the socket's message loop turn it into the wire forms of docs/protocol.md §5 and docs/protocol.md §9.
  */
 import { KERN_INVALID_ARGUMENT, KERN_PROTECTION_FAILURE, type KernReturn } from "./constants";
 
@@ -45,7 +45,7 @@ export class ProtocolError extends Error {
     this.name = "ProtocolError";
   }
 
-  /** The HTTP error body of protocol.md §9. */
+  /** The HTTP error body of docs/protocol.md §9. */
   toJSON(): { error: { code: ErrorCode; kern_return: KernReturn; message: string } } {
     return { error: { code: this.code, kern_return: this.kernReturn, message: this.message } };
   }
@@ -75,7 +75,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   internal: 500,
 };
 
-/** The HTTP status of protocol.md §9 that an error maps to when it ends an HTTP request. */
+/** The HTTP status of docs/protocol.md §9 that an error maps to when it ends an HTTP request. */
 export function httpStatusOf(error: ProtocolError): number {
   return STATUS_BY_CODE[error.code] ?? (error.kernReturn === KERN_PROTECTION_FAILURE ? 403 : 400);
 }

@@ -1,6 +1,6 @@
 /**
- * Range rules that depend on the object (protocol.md §1, §8): alignment to its page size,
- * `max_transfer` per frame, `max_size` overall, and the outward rounding of §6.2.
+ * Range rules that depend on the object (docs/protocol.md §1, docs/protocol.md §8): alignment to its page size,
+ * `max_transfer` per frame, `max_size` overall, and the outward rounding of docs/protocol.md §6.2.
  */
 import { KERN_INVALID_ADDRESS } from "./constants";
 import { ProtocolError, invalidField } from "./protocol-error";
@@ -47,7 +47,7 @@ export function checkPageRange(offset: number, length: number, geometry: ObjectG
   return { first: offset / pageSize, end: (offset + length) / pageSize };
 }
 
-/** The pages a byte range touches, rounded outward (protocol.md §6.2). */
+/** The pages a byte range touches, rounded outward (docs/protocol.md §6.2). */
 export function pageSpanOf(offset: number, length: number, pageSize: number): PageSpan {
   const first = Math.floor(offset / pageSize);
   const end = length === 0 ? first : Math.ceil((offset + length) / pageSize);

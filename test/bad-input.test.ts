@@ -1,5 +1,5 @@
 /**
- * protocol.md §8 over a real socket: every bad input gets one `error` with the right kern_return,
+ * docs/protocol.md §8 over a real socket: every bad input gets one `error` with the right kern_return,
  * a code and a message naming the field or rule, `reply_to` = its id when valid else null; it
  * consumes its seqno, changes no state, and the socket stays open for the next valid message.
  */
@@ -51,7 +51,7 @@ interface Expected {
 }
 
 /**
- * Sends one bad input on an initialized kernel's socket and checks everything §8 promises: the
+ * Sends one bad input on an initialized kernel's socket and checks everything docs/protocol.md §8 promises: the
  * error, its seqno, that the next message gets the following seqno and still reads the old
  * bytes, that nothing else was answered, that the object's state is unchanged, and that the
  * socket is open.
@@ -340,7 +340,7 @@ describe("bad ranges", () => {
       message: /^offset/,
       reply_to: 50,
     });
-    // A valid message may reuse the rejected id: it was never applied (protocol.md §3).
+    // A valid message may reuse the rejected id: it was never applied (docs/protocol.md §3).
     kernel.dataReturn(0, pageOf(7), 50);
     expect(await kernel.ack(50)).toMatchObject({ type: "ack", id: 50 });
     expect((await stat(object)).kernels[0].last_id).toBe(50);

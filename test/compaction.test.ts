@@ -1,4 +1,4 @@
-// Compaction (design.md §4): segments that are mostly garbage have their live pages copied into
+// Compaction (docs/architecture.md §4): segments that are mostly garbage have their live pages copied into
 // a new segment, the index moves there, and the old segments are swept; reads never change. The
 // alarm after a flush does it; `maintain` does it at a chosen moment. Every scenario ends by
 // checking the index against SQLite's segment rows and R2.

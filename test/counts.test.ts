@@ -1,5 +1,5 @@
 /**
- * Costs of the write path (design.md §4): how many R2 puts and SQLite rows returned pages cost.
+ * Costs of the write path (docs/architecture.md §4): how many R2 puts and SQLite rows returned pages cost.
  * The figures are printed so they can be quoted; the assertions bound them.
  */
 import { describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * DELETE (protocol.md §9) by the platform's `deleteAll`: after it, an object that had pages in
+ * DELETE (docs/protocol.md §9) by the platform's `deleteAll`: after it, an object that had pages in
  * the journal and in R2, outstanding synchronize and lock requests, kernels with outbox rows,
  * and a PUT spooling its body, has every table empty but a fresh `meta`, a database back to a
  * fresh object's size, no alarm and no segment in R2; and it works again at once, in the same

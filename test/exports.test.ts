@@ -1,4 +1,4 @@
-// The Worker module's public surface (style.md §8): its default handler and the Durable Object.
+// The Worker module's public surface (CONTRIBUTING.md §8): its default handler and the Durable Object.
 import { expect, it } from "vitest";
 
 it("exports exactly the Worker and the MemoryObject class", async () => {

@@ -1,7 +1,7 @@
 /**
  * R2 puts that fail after writing (found by test/torture.test.ts): the object is in R2 but the put
  * rejects. The manager must treat the segment as failed: a retry writes a new key (never rewrite
- * a key, design.md §4), the index never points at the failed one, and the SYNCHRONOUS completion
+ * a key, docs/architecture.md §4), the index never points at the failed one, and the SYNCHRONOUS completion
  * comes only after a put that resolved.
  */
 import { runInDurableObject } from "cloudflare:test";

@@ -1,5 +1,5 @@
 /**
- * Fuzzing a live object (protocol.md §3, §8). Object F gets valid traffic from kernels A and B
+ * Fuzzing a live object (docs/protocol.md §3, docs/protocol.md §8). Object F gets valid traffic from kernels A and B
  * (data_returns of known bytes, synchronizes, data_requests, data_unlocks, received, an
  * INVALIDATE answered by lock_completed, a reconnect) interleaved with about 3,000 garbage
  * frames: random bytes and text, broken JSON, valid messages with fields deleted, retyped, out of
@@ -79,7 +79,7 @@ const SHAPE: FrameShape = {
 interface Verdict {
   /** The frame is an error by the documented rules. */
   error: boolean;
-  /** The `reply_to` its error must carry: its id if valid, else null (protocol.md §8). */
+  /** The `reply_to` its error must carry: its id if valid, else null (docs/protocol.md §8). */
   replyTo: number | null;
   tooLarge: boolean;
 }
@@ -273,7 +273,7 @@ class ValidKernel {
 
 /*
  * Answers are matched by type as well as id: garbage frames may carry the very id a valid message
- * uses later (a rejected message moves nothing, §3), and their errors name it in reply_to.
+ * uses later (a rejected message moves nothing, docs/protocol.md §3), and their errors name it in reply_to.
  */
 function completionOf(socket: TestKernel, id: number): Promise<Received> {
   return socket.next((m) => m.type === "memory_object_synchronize_completed" && m.reply_to === id);
@@ -366,7 +366,7 @@ describe("fuzz: garbage interleaved with valid traffic changes nothing", () => {
         }
       }
       if (k.lastId > 0 && rng.chance(0.12)) {
-        // A resend (id already applied) with other contents: acked again, never applied (§3).
+        // A resend (id already applied) with other contents: acked again, never applied (docs/protocol.md §3).
         const id = 1 + rng.int(k.lastId);
         const offset = rng.int(TOUCHED_PAGES) * PAGE + (rng.chance(0.3) ? 1 : 0);
         const kind = rng.pick(["data_return", "synchronize", "terminate", "lock_completed"]);
@@ -514,7 +514,7 @@ describe("fuzz: garbage interleaved with valid traffic changes nothing", () => {
 
     /**
      * An INVALIDATE by `y` over pages `x` was just supplied: `x` gets a lock request, and while
-     * `y`'s request waits for it (with a second, overlapping one queued behind, §6.8) the
+     * `y`'s request waits for it (with a second, overlapping one queued behind, docs/protocol.md §6.8) the
      * outstanding requests of both objects must match. Then `x` answers lock_completed.
      */
     async function invalidate(y: ValidKernel, x: ValidKernel): Promise<void> {

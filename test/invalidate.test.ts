@@ -1,5 +1,5 @@
 /**
- * VM_SYNC_INVALIDATE (protocol.md §6.6): before the requester's completion, every other kernel
+ * VM_SYNC_INVALIDATE (docs/protocol.md §6.6): before the requester's completion, every other kernel
  * that may cache the range flushes it (lock_request → lock_completed), or is marked stale when it
  * is disconnected or silent, and then resumes with `flush: true`.
  */

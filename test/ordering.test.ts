@@ -1,5 +1,5 @@
 /**
- * Ordering (protocol.md §3, design.md §3): messages take effect in seqno order even while earlier
+ * Ordering (docs/protocol.md §3, docs/architecture.md §3): messages take effect in seqno order even while earlier
  * ones wait on R2, so the last return of a page wins and each read sees the version of its seqno;
  * every message that reaches the object, rejected frames and HTTP requests included, consumes
  * exactly one seqno, and the answers carry them.

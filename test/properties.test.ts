@@ -1,8 +1,8 @@
 /**
  * Property-based tests of schema/ (fast-check, seeded so a failure reproduces): whatever bytes or
  * JSON a kernel sends, the frame codec and the message validators either return a frame or a
- * message whose every field keeps the rules of protocol.md §1, §4 and §6.3, or throw a
- * `ProtocolError` naming the field or rule (§8). No other exception may escape into the socket
+ * message whose every field keeps the rules of docs/protocol.md §1, docs/protocol.md §4 and docs/protocol.md §6.3, or throw a
+ * `ProtocolError` naming the field or rule (docs/protocol.md §8). No other exception may escape into the socket
  * loop, where it would become an `internal` error instead of the named one.
  */
 import fc from "fast-check";

@@ -1,5 +1,5 @@
 /**
- * R2 writes that fail or are slow (protocol.md §6.4, §6.9; design.md §4): a SYNCHRONOUS request is
+ * R2 writes that fail or are slow (docs/protocol.md §6.4, docs/protocol.md §6.9; docs/architecture.md §4): a SYNCHRONOUS request is
  * never completed for data whose put did not resolve; a put is retried; a persistent failure is an
  * `error` (KERN_MEMORY_ERROR) through the outbox; the returned pages stay readable from the journal.
  */

@@ -1,4 +1,4 @@
-// Hot pages (design.md §4 reads): segment pages a kernel read once are served from memory after,
+// Hot pages (docs/architecture.md §4 reads): segment pages a kernel read once are served from memory after,
 // never above READ_CACHE_BYTES; bulk HTTP reads use the cache without filling it; a page rewritten
 // into a new segment is read from that one, since segments are immutable and keys never reused.
 import { runInDurableObject } from "cloudflare:test";

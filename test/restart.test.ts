@@ -1,5 +1,5 @@
 /**
- * Restarts, reconnects and resends (protocol.md §3, design.md §6): outstanding SYNCHRONOUS
+ * Restarts, reconnects and resends (docs/protocol.md §3, docs/architecture.md §6): outstanding SYNCHRONOUS
  * requests survive an eviction and complete exactly once; a resuming kernel learns `last_id`
  * and gets the outbox again above `received_mid`; resent messages are re-acked, not re-applied;
  * terminate forgets a kernel; a second socket of a kernel replaces the first.

@@ -1,4 +1,4 @@
-// Garbage (design.md §4): a segment whose every page has a newer copy in a later segment is
+// Garbage (docs/architecture.md §4): a segment whose every page has a newer copy in a later segment is
 // deleted from R2 and forgotten (by the alarm after a flush); one that still holds a live page
 // stays; a read planned before a segment died still reads it, and the segment goes at a sweep
 // after that read. `maintain` sweeps at a chosen moment, as the alarm would.

@@ -1,5 +1,5 @@
 /**
- * memory_object_synchronize (protocol.md §6): when each flag combination completes, what the
+ * memory_object_synchronize (docs/protocol.md §6): when each flag combination completes, what the
  * completion carries, how one kernel's overlapping requests are ordered and how kernels stay
  * independent. R2 puts are slowed or failed with the bucket wrappers, so "completes before R2"
  * and "completes only after R2" can be told apart.

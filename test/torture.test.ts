@@ -1,5 +1,5 @@
 /**
- * A seeded torture test (style.md §10): three kernels and the HTTP surface on one object, in a
+ * A seeded torture test (CONTRIBUTING.md §10): three kernels and the HTTP surface on one object, in a
  * random interleaving of data_returns, synchronizes of every flag combination (kernel-local bits
  * and the invalid SYNCHRONOUS|ASYNCHRONOUS too), data_requests, lock answers (most lock requests
  * are answered, some left to time out), `received` reports, resent duplicates, socket drops,
@@ -10,7 +10,7 @@
  * - lost = 0: every acked page reads back as last written in seqno order (HTTP GET pages);
  * - duplicated = 0, missing = 0: every accepted synchronize got exactly one completion or one
  *   KERN_MEMORY_ERROR, counted per request id across reconnects. The kernel ignores mids it already
- *   processed (protocol.md §3); no mid comes twice on one socket, nor after the manager took a
+ *   processed (docs/protocol.md §3); no mid comes twice on one socket, nor after the manager took a
  *   report covering it;
  * - early = 0: no SYNCHRONOUS completion arrived before its pages were in R2. At the moment it
  *   arrived, every page of its range written before the request was in a segment whose put had
@@ -24,7 +24,7 @@
  * the manager's own work (flushes, alarms, retries) depends on timing too, so a failing seed
  * usually, not always, fails again. Seqnos of messages whose ack was lost in a drop are not known
  * exactly: the model bounds them by those of the messages around them on the same socket, which
- * the manager processes in order (§3), and accepts any answer consistent with the bounds.
+ * the manager processes in order (docs/protocol.md §3), and accepts any answer consistent with the bounds.
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -237,7 +237,7 @@ class Torture {
     return list;
   }
 
-  /** The seqno bounds of an applied message (protocol.md §3: one socket's messages in order). */
+  /** The seqno bounds of an applied message (docs/protocol.md §3: one socket's messages in order). */
   bounds(message: Outgoing): Bounds {
     if (message.entry.seqno !== undefined)
       return { min: message.entry.seqno, max: message.entry.seqno };
@@ -320,7 +320,7 @@ class Torture {
     if (completion.flags & SYNC) this.indexChecks.push(completion);
   }
 
-  /** A dirty data_return over HTTP (protocol.md §9): its response gives its seqno. */
+  /** A dirty data_return over HTTP (docs/protocol.md §9): its response gives its seqno. */
   async httpWrite(): Promise<void> {
     const first = this.int(PAGES);
     const count = 1 + this.int(Math.min(3, PAGES - first));
@@ -495,8 +495,8 @@ class TortureKernel {
   }
 
   /**
-   * Connects and resumes (protocol.md §3): init with received_mid, then resend above last_id. A
-   * kernel whose socket is still open replaces it (§2: the manager closes the old one, 4409).
+   * Connects and resumes (docs/protocol.md §3): init with received_mid, then resend above last_id. A
+   * kernel whose socket is still open replaces it (docs/protocol.md §2: the manager closes the old one, 4409).
    */
   async connect(): Promise<void> {
     const previous = this.session;
@@ -566,7 +566,7 @@ class TortureKernel {
     return entry;
   }
 
-  /** Sends an applied message again under its id (protocol.md §3: acked again, not applied). */
+  /** Sends an applied message again under its id (docs/protocol.md §3: acked again, not applied). */
   private sendDuplicate(message: Outgoing): void {
     const session = this.session!;
     record(session, message.id, message.header.type, true);
@@ -669,7 +669,7 @@ class TortureKernel {
     }
   }
 
-  /** Outbox messages (protocol.md §3): each mid takes effect once; repeats are ignored. */
+  /** Outbox messages (docs/protocol.md §3): each mid takes effect once; repeats are ignored. */
   private onOutbox(session: Session, m: Received): void {
     const t = this.t;
     if (session.mids.has(m.mid)) t.violations.push(`${this.id}: mid ${m.mid} twice on one socket`);
@@ -1079,7 +1079,7 @@ async function check(t: Torture) {
     }
   }
 
-  // Mids: none may come again once the manager took a report covering it (protocol.md §3).
+  // Mids: none may come again once the manager took a report covering it (docs/protocol.md §3).
   for (const late of t.lateMids) {
     if (late.reports.some((r) => processed(r.session, r.entry)))
       t.violations.push(`${late.kernel}: mid ${late.mid} delivered after it was reported received`);
@@ -1137,7 +1137,7 @@ it(
       };
       console.log(`torture figures: ${JSON.stringify(figures)}`);
       expect(t.violations).toEqual([]);
-      expect(t.bucket.rewrites).toBe(0); // never rewrite a key (design.md §4)
+      expect(t.bucket.rewrites).toBe(0); // never rewrite a key (docs/architecture.md §4)
       expect({ lost: result.lost, duplicated: result.duplicated }).toEqual({
         lost: 0,
         duplicated: 0,

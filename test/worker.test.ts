@@ -1,5 +1,5 @@
 /**
- * The HTTP surface of protocol.md §9 through the real Worker (`exports.default.fetch`): the API
+ * The HTTP surface of docs/protocol.md §9 through the real Worker (`exports.default.fetch`): the API
  * description, JSON errors with fitting statuses, the object operations and DELETE.
  */
 import { env } from "cloudflare:workers";
@@ -16,7 +16,7 @@ import { TestKernel, pageOf } from "./helpers/kernel";
 
 const MAX_BODY_BYTES = Number(env.MAX_BODY_BYTES);
 
-/** Checks the JSON error body of protocol.md §9 and returns it. */
+/** Checks the JSON error body of docs/protocol.md §9 and returns it. */
 async function expectError(
   response: Response,
   status: number,
@@ -253,7 +253,7 @@ describe("POST synchronize", () => {
       "bad_json",
       /JSON object/,
     );
-    // Each consumed a seqno (protocol.md §9).
+    // Each consumed a seqno (docs/protocol.md §9).
     expect((await stat(object)).seqno).toBe(3);
   });
 

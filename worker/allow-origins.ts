@@ -31,7 +31,7 @@ import type { AppEnv } from "./app-env";
 /** How long a browser may reuse a preflight's answer: Chromium's cap, two hours. */
 export const PREFLIGHT_MAX_AGE_SECONDS = 7200;
 
-/** The methods of the HTTP API (protocol.md §9), and the request headers its clients send. */
+/** The methods of the HTTP API (docs/protocol.md §9), and the request headers its clients send. */
 const ALLOW_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"];
 const ALLOW_HEADERS = ["Authorization", "Content-Type"];
 

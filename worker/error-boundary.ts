@@ -1,6 +1,6 @@
 /**
- * The Worker's one error boundary (style.md §5): a `ProtocolError` becomes the JSON error of
- * protocol.md §9 with its status; anything else is a 500 that reveals nothing but its kind.
+ * The Worker's one error boundary (CONTRIBUTING.md §5): a `ProtocolError` becomes the JSON error of
+ * docs/protocol.md §9 with its status; anything else is a 500 that reveals nothing but its kind.
  */
 import type { Context } from "hono";
 import { KERN_FAILURE, KERN_INVALID_ARGUMENT, ProtocolError, httpStatusOf } from "../schema";

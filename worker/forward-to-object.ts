@@ -1,7 +1,7 @@
 /**
  * `forwardToObject()`: hands the raw request to the Durable Object of the `{name}` in the path,
  * with the name and the verified grant in headers (the object cannot read its name from its id). WebSocket upgrades pass
- * through untouched, so the object accepts the socket itself and may hibernate (design.md §2).
+ * through untouched, so the object accepts the socket itself and may hibernate (docs/architecture.md §2).
  */
 import type { Context } from "hono";
 import { GRANT_HEADER, OBJECT_NAME_HEADER, parseObjectName } from "../schema";

@@ -1,5 +1,5 @@
 /**
- * The edgepager Worker: a thin Hono app (style.md §6) that checks tokens, names, sizes and
+ * The edgepager Worker: a thin Hono app (CONTRIBUTING.md §6) that checks tokens, names, sizes and
  * routes, then forwards each request to the memory object's Durable Object. It holds no object
  * state.
  */

@@ -1,5 +1,5 @@
 /**
- * Body limits (protocol.md §9), refused with 413 before the body reaches the object.
+ * Body limits (docs/protocol.md §9), refused with 413 before the body reaches the object.
  *
  * - `limitBody({ maxBytes })` for small JSON bodies: Hono's `bodyLimit` counts them, buffering a
  *   body of unknown length (at most `maxBytes`).

@@ -1,6 +1,6 @@
 /**
  * `requireUpgrade()`: the control route takes WebSocket upgrades only, with a valid kernel id
- * (protocol.md §2); anything else gets a clear 4xx before it reaches the object.
+ * (docs/protocol.md §2); anything else gets a clear 4xx before it reaches the object.
  */
 import { createMiddleware } from "hono/factory";
 import { KERN_INVALID_ARGUMENT, ProtocolError, parseKernelId } from "../schema";

@@ -1,5 +1,5 @@
 /**
- * The CLI's one error boundary (style.md §5): every failure becomes one line on stderr (or one
+ * The CLI's one error boundary (CONTRIBUTING.md §5): every failure becomes one line on stderr (or one
  * JSON object with --json) and one exit code from `exit-codes.ts`. Commands throw; only
  * `describeFailure` decides what the user sees.
  */
@@ -71,7 +71,7 @@ export function unreachable(url: string, reason: string): Failure {
   };
 }
 
-/** `KERN_INVALID_ADDRESS` for 1, … (protocol.md §7); unknown values read `KERN_<n>`. */
+/** `KERN_INVALID_ADDRESS` for 1, … (docs/protocol.md §7); unknown values read `KERN_<n>`. */
 export function kernReturnName(value: number): string {
   for (const [name, constant] of Object.entries(constants)) {
     if (name.startsWith("KERN_") && constant === value) return name;

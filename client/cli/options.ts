@@ -56,7 +56,7 @@ export function parsePositiveCount(value: string): number {
   return number;
 }
 
-/** An object name (protocol.md §1), by the schema's rule; a usage error in the CLI's words. */
+/** An object name (docs/protocol.md §1), by the schema's rule; a usage error in the CLI's words. */
 export function parseObjectName(value: string): string {
   try {
     return parseName(value);
@@ -65,7 +65,7 @@ export function parseObjectName(value: string): string {
   }
 }
 
-/** A kernel id (protocol.md §1), by the schema's rule: 1–64 such characters, not `http`. */
+/** A kernel id (docs/protocol.md §1), by the schema's rule: 1–64 such characters, not `http`. */
 export function parseKernelId(value: string): string {
   if (value === HTTP_KERNEL)
     throw new InvalidArgumentError('"http" is reserved for HTTP requests.');
@@ -90,7 +90,7 @@ export function parseUrl(value: string): string {
   return value.replace(/\/+$/, "");
 }
 
-/** Mach's sync_flags by name (protocol.md §6.3). */
+/** Mach's sync_flags by name (docs/protocol.md §6.3). */
 export const SYNC_FLAG_BITS: Record<string, number> = {
   SYNCHRONOUS: VM_SYNC_SYNCHRONOUS,
   ASYNCHRONOUS: VM_SYNC_ASYNCHRONOUS,

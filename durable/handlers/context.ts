@@ -1,7 +1,7 @@
 /**
  * What a message handler is given. Handlers run inside the sequencer's ordered part: they check
  * first, then change state (all synchronous SQLite), and may return an `after` step for slow I/O
- * that runs once the change has committed (libpager's A/B/C split, design.md §3).
+ * that runs once the change has committed (libpager's A/B/C split, docs/architecture.md §3).
  */
 import type { ManagerMessage, ObjectGeometry } from "../../schema";
 import type { Pager } from "../pager";

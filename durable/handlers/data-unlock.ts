@@ -1,7 +1,7 @@
 /**
  * memory_object_data_unlock: a kernel asks for more access to pages it holds. This manager
  * prohibits nothing, so it grants at once with a lock_request whose lock_value is VM_PROT_NONE,
- * through the outbox (protocol.md §5). Changes only the kernel's outbox, which is bounded: past
+ * through the outbox (docs/protocol.md §5). Changes only the kernel's outbox, which is bounded: past
  * OUTBOX_MAX_PER_KERNEL unreceived messages the unlock is refused.
  */
 import {

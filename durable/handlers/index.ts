@@ -1,5 +1,5 @@
 /**
- * The dispatch table (style.md §1): the one place that maps a message type to its handler.
+ * The dispatch table (CONTRIBUTING.md §1): the one place that maps a message type to its handler.
  */
 import type { KernelMessage, KernelMessageType } from "../../schema";
 import type { Handler } from "./context";

@@ -2,7 +2,7 @@
  * memory_object_init: a kernel starts (or resumes) on a socket. May fix the object's page size
  * (only a kernel whose token can write), register the kernel (letting a reclaimable one of its
  * kind go if its kind is full), drop outbox messages it has received and clear its stale mark;
- * answers `memory_object_ready`, then resends the outbox in mid order (protocol.md §3).
+ * answers `memory_object_ready`, then resends the outbox in mid order (docs/protocol.md §3).
  */
 import {
   MEMORY_OBJECT_COPY_DELAY,

@@ -1,6 +1,6 @@
 /**
  * memory_object_synchronize: a kernel asks that a range reach the state its sync_flags name
- * (protocol.md §6). Records an outstanding request with the tracker, which completes it through
+ * (docs/protocol.md §6). Records an outstanding request with the tracker, which completes it through
  * the outbox (or, over HTTP, answers the caller); the flush it may need starts right after this
  * step commits.
  */

@@ -1,6 +1,6 @@
 /**
  * memory_object_terminate: a kernel is done with the object. Its outstanding requests, outbox,
- * cached ranges and record are forgotten (protocol.md §3); after the ack, and every answer before
+ * cached ranges and record are forgotten (docs/protocol.md §3); after the ack, and every answer before
  * it, the socket closes (1000).
  */
 import { CLOSE_NORMAL, type TerminateMessage } from "../../schema";

@@ -1,5 +1,5 @@
 /**
- * R2 wrappers for running the same scenario against a failing or slow store (style.md §10).
+ * R2 wrappers for running the same scenario against a failing or slow store (CONTRIBUTING.md §10).
  * They wrap the real local bucket; only `put`, `get`, `delete` and `list` are changed (and counted). `onObject` installs one inside a live
  * MemoryObject (an eviction drops it again, like any in-memory state).
  */

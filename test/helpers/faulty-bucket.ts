@@ -1,5 +1,5 @@
 /**
- * A fault-injecting R2 wrapper driven by a seeded PRNG (style.md §10), for the torture test. Each
+ * A fault-injecting R2 wrapper driven by a seeded PRNG (CONTRIBUTING.md §10), for the torture test. Each
  * put, by the given probabilities, fails before writing, fails after writing (the object IS in R2
  * but the put rejects: the manager must treat it as failed, never point the index at it nor
  * complete on it), is delayed a little, or goes through. Reads are passed through untouched.
@@ -47,7 +47,7 @@ export interface FaultyBucket {
   failedAfterWrite: Set<string>;
   /** Every key a put was attempted for. */
   attemptedKeys: Set<string>;
-  /** Puts to a key already attempted: the manager must never rewrite a key (design.md §4). */
+  /** Puts to a key already attempted: the manager must never rewrite a key (docs/architecture.md §4). */
   rewrites: number;
   /** Instances the wrapper was (re)installed in, after the first. */
   reinstalls: number;

@@ -25,7 +25,7 @@
  */
 import { FIELDS, STATE_CHANGING, keepsRule } from "./message-rules";
 
-// Protocol numbers (protocol.md §5, §8).
+// Protocol numbers (docs/protocol.md §5, docs/protocol.md §8).
 export const KERN_INVALID_ADDRESS = 1;
 export const KERN_PROTECTION_FAILURE = 2;
 export const KERN_INVALID_ARGUMENT = 4;
@@ -46,12 +46,12 @@ export interface ReferenceLimits {
   maxHeaderBytes: number;
   /** Errors per socket per minute; one more closes it (1008). */
   errorsPerMinute: number;
-  /** Errors per kernel id across its sockets per minute: twice the socket's (protocol.md §8). */
+  /** Errors per kernel id across its sockets per minute: twice the socket's (docs/protocol.md §8). */
   kernelErrorsPerMinute: number;
   /** Kernels that may write; read-only ones get a quarter of it. */
   maxKernels: number;
   maxSyncsPerKernel: number;
-  /** Unreceived outbox messages of one kernel (protocol.md §3). */
+  /** Unreceived outbox messages of one kernel (docs/protocol.md §3). */
   outboxMax: number;
 }
 
@@ -127,7 +127,7 @@ export interface OutboxEntry {
   mid: Cell;
   /** The message without its mid; a Cell where a value is learned (seqno, lock_id). */
   fields: Record<string, unknown>;
-  /** A completion's request: overlapping ones of a kernel complete in seqno order (§6.8). */
+  /** A completion's request: overlapping ones of a kernel complete in seqno order (docs/protocol.md §6.8). */
   request?: { seqno: Cell; first: number; end: number };
 }
 
@@ -150,7 +150,7 @@ export type Expect =
       offset: number;
       length: number;
     }
-  /** `group`: what one step sent a kernel at once comes in any order (protocol.md §6.8). */
+  /** `group`: what one step sent a kernel at once comes in any order (docs/protocol.md §6.8). */
   | { kind: "outbox"; entry: OutboxEntry; group: number | null };
 
 export class KernelModel {
@@ -250,7 +250,7 @@ export class ReferenceObject {
   readonly kernelErrors = new Map<string, number>();
   nextSeqno = 0;
   nextLockId = 1;
-  /** Fixed by the first init of a kernel that may write (protocol.md §3 Reading). */
+  /** Fixed by the first init of a kernel that may write (docs/protocol.md §3 Reading). */
   pageSizeFixed = false;
   reclaimed = false;
   private kernelOrder = 0;
@@ -427,7 +427,7 @@ export class ReferenceObject {
   private closed(socket: SocketModel): void {
     socket.open = false;
     if (!socket.initialized || this.socketOf(socket.kernel)) return;
-    // The kernel departed: INVALIDATE requests stop waiting on it, and it must flush (§6.6).
+    // The kernel departed: INVALIDATE requests stop waiting on it, and it must flush (docs/protocol.md §6.6).
     const k = this.kernels.get(socket.kernel);
     if (!k || !this.syncs.some((row) => row.locks.has(k.name))) return;
     this.disconnectStale.push(k.name);
@@ -629,7 +629,7 @@ export class ReferenceObject {
 
   /**
    * A kernel the object does not know asks to init: room for it, or a reclaimable kernel of its
-   * kind to forget, or too_many_kernels (protocol.md §3 Reading). Changes nothing.
+   * kind to forget, or too_many_kernels (docs/protocol.md §3 Reading). Changes nothing.
    */
   private kindLimit(writer: boolean): number {
     return writer ? this.limits.maxKernels : Math.max(1, Math.floor(this.limits.maxKernels / 4));
@@ -686,7 +686,7 @@ export class ReferenceObject {
       kernReturn: fault.kernReturn,
       field: fault.field,
     });
-    // The kernel's budget first; past it every socket of the kernel goes (protocol.md §8).
+    // The kernel's budget first; past it every socket of the kernel goes (docs/protocol.md §8).
     const kernelErrors = (this.kernelErrors.get(socket.kernel) ?? 0) + 1;
     this.kernelErrors.set(socket.kernel, kernelErrors);
     let closes = false;
@@ -721,7 +721,7 @@ export class ReferenceObject {
     const type = m.type as string;
     let k = this.kernels.get(socket.kernel)!;
     if (STATE_CHANGING.has(type) && m.id <= (k?.lastId ?? 0)) {
-      // A resend: acked again, with the original seqno if it is the latest id (§3 Reading).
+      // A resend: acked again, with the original seqno if it is the latest id (docs/protocol.md §3 Reading).
       const seqno = m.id === k.lastId ? k.lastFrame!.seqno : frame.seqno;
       socket.stream.push({ kind: "ack", frame, id: m.id, seqno, applied: false });
       return { duplicate: true, type };
@@ -923,7 +923,7 @@ export class ReferenceObject {
     }
   }
 
-  // --- synchronize (protocol.md §6) -------------------------------------------------------------
+  // --- synchronize (docs/protocol.md §6) -------------------------------------------------------------
 
   private admitSync(k: KernelModel, frame: FrameRec, m: Record<string, any>): void {
     const { first, end } = spanOf(m.offset, m.length, this.limits.pageSize);
@@ -973,7 +973,7 @@ export class ReferenceObject {
     return this.delayedDone.some((done) => done.kernel === row.kernel && overlaps(done, row));
   }
 
-  /** INVALIDATE asks every other kernel that may cache a page of the range (§6.6). */
+  /** INVALIDATE asks every other kernel that may cache a page of the range (docs/protocol.md §6.6). */
   private start(row: SyncRow): void {
     row.active = true;
     if ((row.flags & VM_SYNC_INVALIDATE) === 0 || row.length === 0) return;
@@ -1134,7 +1134,7 @@ function outOfRange(): Fault {
   return new Fault("out_of_range", KERN_INVALID_ADDRESS);
 }
 
-/** The binary framing and JSON of protocol.md §2. */
+/** The binary framing and JSON of docs/protocol.md §2. */
 function parseFrame(data: string | Uint8Array): Parsed {
   if (typeof data === "string") return { header: parseJson(data), payload: null };
   if (data.byteLength < 4) throw invalid("bad_frame");
@@ -1162,13 +1162,13 @@ function parseJson(text: string): Record<string, any> {
   return value as Record<string, any>;
 }
 
-/** A message's id, if valid: its error's reply_to (protocol.md §8). */
+/** A message's id, if valid: its error's reply_to (docs/protocol.md §8). */
 function peekId(header: Record<string, unknown>): number | null {
   const id = header.id;
   return typeof id === "number" && Number.isSafeInteger(id) && id > 0 ? id : null;
 }
 
-/** The pages a byte range touches, rounded outward (protocol.md §6.2). */
+/** The pages a byte range touches, rounded outward (docs/protocol.md §6.2). */
 export function spanOf(
   offset: number,
   length: number,

@@ -1136,7 +1136,7 @@ class Runner {
       });
     }
     if (roll < 98 && k && k.lastId > 0) {
-      // A resend of an applied id, with other contents: acked again, never applied (§3).
+      // A resend of an applied id, with other contents: acked again, never applied (docs/protocol.md §3).
       const id = rng.chance(0.5) ? k.lastId : 1 + rng.int(k.lastId);
       const kind = rng.int(4);
       if (kind === 0) {
@@ -1358,7 +1358,7 @@ class Runner {
   }
 
   /**
-   * INVALIDATE (protocol.md §6.6): a kernel Y synchronizes pages others may cache; each connected
+   * INVALIDATE (docs/protocol.md §6.6): a kernel Y synchronizes pages others may cache; each connected
    * holder gets a lock request, disconnected ones are marked stale; Y's request (and those of
    * its queued behind it) completes once every holder answered lock_completed, terminated or
    * disconnected, a socket at a time so that every answer is exact.
@@ -1531,7 +1531,7 @@ class Runner {
   }
 
   /**
-   * The kernel budget (protocol.md §3 Reading): kernels fill the object's MAX_KERNELS; one more
+   * The kernel budget (docs/protocol.md §3 Reading): kernels fill the object's MAX_KERNELS; one more
    * takes the place of the oldest disconnected kernel holding nothing, or gets too_many_kernels.
    * Then every crowd kernel terminates.
    */
@@ -1592,7 +1592,7 @@ class Runner {
   }
 
   /**
-   * A kernel that never reports what it received (protocol.md §3 Reading): its outbox fills with
+   * A kernel that never reports what it received (docs/protocol.md §3 Reading): its outbox fills with
    * grants until a data_unlock, and a synchronize, get outbox_full; then it reports them.
    */
   private async hoardScenario(): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * The field rules of protocol.md §1, §4 and §6.3, written out again independently of
+ * The field rules of docs/protocol.md §1, docs/protocol.md §4 and docs/protocol.md §6.3, written out again independently of
  * schema/fields.ts, so the property and fuzz tests judge the validators against the documented
  * rules rather than against themselves.
  */
@@ -8,7 +8,7 @@ import type { Frame, KernelMessage } from "../../schema";
 export type FieldRule =
   "positive" | "count" | "page_size" | "protection" | "boolean" | "sync_flags";
 
-/** The fields of each kernel message and the rule each keeps (protocol.md §4). */
+/** The fields of each kernel message and the rule each keeps (docs/protocol.md §4). */
 export const FIELDS: Record<KernelMessage["type"], Record<string, FieldRule>> = {
   memory_object_init: { id: "positive", page_size: "page_size", received_mid: "count" },
   memory_object_data_request: {
@@ -49,7 +49,7 @@ export const FIELDS: Record<KernelMessage["type"], Record<string, FieldRule>> = 
 export const MESSAGE_TYPES = Object.keys(FIELDS) as KernelMessage["type"][];
 export const FIELD_NAMES = [...new Set(MESSAGE_TYPES.flatMap((t) => Object.keys(FIELDS[t])))];
 
-/** The messages that are applied once per id and acked (protocol.md §3). */
+/** The messages that are applied once per id and acked (docs/protocol.md §3). */
 export const STATE_CHANGING: ReadonlySet<string> = new Set([
   "memory_object_data_return",
   "memory_object_synchronize",

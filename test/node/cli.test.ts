@@ -19,7 +19,7 @@ Object.assign(process.env, {
   WRANGLER_SEND_METRICS: "false",
 });
 
-/** INVALIDATE gives up on a kernel that does not answer after this long (protocol.md §6.6). */
+/** INVALIDATE gives up on a kernel that does not answer after this long (docs/protocol.md §6.6). */
 const LOCK_TIMEOUT_MS = 3000;
 /** Authentication is on, as deployed: every run carries a token (EDGEPAGER_TOKEN or --token). */
 const AUTH_SECRET = "cli-test-secret";

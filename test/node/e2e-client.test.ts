@@ -1,7 +1,7 @@
 // End to end, through the client only: eight kernels (each a KernelConnection and a PageCache)
 // share one object on the real Worker, writing and msyncing overlapping ranges at once. Every
 // completion must arrive exactly once, and the object must end up holding, page by page, the
-// data_return the manager acked with the highest seqno (protocol.md §3, §6).
+// data_return the manager acked with the highest seqno (docs/protocol.md §3, docs/protocol.md §6).
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { HttpClient, VM_SYNC_ASYNCHRONOUS, VM_SYNC_SYNCHRONOUS } from "../../client";
 import { seededRandom, startHarness, within, type Harness } from "./harness";

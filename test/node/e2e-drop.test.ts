@@ -1,6 +1,6 @@
 // End to end, through the client only: a kernel's socket drops in the middle of a stream of
 // writes and msyncs, closed by the client or by the manager (its Durable Object evicted with its
-// sockets closed). The client reconnects and resends (protocol.md §3): nothing is lost, nothing
+// sockets closed). The client reconnects and resends (docs/protocol.md §3): nothing is lost, nothing
 // is applied twice, and every pending msync resolves once.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { HttpClient, VM_SYNC_ASYNCHRONOUS, VM_SYNC_SYNCHRONOUS } from "../../client";

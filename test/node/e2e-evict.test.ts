@@ -1,7 +1,7 @@
 // End to end, through the client only: the object's Durable Object is evicted while SYNCHRONOUS
 // msyncs are outstanding, once with its sockets hibernated (kernels stay connected) and once
 // with them closed (kernels reconnect and resume). Each request must complete exactly once
-// (protocol.md §3 outbox, §6.7), and the bytes must all be there.
+// (docs/protocol.md §3 outbox, docs/protocol.md §6.7), and the bytes must all be there.
 //
 // Half of the requests are SYNCHRONOUS | INVALIDATE and wait on a lock request to a kernel that
 // caches the pages and answers only after the eviction, so they are outstanding for sure when it

@@ -1,7 +1,7 @@
 // End to end, through the client only: the whole local server (`wrangler dev`, state persisted
 // to a directory) is stopped and started again while a kernel is connected. The data written
 // before must be intact, and the kernel must reconnect on its own and finish the msyncs it issued
-// before and during the outage, each exactly once (protocol.md §3, design.md §6).
+// before and during the outage, each exactly once (docs/protocol.md §3, docs/architecture.md §6).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,5 +1,5 @@
 /**
- * `edgepager get OBJECT`: reads bytes over HTTP (GET …/pages, protocol.md §9) to stdout or a
+ * `edgepager get OBJECT`: reads bytes over HTTP (GET …/pages, docs/protocol.md §9) to stdout or a
  * file, in requests of at most 64 MiB (the Worker's limit per request), one at a time so memory
  * stays bounded by one chunk whatever the range.
  */

@@ -159,7 +159,7 @@ async function upload(
 }
 
 /**
- * One data_return; a full journal (KERN_RESOURCE_SHORTAGE, protocol.md §8) is a reason to wait
+ * One data_return; a full journal (KERN_RESOURCE_SHORTAGE, docs/protocol.md §8) is a reason to wait
  * for the manager's flush and resend, not to fail the upload.
  */
 async function returnChunk(connection: KernelConnection, offset: number, chunk: Uint8Array) {

@@ -1,4 +1,4 @@
-/** `edgepager rm OBJECT`: destroys the object and its pages (DELETE, protocol.md §9). */
+/** `edgepager rm OBJECT`: destroys the object and its pages (DELETE, docs/protocol.md §9). */
 import type { Command } from "commander";
 import { HttpClient } from "../../http";
 import { globalsOf, parseObjectName } from "../options";

@@ -1,4 +1,4 @@
-/** `edgepager stat OBJECT`: the object's status (GET /v1/objects/{name}, protocol.md §9). */
+/** `edgepager stat OBJECT`: the object's status (GET /v1/objects/{name}, docs/protocol.md §9). */
 import type { Command } from "commander";
 import { HttpClient, type ObjectStatus } from "../../http";
 import { globalsOf, parseObjectName } from "../options";

@@ -1,4 +1,4 @@
-/** `edgepager syncs OBJECT`: the outstanding synchronize requests (GET …/syncs, protocol.md §9). */
+/** `edgepager syncs OBJECT`: the outstanding synchronize requests (GET …/syncs, docs/protocol.md §9). */
 import type { Command } from "commander";
 import { HttpClient, type OutstandingSync } from "../../http";
 import { globalsOf, parseObjectName, syncFlagNames } from "../options";

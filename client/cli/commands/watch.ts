@@ -1,7 +1,7 @@
 /**
  * `edgepager watch OBJECT`: connects as a kernel and prints what the manager tells it, one line
  * per event, until Ctrl-C (then memory_object_terminate, exit 0) or until the object is deleted.
- * The manager sends lock requests only to kernels that cache pages (protocol.md §6.6), so
+ * The manager sends lock requests only to kernels that cache pages (docs/protocol.md §6.6), so
  * `--cache` faults a range in first; the watcher answers each lock request at once.
  */
 import { InvalidArgumentError, type Command } from "commander";
