@@ -2,7 +2,7 @@
  * bench/results.svg: one bar per workload, its figure (mostly a ratio to the baseline measured in
  * the same run) against its target, each row on its own scale. Hand-written SVG, no dependency.
  */
-import type { Row } from "./run";
+import type { Row } from "./rows";
 
 interface Results {
   mode: string;

@@ -16,50 +16,23 @@ import { cpus, platform, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { renderSvg } from "./chart";
 import { startBenchHarness } from "./servers";
+import { profileWorkloads } from "./profile";
+import type { Row, Target } from "./rows";
+import { FULL, MiB, QUICK, freshObject } from "./settings";
+import { pattern } from "./session";
+import { median, ms, percentile } from "./statistics";
+import { paired } from "./timing";
+import { asyncSyncRate, W3_WINDOW } from "./workloads/async-sync-rate";
 import {
-  FULL,
-  MiB,
-  QUICK,
-  W3_WINDOW,
-  asyncSyncRate,
-  freshObject,
-  manyKernels,
-  median,
-  memoryUnderStream,
-  ms,
-  onePageSync,
-  paired,
-  pattern,
-  percentile,
-  profileWorkloads,
   putMany,
   timedPut,
   writeManyObjects,
   writePagePerFrame,
   writeThroughCache,
-} from "./workloads";
-
-export interface Target {
-  /** "<=": the figure must not exceed `value`; ">=": it must reach it. */
-  op: "<=" | ">=";
-  value: number;
-  /** What the target bounds, e.g. "ratio to baseline (a)". */
-  of: string;
-}
-
-export interface Row {
-  id: string;
-  title: string;
-  edgepager: string;
-  baseline: string;
-  /** The figure held against the target (or reported), and how to read it. */
-  figure: number;
-  figureLabel: string;
-  target: Target | null;
-  met: boolean | null;
-  /** Raw measurements, in ms, bytes or per second as named. */
-  data: Record<string, unknown>;
-}
+} from "./workloads/bulk-writes";
+import { manyKernels } from "./workloads/many-kernels";
+import { memoryUnderStream } from "./workloads/memory";
+import { onePageSync } from "./workloads/one-page-msync";
 
 const quick = process.argv.includes("--quick");
 /** `--only=W2,W6` runs just those workloads (for working on one); the default runs all. */
