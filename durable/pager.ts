@@ -9,6 +9,7 @@ import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
 import { Kernels } from "./kernels";
 import { maxSizeFor, readLimits, type Limits } from "./limits";
+import { LockRequests } from "./lock-requests";
 import { Mail } from "./mail";
 import { Meta } from "./meta";
 import { migrate } from "./migrations";
@@ -35,6 +36,7 @@ export class Pager {
   readonly residency: Residency;
   readonly spools: Spools;
   readonly store: PageStore;
+  readonly locks: LockRequests;
   readonly tracker: SyncTracker;
   readonly flusher: Flusher;
   readonly sequencer: Sequencer;
@@ -72,16 +74,22 @@ export class Pager {
       sharedSegmentCache(this.limits.readCacheBytes),
       isolateByteBudget(),
     );
-    this.tracker = new SyncTracker({
+    this.locks = new LockRequests({
       sql: this.sql,
       meta: this.meta,
       kernels: this.kernels,
       outbox: this.outbox,
       residency: this.residency,
-      store: this.store,
       isConnected: (kernel) => this.sockets.isConnected(kernel),
       pageSize: () => this.pageSize() ?? DEFAULT_PAGE_SIZE,
-      lockTimeoutMs: this.limits.lockTimeoutMs,
+      limits: this.limits,
+    });
+    this.tracker = new SyncTracker({
+      sql: this.sql,
+      outbox: this.outbox,
+      residency: this.residency,
+      store: this.store,
+      locks: this.locks,
     });
     // HTTP synchronizes left by an earlier instance died with it: their callers' connections
     // ended there (durable/sync-tracker.ts).
@@ -216,7 +224,7 @@ export class Pager {
     // Garbage may wait after a flush: swept at the idle time (lost on eviction; the next flush
     // asks again).
     if (this.maintenanceDue) candidates.push(Date.now() + this.limits.flushDelayMs);
-    const lockDeadline = this.tracker.nextLockDeadline();
+    const lockDeadline = this.locks.nextDeadline();
     if (lockDeadline !== null) candidates.push(lockDeadline);
     // A socket is closed when its token expires, even if it says nothing.
     const tokenExpiry = this.sockets.nextExpiry();

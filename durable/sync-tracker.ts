@@ -1,7 +1,8 @@
 /**
  * Outstanding synchronize requests (docs/protocol.md §6), as a counted barrier (CONTRIBUTING.md §3): each
  * knows the seqno its pages must be durable below and the lock requests it waits for, and
- * completes, through the outbox and exactly once, as soon as both are settled.
+ * completes, through the outbox and exactly once, as soon as both are settled. The lock requests
+ * themselves (asking kernels, their answers, deadlines, stale marks) are durable/lock-requests.ts.
  *
  * What one request costs does not grow with how many are outstanding: a request is found by its
  * range through an index (its length class, below), budgets and status read kept counts, and a
@@ -13,16 +14,13 @@ import {
   HTTP_KERNEL,
   KERN_ABORTED,
   KERN_MEMORY_ERROR,
-  MEMORY_OBJECT_RETURN_DIRTY,
   ProtocolError,
-  VM_PROT_NO_CHANGE,
   VM_SYNC_INVALIDATE,
   VM_SYNC_SYNCHRONOUS,
   spansOverlap,
   type PageSpan,
 } from "../schema";
-import type { Kernels } from "./kernels";
-import type { Meta } from "./meta";
+import type { LockRequests } from "./lock-requests";
 import type { Outbox } from "./outbox";
 import { JOURNAL_HOLDS_BELOW, type PageStore } from "./page-store";
 import type { Residency } from "./residency";
@@ -56,14 +54,10 @@ export interface SyncOutcome {
 
 export interface TrackerDeps {
   sql: SqlStorage;
-  meta: Meta;
-  kernels: Kernels;
   outbox: Outbox;
   residency: Residency;
   store: PageStore;
-  isConnected(kernel: string): boolean;
-  pageSize(): number;
-  lockTimeoutMs: number;
+  locks: LockRequests;
 }
 
 /**
@@ -126,7 +120,7 @@ export class SyncTracker {
     row.active = 1;
     row.waiting_r2 = waitsFor.r2 ? 1 : 0;
     this.insert(row);
-    if (this.sendLockRequests(row, waitsFor.holders) === 0 && !waitsFor.r2) this.complete(row);
+    if (this.askLocks(row, waitsFor.holders) === 0 && !waitsFor.r2) this.complete(row);
     this.drain();
   }
 
@@ -166,14 +160,7 @@ export class SyncTracker {
    * held by a caller that cannot be answered.
    */
   dropHttpRequests(): void {
-    const locks = this.deps.sql
-      .exec<{ kernel: string; lock_id: number }>(
-        `DELETE FROM locks WHERE sync_seqno IN (SELECT seqno FROM syncs WHERE kernel = ?)
-         RETURNING kernel, lock_id`,
-        HTTP_KERNEL,
-      )
-      .toArray();
-    this.withdrawLockRequests(locks);
+    this.deps.locks.withdrawForRequestsOf(HTTP_KERNEL);
     this.deps.sql.exec(`DELETE FROM syncs WHERE kernel = ?`, HTTP_KERNEL);
     this.deps.sql.exec(`DELETE FROM sync_levels WHERE kernel = ?`, HTTP_KERNEL);
     this.deps.sql.exec(`DELETE FROM sync_totals WHERE kernel = ?`, HTTP_KERNEL);
@@ -255,62 +242,33 @@ export class SyncTracker {
 
   /** A kernel answered a lock request: it flushed the pages, the INVALIDATE stops waiting on it. */
   lockCompleted(kernel: string, lockId: number): void {
-    const lock = this.deps.sql
-      .exec<{ sync_seqno: number; first_page: number; end_page: number }>(
-        `DELETE FROM locks WHERE lock_id = ? AND kernel = ? RETURNING sync_seqno, first_page, end_page`,
-        lockId,
-        kernel,
-      )
-      .toArray()[0];
-    if (!lock) return;
-    this.deps.residency.forgetSpan(kernel, { first: lock.first_page, end: lock.end_page });
-    this.maybeDone.push(lock.sync_seqno);
+    const waited = this.deps.locks.completed(kernel, lockId);
+    if (waited === null) return;
+    this.maybeDone.push(waited);
     this.drain();
   }
 
   /** Kernels that did not answer a lock request in time are stale (docs/protocol.md §6.6). */
   expireLocks(now: number): void {
-    // By the deadline index (DISTINCT in SQL would scan every lock by kernel instead).
-    const late = this.deps.sql
-      .exec<{ kernel: string }>(`SELECT kernel FROM locks WHERE deadline <= ?`, now)
-      .toArray();
-    for (const kernel of new Set(late.map((lock) => lock.kernel))) this.markStale(kernel);
+    this.maybeDone.push(...this.deps.locks.expire(now));
     this.drain();
   }
 
   /** A kernel's socket closed: INVALIDATE requests stop waiting on it, it must flush at its next init. */
   disconnected(kernel: string): void {
-    const waited = this.deps.sql
-      .exec(`SELECT 1 FROM locks WHERE kernel = ? LIMIT 1`, kernel)
-      .toArray();
-    if (waited.length === 0) return;
-    this.markStale(kernel);
+    this.maybeDone.push(...this.deps.locks.disconnected(kernel));
     this.drain();
   }
 
   /** Terminate: the kernel's requests and the locks waiting on it go with it. */
   forget(kernel: string): void {
-    const released = this.deps.sql
-      .exec<{ sync_seqno: number }>(
-        `DELETE FROM locks WHERE kernel = ? RETURNING sync_seqno`,
-        kernel,
-      )
-      .toArray();
-    this.deps.sql.exec(
-      `DELETE FROM locks WHERE sync_seqno IN (SELECT seqno FROM syncs WHERE kernel = ?)`,
-      kernel,
-    );
+    const released = this.deps.locks.forgetKernel(kernel);
     this.deps.sql.exec(`DELETE FROM syncs WHERE kernel = ?`, kernel);
     this.deps.sql.exec(`DELETE FROM sync_levels WHERE kernel = ?`, kernel);
     this.deps.sql.exec(`DELETE FROM sync_totals WHERE kernel = ?`, kernel);
     // Another kernel's INVALIDATE that waited on this one may be done now.
-    for (const { sync_seqno } of released) this.maybeDone.push(sync_seqno);
+    this.maybeDone.push(...released);
     this.drain();
-  }
-
-  nextLockDeadline(): number | null {
-    return this.deps.sql.exec<{ at: number | null }>(`SELECT min(deadline) AS at FROM locks`).one()
-      .at;
   }
 
   list(): SyncRequest[] {
@@ -363,12 +321,11 @@ export class SyncTracker {
       if (seqno !== undefined) {
         const row = this.deps.sql
           .exec<SyncRequest>(
-            `SELECT * FROM syncs AS s WHERE seqno = ?1 AND active = 1 AND waiting_r2 = 0
-               AND NOT EXISTS (SELECT 1 FROM locks WHERE locks.sync_seqno = ?1)`,
+            `SELECT * FROM syncs WHERE seqno = ? AND active = 1 AND waiting_r2 = 0`,
             seqno,
           )
           .toArray()[0];
-        if (row) this.complete(row);
+        if (row && !this.deps.locks.pending(seqno)) this.complete(row);
         continue;
       }
       const went = this.gone.shift();
@@ -471,45 +428,16 @@ export class SyncTracker {
       row.waiting_r2,
       row.seqno,
     );
-    if (this.sendLockRequests(row, waitsFor.holders) === 0 && !waitsFor.r2) this.complete(row);
+    if (this.askLocks(row, waitsFor.holders) === 0 && !waitsFor.r2) this.complete(row);
   }
 
   /**
-   * INVALIDATE: a lock request to each other kernel that may cache the range, or, for one that
-   * is disconnected or already stale, the stale mark instead. Returns how many were sent.
+   * INVALIDATE: asks the other kernels that may cache the range to flush it (durable/lock-requests.ts);
+   * the requests a stale mark released may be done. Returns how many lock requests were sent.
    */
-  private sendLockRequests(row: SyncRequest, holders: string[]): number {
-    const span = spanOf(row);
-    const pageSize = this.deps.pageSize();
-    let sent = 0;
-    for (const kernel of holders) {
-      const stale = this.deps.kernels.get(kernel)?.stale === 1;
-      if (stale || !this.deps.isConnected(kernel)) {
-        this.markStale(kernel);
-        continue;
-      }
-      const lockId = this.deps.meta.take("next_lock_id", 1);
-      this.deps.sql.exec(
-        `INSERT INTO locks (lock_id, sync_seqno, kernel, first_page, end_page, deadline)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-        lockId,
-        row.seqno,
-        kernel,
-        span.first,
-        span.end,
-        Date.now() + this.deps.lockTimeoutMs,
-      );
-      this.deps.outbox.push(kernel, {
-        type: "memory_object_lock_request",
-        lock_id: lockId,
-        offset: span.first * pageSize,
-        length: (span.end - span.first) * pageSize,
-        should_return: MEMORY_OBJECT_RETURN_DIRTY,
-        should_flush: true,
-        lock_value: VM_PROT_NO_CHANGE,
-      });
-      sent++;
-    }
+  private askLocks(row: SyncRequest, holders: string[]): number {
+    const { sent, released } = this.deps.locks.ask(row.seqno, spanOf(row), holders);
+    this.maybeDone.push(...released);
     return sent;
   }
 
@@ -543,13 +471,7 @@ export class SyncTracker {
    */
   private remove(row: SyncRequest): void {
     this.deps.sql.exec(`DELETE FROM syncs WHERE seqno = ?`, row.seqno);
-    const locks = this.deps.sql
-      .exec<{ kernel: string; lock_id: number }>(
-        `DELETE FROM locks WHERE sync_seqno = ? RETURNING kernel, lock_id`,
-        row.seqno,
-      )
-      .toArray();
-    this.withdrawLockRequests(locks);
+    this.deps.locks.withdrawFor(row.seqno);
     this.uncount(
       `DELETE FROM sync_levels WHERE kernel = ?1 AND caller = ?2 AND level = ?3 AND n = 1`,
       `UPDATE sync_levels SET n = n - 1 WHERE kernel = ?1 AND caller = ?2 AND level = ?3`,
@@ -571,39 +493,10 @@ export class SyncTracker {
       this.deps.sql.exec(decrement, ...key);
   }
 
-  private withdrawLockRequests(locks: { kernel: string; lock_id: number }[]): void {
-    const byKernel = new Map<string, number[]>();
-    for (const { kernel, lock_id } of locks) {
-      byKernel.set(kernel, [...(byKernel.get(kernel) ?? []), lock_id]);
-    }
-    for (const [kernel, ids] of byKernel) this.deps.outbox.withdrawLockRequests(kernel, ids);
-  }
-
   private takeWaiter(seqno: number) {
     const waiter = this.httpWaiters.get(seqno);
     this.httpWaiters.delete(seqno);
     return waiter;
-  }
-
-  /**
-   * The kernel may hold stale pages: it flushes everything at its next init (docs/protocol.md §6.6). The requests
-   * whose lock requests to it are dropped may be done.
-   */
-  private markStale(kernel: string): void {
-    this.deps.kernels.markStale(kernel);
-    this.deps.residency.forgetAll(kernel);
-    // No lock request stays queued for a stale kernel (docs/protocol.md §6.6): its flush: true covers them.
-    const locks = this.deps.sql
-      .exec<{ lock_id: number; sync_seqno: number }>(
-        `DELETE FROM locks WHERE kernel = ? RETURNING lock_id, sync_seqno`,
-        kernel,
-      )
-      .toArray();
-    this.deps.outbox.withdrawLockRequests(
-      kernel,
-      locks.map((lock) => lock.lock_id),
-    );
-    for (const lock of locks) this.maybeDone.push(lock.sync_seqno);
   }
 }
 

@@ -338,8 +338,7 @@ describe("fuzz: garbage interleaved with valid traffic changes nothing", () => {
       await stat(object);
       await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
         instance.pager.limits.flushDelayMs = 10 * 60_000;
-        const tracker = instance.pager.tracker as unknown as { deps: { lockTimeoutMs: number } };
-        tracker.deps.lockTimeoutMs = 10 * 60_000;
+        instance.pager.limits.lockTimeoutMs = 10 * 60_000;
       });
     }
 

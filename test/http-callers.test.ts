@@ -28,8 +28,7 @@ const LIMIT = 4;
 async function tighten(object: string): Promise<void> {
   await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
     instance.pager.limits.maxSyncsPerKernel = LIMIT;
-    const tracker = instance.pager.tracker as unknown as { deps: { lockTimeoutMs: number } };
-    tracker.deps.lockTimeoutMs = 60_000;
+    instance.pager.limits.lockTimeoutMs = 60_000;
   });
 }
 

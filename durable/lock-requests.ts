@@ -1,0 +1,207 @@
+/**
+ * The lock requests an INVALIDATE waits for (docs/protocol.md §6.6), kept apart from the
+ * synchronize tracker as libpager keeps lock handling in its own file: asking each other kernel
+ * that may cache the range to flush it, taking its `lock_completed`, and marking a kernel stale
+ * when it cannot answer (disconnected) or does not in time (the lock's deadline).
+ *
+ * This module alone writes the `locks` table. It never completes a request itself: each change
+ * returns the synchronize requests (by seqno) that stopped waiting on a lock, and the tracker
+ * (durable/sync-tracker.ts) decides whether they are done.
+ */
+import { MEMORY_OBJECT_RETURN_DIRTY, VM_PROT_NO_CHANGE, type PageSpan } from "../schema";
+import type { Kernels } from "./kernels";
+import type { Limits } from "./limits";
+import type { Meta } from "./meta";
+import type { Outbox } from "./outbox";
+import type { Residency } from "./residency";
+
+export interface LockRequestDeps {
+  sql: SqlStorage;
+  meta: Meta;
+  kernels: Kernels;
+  outbox: Outbox;
+  residency: Residency;
+  isConnected(kernel: string): boolean;
+  pageSize(): number;
+  /** Read at each lock request, for `lockTimeoutMs`. */
+  limits: Pick<Limits, "lockTimeoutMs">;
+}
+
+/** What `ask` did: lock requests sent, and requests released by the stale marks it made. */
+export interface Asked {
+  sent: number;
+  released: number[];
+}
+
+export class LockRequests {
+  constructor(private readonly deps: LockRequestDeps) {}
+
+  /**
+   * INVALIDATE of request `syncSeqno` over `span`: a lock request to each of `holders` (other
+   * kernels that may cache the range), or, for one that is disconnected or already stale, the
+   * stale mark instead.
+   */
+  ask(syncSeqno: number, span: PageSpan, holders: string[]): Asked {
+    const pageSize = this.deps.pageSize();
+    const asked: Asked = { sent: 0, released: [] };
+    for (const kernel of holders) {
+      const stale = this.deps.kernels.get(kernel)?.stale === 1;
+      if (stale || !this.deps.isConnected(kernel)) {
+        asked.released.push(...this.markStale(kernel));
+        continue;
+      }
+      const lockId = this.deps.meta.take("next_lock_id", 1);
+      this.deps.sql.exec(
+        `INSERT INTO locks (lock_id, sync_seqno, kernel, first_page, end_page, deadline)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+        lockId,
+        syncSeqno,
+        kernel,
+        span.first,
+        span.end,
+        Date.now() + this.deps.limits.lockTimeoutMs,
+      );
+      this.deps.outbox.push(kernel, {
+        type: "memory_object_lock_request",
+        lock_id: lockId,
+        offset: span.first * pageSize,
+        length: (span.end - span.first) * pageSize,
+        should_return: MEMORY_OBJECT_RETURN_DIRTY,
+        should_flush: true,
+        lock_value: VM_PROT_NO_CHANGE,
+      });
+      asked.sent++;
+    }
+    return asked;
+  }
+
+  /**
+   * A kernel answered a lock request: it flushed the pages and no longer caches them. Returns
+   * the request that waited on it, or null for a lock that is not outstanding (already dropped,
+   * or never sent: acked and nothing changes).
+   */
+  completed(kernel: string, lockId: number): number | null {
+    const lock = this.deps.sql
+      .exec<{ sync_seqno: number; first_page: number; end_page: number }>(
+        `DELETE FROM locks WHERE lock_id = ? AND kernel = ? RETURNING sync_seqno, first_page, end_page`,
+        lockId,
+        kernel,
+      )
+      .toArray()[0];
+    if (!lock) return null;
+    this.deps.residency.forgetSpan(kernel, { first: lock.first_page, end: lock.end_page });
+    return lock.sync_seqno;
+  }
+
+  /** Kernels that did not answer a lock request by `now` are stale; returns the released requests. */
+  expire(now: number): number[] {
+    // By the deadline index (DISTINCT in SQL would scan every lock by kernel instead).
+    const late = this.deps.sql
+      .exec<{ kernel: string }>(`SELECT kernel FROM locks WHERE deadline <= ?`, now)
+      .toArray();
+    const released: number[] = [];
+    for (const kernel of new Set(late.map((lock) => lock.kernel))) {
+      released.push(...this.markStale(kernel));
+    }
+    return released;
+  }
+
+  /**
+   * A kernel's last socket closed: if a lock request waits on it, it can no longer answer, so it
+   * is stale (it flushes at its next init). Returns the released requests.
+   */
+  disconnected(kernel: string): number[] {
+    const waited = this.deps.sql
+      .exec(`SELECT 1 FROM locks WHERE kernel = ? LIMIT 1`, kernel)
+      .toArray();
+    return waited.length === 0 ? [] : this.markStale(kernel);
+  }
+
+  /** Request `syncSeqno` went: its lock requests go, rows and the copies still queued in outboxes. */
+  withdrawFor(syncSeqno: number): void {
+    this.withdraw(
+      this.deps.sql
+        .exec<{ kernel: string; lock_id: number }>(
+          `DELETE FROM locks WHERE sync_seqno = ? RETURNING kernel, lock_id`,
+          syncSeqno,
+        )
+        .toArray(),
+    );
+  }
+
+  /** Every request of `kernel` goes (at start-up, kernel `http`'s): their lock requests with them. */
+  withdrawForRequestsOf(kernel: string): void {
+    this.withdraw(
+      this.deps.sql
+        .exec<{ kernel: string; lock_id: number }>(
+          `DELETE FROM locks WHERE sync_seqno IN (SELECT seqno FROM syncs WHERE kernel = ?)
+           RETURNING kernel, lock_id`,
+          kernel,
+        )
+        .toArray(),
+    );
+  }
+
+  /**
+   * Terminate: the locks waiting on `kernel` go (returned: another kernel's INVALIDATE may be
+   * done now), and so do those of its own requests. The copies of the latter queued in other
+   * kernels' outboxes stay; an answer to one finds no lock and changes nothing.
+   */
+  forgetKernel(kernel: string): number[] {
+    const released = this.deps.sql
+      .exec<{ sync_seqno: number }>(
+        `DELETE FROM locks WHERE kernel = ? RETURNING sync_seqno`,
+        kernel,
+      )
+      .toArray();
+    this.deps.sql.exec(
+      `DELETE FROM locks WHERE sync_seqno IN (SELECT seqno FROM syncs WHERE kernel = ?)`,
+      kernel,
+    );
+    return released.map((lock) => lock.sync_seqno);
+  }
+
+  /** Request `syncSeqno` still waits for a lock request. */
+  pending(syncSeqno: number): boolean {
+    return (
+      this.deps.sql.exec(`SELECT 1 FROM locks WHERE sync_seqno = ? LIMIT 1`, syncSeqno).toArray()
+        .length > 0
+    );
+  }
+
+  /** When the next lock request times out (for the alarm), or null if none is out. */
+  nextDeadline(): number | null {
+    return this.deps.sql.exec<{ at: number | null }>(`SELECT min(deadline) AS at FROM locks`).one()
+      .at;
+  }
+
+  private withdraw(locks: { kernel: string; lock_id: number }[]): void {
+    const byKernel = new Map<string, number[]>();
+    for (const { kernel, lock_id } of locks) {
+      byKernel.set(kernel, [...(byKernel.get(kernel) ?? []), lock_id]);
+    }
+    for (const [kernel, ids] of byKernel) this.deps.outbox.withdrawLockRequests(kernel, ids);
+  }
+
+  /**
+   * The kernel may hold stale pages: it flushes everything at its next init (docs/protocol.md
+   * §6.6). Returns the requests whose lock requests to it were dropped: they may be done.
+   */
+  private markStale(kernel: string): number[] {
+    this.deps.kernels.markStale(kernel);
+    this.deps.residency.forgetAll(kernel);
+    // No lock request stays queued for a stale kernel (docs/protocol.md §6.6): its flush: true
+    // covers them.
+    const locks = this.deps.sql
+      .exec<{ lock_id: number; sync_seqno: number }>(
+        `DELETE FROM locks WHERE kernel = ? RETURNING lock_id, sync_seqno`,
+        kernel,
+      )
+      .toArray();
+    this.deps.outbox.withdrawLockRequests(
+      kernel,
+      locks.map((lock) => lock.lock_id),
+    );
+    return locks.map((lock) => lock.sync_seqno);
+  }
+}
