@@ -7,6 +7,7 @@ import { DEFAULT_PAGE_SIZE, type ObjectGeometry } from "../schema";
 import { isolateByteBudget } from "./byte-budget";
 import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
+import { HttpSyncWaiters } from "./http-sync-waiters";
 import { Kernels } from "./kernels";
 import { maxSizeFor, readLimits, type Limits } from "./limits";
 import { LockRequests } from "./lock-requests";
@@ -37,6 +38,7 @@ export class Pager {
   readonly spools: Spools;
   readonly store: PageStore;
   readonly locks: LockRequests;
+  private readonly httpWaiters = new HttpSyncWaiters();
   readonly tracker: SyncTracker;
   readonly flusher: Flusher;
   readonly sequencer: Sequencer;
@@ -90,6 +92,7 @@ export class Pager {
       residency: this.residency,
       store: this.store,
       locks: this.locks,
+      waiters: this.httpWaiters,
     });
     // HTTP synchronizes left by an earlier instance died with it: their callers' connections
     // ended there (durable/sync-tracker.ts).
@@ -298,7 +301,7 @@ export class Pager {
     // Bumped first: I/O under way (a flush, a compaction, a spooling PUT) must not write into the
     // fresh object.
     this.epoch++;
-    this.tracker.abortWaiters();
+    this.httpWaiters.abortAll();
     await this.ctx.storage.deleteAll();
     await this.ctx.storage.deleteAlarm();
     migrate(this.sql, (step) => this.ctx.storage.transactionSync(step));

@@ -2,7 +2,8 @@
  * Outstanding synchronize requests (docs/protocol.md §6), as a counted barrier (CONTRIBUTING.md §3): each
  * knows the seqno its pages must be durable below and the lock requests it waits for, and
  * completes, through the outbox and exactly once, as soon as both are settled. The lock requests
- * themselves (asking kernels, their answers, deadlines, stale marks) are durable/lock-requests.ts.
+ * themselves (asking kernels, their answers, deadlines, stale marks) are durable/lock-requests.ts;
+ * HTTP callers waiting for their completion are durable/http-sync-waiters.ts.
  *
  * What one request costs does not grow with how many are outstanding: a request is found by its
  * range through an index (its length class, below), budgets and status read kept counts, and a
@@ -12,7 +13,6 @@
  */
 import {
   HTTP_KERNEL,
-  KERN_ABORTED,
   KERN_MEMORY_ERROR,
   ProtocolError,
   VM_SYNC_INVALIDATE,
@@ -20,6 +20,7 @@ import {
   spansOverlap,
   type PageSpan,
 } from "../schema";
+import type { HttpSyncWaiters, SyncOutcome } from "./http-sync-waiters";
 import type { LockRequests } from "./lock-requests";
 import type { Outbox } from "./outbox";
 import { JOURNAL_HOLDS_BELOW, type PageStore } from "./page-store";
@@ -45,19 +46,13 @@ export type SyncRequest = {
   waiting_r2: number;
 };
 
-/** What an HTTP synchronize resolves with once its completion is due. */
-export interface SyncOutcome {
-  offset: number;
-  length: number;
-  seqno: number;
-}
-
 export interface TrackerDeps {
   sql: SqlStorage;
   outbox: Outbox;
   residency: Residency;
   store: PageStore;
   locks: LockRequests;
+  waiters: HttpSyncWaiters;
 }
 
 /**
@@ -72,11 +67,6 @@ const OVERLAPPING_OWN = `SELECT s.seqno FROM sync_levels AS l CROSS JOIN syncs A
   WHERE l.kernel = ?1 AND l.caller = ?2 AND s.end_page > ?3 AND s.seqno < ?5 LIMIT 1`;
 
 export class SyncTracker {
-  /** HTTP requests waiting in memory; a restart loses them, and their HTTP connections with them. */
-  private readonly httpWaiters = new Map<
-    number,
-    { resolve(outcome: SyncOutcome): void; reject(error: ProtocolError): void }
-  >();
   /** Started requests that may be done now (by seqno), checked by `drain`. */
   private maybeDone: number[] = [];
   /** Requests that went: the ones queued behind them may start, checked by `drain`. */
@@ -124,15 +114,17 @@ export class SyncTracker {
     this.drain();
   }
 
-  /** Resolves when the HTTP synchronize of this seqno is due; call before `admit`, since a clean
-   * range completes inside it. */
+  /**
+   * Resolves when the HTTP synchronize of this seqno is due; call before `admit`, since a clean
+   * range completes inside it. (Used by durable/http-operations.ts.)
+   */
   waitFor(seqno: number): Promise<SyncOutcome> {
-    return new Promise((resolve, reject) => this.httpWaiters.set(seqno, { resolve, reject }));
+    return this.deps.waiters.waitFor(seqno);
   }
 
   /** The HTTP request failed before it was admitted: nothing will resolve its waiter. */
   stopWaiting(seqno: number): void {
-    this.httpWaiters.delete(seqno);
+    this.deps.waiters.drop(seqno);
   }
 
   /**
@@ -145,7 +137,7 @@ export class SyncTracker {
    * outstanding (complete, failed, or never admitted).
    */
   withdraw(seqno: number): void {
-    this.httpWaiters.delete(seqno);
+    this.deps.waiters.drop(seqno);
     const row = this.deps.sql
       .exec<SyncRequest>(`SELECT * FROM syncs WHERE seqno = ?`, seqno)
       .toArray()[0];
@@ -164,17 +156,6 @@ export class SyncTracker {
     this.deps.sql.exec(`DELETE FROM syncs WHERE kernel = ?`, HTTP_KERNEL);
     this.deps.sql.exec(`DELETE FROM sync_levels WHERE kernel = ?`, HTTP_KERNEL);
     this.deps.sql.exec(`DELETE FROM sync_totals WHERE kernel = ?`, HTTP_KERNEL);
-  }
-
-  /** The object was destroyed: waiting HTTP requests get `error` instead of hanging. */
-  abortWaiters(): void {
-    const error = new ProtocolError(
-      KERN_ABORTED,
-      "object_deleted",
-      "the object was deleted while this synchronize waited",
-    );
-    for (const waiter of this.httpWaiters.values()) waiter.reject(error);
-    this.httpWaiters.clear();
   }
 
   /**
@@ -223,7 +204,8 @@ export class SyncTracker {
       }
       this.remove(row);
       if (row.kernel === HTTP_KERNEL) {
-        this.takeWaiter(row.seqno)?.reject(
+        this.deps.waiters.reject(
+          row.seqno,
           new ProtocolError(KERN_MEMORY_ERROR, "storage_failed", reason),
         );
       } else {
@@ -453,7 +435,7 @@ export class SyncTracker {
   private sendCompletion(row: SyncRequest): void {
     const { offset, length, seqno } = row;
     if (row.kernel === HTTP_KERNEL) {
-      this.takeWaiter(seqno)?.resolve({ offset, length, seqno });
+      this.deps.waiters.resolve(seqno, { offset, length, seqno });
       return;
     }
     this.deps.outbox.push(row.kernel, {
@@ -491,12 +473,6 @@ export class SyncTracker {
   private uncount(dropLast: string, decrement: string, ...key: (string | number)[]): void {
     if (this.deps.sql.exec(dropLast, ...key).rowsWritten === 0)
       this.deps.sql.exec(decrement, ...key);
-  }
-
-  private takeWaiter(seqno: number) {
-    const waiter = this.httpWaiters.get(seqno);
-    this.httpWaiters.delete(seqno);
-    return waiter;
   }
 }
 
