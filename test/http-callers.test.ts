@@ -214,7 +214,7 @@ describe("HTTP synchronizes a restart finds", () => {
            VALUES (77, 1000, 'k2', 0, 1, ?)`,
           Date.now() + 60_000,
         );
-        instance.pager.outbox.push("k2", {
+        instance.pager.postToOutbox("k2", {
           type: "memory_object_lock_request",
           lock_id: 77,
           offset: 0,

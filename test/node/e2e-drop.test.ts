@@ -25,7 +25,7 @@ afterAll(async () => {
 
 const drops = {
   /** The client's socket closes under it (as when the network goes): kernel a's only. */
-  "the client": async (object: string, kernels: TrackedKernel[]) => {
+  "the client": async (_object: string, kernels: TrackedKernel[]) => {
     kernels[0]!.log.sockets.at(-1)!.close(1000, "test: drop");
   },
   /** The manager goes away: its Durable Object is evicted and every socket closed. */
