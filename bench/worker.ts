@@ -9,7 +9,7 @@
  *   for "one dirty page made durable".
  * - (c) `/bench/echo-socket`: a WebSocket to a Durable Object that sends each message back. The
  *   floor for messages per second on one object.
- * - (d) `/bench/floor-socket`: the least any manager of protocol.md must do per synchronize: parse
+ * - (d) `/bench/floor-socket`: the least any manager of docs/protocol.md must do per synchronize: parse
  *   it, record one SQLite row (its seqno must survive a restart), and send two replies (the ack,
  *   then the completion), each held by the output gate until the write is durable. Not a target,
  *   a reference: how much of the gap to (c) is the protocol's and how much is edgepager's.

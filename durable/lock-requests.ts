@@ -184,8 +184,9 @@ export class LockRequests {
   }
 
   /**
-   * The kernel may hold stale pages: it flushes everything at its next init (docs/protocol.md
-   * §6.6). Returns the requests whose lock requests to it were dropped: they may be done.
+   * The kernel may hold stale pages: it flushes everything at its next init
+   * (docs/protocol.md §6.6). Returns the requests whose lock requests to it were dropped: they
+   * may be done.
    */
   private markStale(kernel: string): number[] {
     this.deps.kernels.markStale(kernel);

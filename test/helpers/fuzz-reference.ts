@@ -25,7 +25,7 @@
  */
 import { FIELDS, STATE_CHANGING, keepsRule } from "./message-rules";
 
-// Protocol numbers (docs/protocol.md §5, docs/protocol.md §8).
+// Protocol numbers (docs/protocol.md §7).
 export const KERN_INVALID_ADDRESS = 1;
 export const KERN_PROTECTION_FAILURE = 2;
 export const KERN_INVALID_ARGUMENT = 4;
@@ -37,7 +37,7 @@ export const CLOSE_NORMAL = 1000;
 export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_REPLACED = 4409;
 
-/** The deployment's limits that decide answers (wrangler.toml vars, protocol.md). */
+/** The deployment's limits that decide answers (wrangler.toml vars, docs/protocol.md). */
 export interface ReferenceLimits {
   pageSize: number;
   /** As announced in memory_object_ready for `pageSize`. */

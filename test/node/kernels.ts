@@ -1,6 +1,6 @@
 /**
  * Kernels for the end-to-end tests: a `KernelConnection` with a `PageCache`, a wire log of every
- * frame, and a record of each msync and completion, with the exactly-once checks of protocol.md
+ * frame, and a record of each msync and completion, with the exactly-once checks of
  * docs/protocol.md §3 and docs/protocol.md §6.7 that every scenario makes.
  */
 import { expect } from "vitest";

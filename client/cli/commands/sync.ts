@@ -1,5 +1,5 @@
 /**
- * `edgepager sync OBJECT`: memory_object_synchronize over HTTP (POST …/synchronize, protocol.md
+ * `edgepager sync OBJECT`: memory_object_synchronize over HTTP (POST …/synchronize,
  * docs/protocol.md §9), as kernel `http`. HTTP rather than a control socket: the command has no pages of its own
  * to return first, a synchronize covers pages returned by every kernel alike (docs/protocol.md §6.4), and a
  * single request leaves no kernel behind for the manager to remember.
