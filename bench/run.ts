@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --quick]`: edgepager against baselines measured in the same run (README
- * "Benchmarks"). Starts edgepager and the bench-only Worker in one wrangler test harness, runs
+ * `npm run bench [-- --quick]`: edgepager against baselines measured in the same run
+ * (bench/README.md). Starts edgepager and the bench-only Worker in one wrangler test harness, runs
  * W1-W5 there and W6 (memory) on `wrangler dev` with an inspector, prints a table of absolute
  * figures and ratios, and writes bench/results.json and bench/results.svg. `--only=W2,W6` runs
  * some workloads and writes nothing; `--profile` prints where the isolate's time goes instead.

@@ -1,5 +1,5 @@
 /**
- * The figures of the bench that do not depend on speed (README "Benchmarks"), asserted here so
+ * The figures of the bench that do not depend on speed (bench/README.md), asserted here so
  * they hold on any machine: R2 puts per synchronized MiB, SQLite rows written per returned page,
  * and SQLite bytes per stored page once the journal is flushed (page data lives in R2).
  * `npm run bench` measures the times; this file only counts.
@@ -8,7 +8,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { SQLITE_BYTES_PER_PAGE } from "../durable/limits";
 import { VM_SYNC_SYNCHRONOUS } from "../schema";
-import { countRows, objectStub, wrapObjectBucket } from "./helpers/buckets";
+import { objectStub, wrapObjectBucket } from "./helpers/buckets";
+import { countRows } from "./helpers/inspect";
 import { stat } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
 import { meterObjectSql } from "./helpers/sql-meter";

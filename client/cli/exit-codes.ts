@@ -1,6 +1,6 @@
 /**
  * The CLI's exit codes, in one place: scripts branch on them, so each outcome has its own number
- * and they never change meaning. `edgepager --help` prints this table (and so the README does).
+ * and they never change meaning. `edgepager --help` prints this table (and so docs/cli.md does).
  */
 
 export const EXIT = {

@@ -17,7 +17,7 @@ import { EXIT, EXIT_CODES_HELP, type ExitCode } from "./exit-codes";
 import { describeFailure } from "./failure";
 import { DEFAULT_URL, parseUrl, type GlobalOptions } from "./options";
 
-/** Every command, in the order `--help` lists them (and the README's CLI reference). */
+/** Every command, in the order `--help` lists them (and docs/cli.md). */
 export const COMMANDS = [
   "put",
   "get",

@@ -1,7 +1,7 @@
 /**
  * The `edgepager` CLI end to end: the real Worker on a loopback port (wrangler's test harness),
  * driven only through `node dist/cli.js …` child processes, checking exit codes, stdout and
- * stderr as a script would. Also keeps README's "CLI reference" equal to the `--help` output.
+ * stderr as a script would. Also keeps the generated part of docs/cli.md equal to the `--help` output.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -371,7 +371,7 @@ describe("errors", () => {
   });
 });
 
-describe("help and the README", () => {
+describe("help and docs/cli.md", () => {
   it("prints --help for every command with exit 0", async () => {
     const main = await runCli(["--help"]);
     expect(main.code).toBe(0);
@@ -386,25 +386,27 @@ describe("help and the README", () => {
     }
   });
 
-  it("keeps README's CLI reference equal to the --help output", async () => {
+  it("keeps docs/cli.md equal to the --help output", async () => {
     // UPDATE_CLI_REFERENCE=1 npx vitest run --project node test/node/cli.test.ts rewrites it.
-    const readmePath = join(ROOT, "README.md");
-    const readme = readFileSync(readmePath, "utf8");
+    const referencePath = join(ROOT, "docs/cli.md");
+    const reference = readFileSync(referencePath, "utf8");
     const begin = "<!-- cli-reference:begin -->\n";
     const end = "<!-- cli-reference:end -->";
-    const from = readme.indexOf(begin) + begin.length;
-    const to = readme.indexOf(end, from);
-    expect(from >= begin.length && to >= from, "README lacks the cli-reference markers").toBe(true);
+    const from = reference.indexOf(begin) + begin.length;
+    const to = reference.indexOf(end, from);
+    expect(from >= begin.length && to >= from, "docs/cli.md lacks the cli-reference markers").toBe(
+      true,
+    );
     const expected = await cliReference();
     if (process.env.UPDATE_CLI_REFERENCE === "1") {
-      writeFileSync(readmePath, readme.slice(0, from) + expected + readme.slice(to));
+      writeFileSync(referencePath, reference.slice(0, from) + expected + reference.slice(to));
       return;
     }
-    expect(readme.slice(from, to)).toBe(expected);
+    expect(reference.slice(from, to)).toBe(expected);
   });
 });
 
-/** The generated part of README's "CLI reference": each `--help`, in a text block. */
+/** The generated part of docs/cli.md: each `--help`, in a text block. */
 async function cliReference(): Promise<string> {
   const sections: string[] = [];
   for (const command of ["", ...COMMANDS]) {
