@@ -13,7 +13,7 @@ import {
 } from "../schema";
 import { wrapObjectBucket } from "./helpers/buckets";
 import { stat } from "./helpers/http";
-import { TestKernel, pageOf, settle, type Received } from "./helpers/kernel";
+import { TestKernel, expectQuiet, pageOf, settle, type Received } from "./helpers/kernel";
 
 // What a 4 KiB-page object announces: its page index's room within MAX_DATABASE_BYTES.
 const MAX_SIZE = maxSizeFor(
@@ -528,7 +528,7 @@ describe("a socket that keeps sending garbage", () => {
     const { kernel } = await TestKernel.open("bad-garbage", "k1");
     for (let i = 0; i < 100; i++) kernel.send("garbage");
     await kernel.next(() => kernel.all("error").length === 100);
-    await settle(50);
+    await expectQuiet(kernel);
     expect(kernel.closed).toBeNull();
     // One valid message is still answered.
     expect((await kernel.answer(kernel.dataRequest(0, 4096))).type).toBe(

@@ -17,6 +17,8 @@ describe("ByteBudget", () => {
     const first = await budget.take(60);
     let second: (() => void) | null = null;
     const waiting = budget.take(60).then((release) => (second = release));
+    // A waiter looks for room on a 5 ms timer of its own and no event marks a look that found
+    // none, so only time can show it stays waiting: several of its looks.
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(second).toBeNull();
     expect(budget.inUse()).toBe(60);
@@ -57,6 +59,8 @@ it("a PUT waiting for room resumes when another object releases it, and is journ
     answered = true;
     return response;
   });
+  // The PUT's wait for room is the budget's own timer, which no message stands for: give it
+  // many looks before showing it still waits.
   await new Promise((resolve) => setTimeout(resolve, 100));
   expect(answered).toBe(false);
   // The holder gives the bytes back from its own context; the waiter resumes in its own.

@@ -181,6 +181,7 @@ describe("a socket whose token expires", () => {
       rights: ["read"],
       exp: Date.now() / 1000 + 0.5,
     });
+    // Past the expiry: a deadline passes only with time.
     await new Promise((resolve) => setTimeout(resolve, 600));
     if (kernel.closed === null) {
       const id = kernel.dataRequest(0, 4096);

@@ -3,10 +3,12 @@
  * that may cache the range flushes it (lock_request → lock_completed), or is marked stale when it
  * is disconnected or silent, and then resumes with `flush: true`.
  */
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { wrapObjectBucket } from "./helpers/buckets";
+import { objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { stat } from "./helpers/http";
-import { TestKernel, pageOf, settle, type Received } from "./helpers/kernel";
+import { TestKernel, expectQuiet, pageOf, settle, type Received } from "./helpers/kernel";
+import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
 /** LOCK_TIMEOUT_MS in vitest.config.ts. */
@@ -70,7 +72,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     expect(lock.offset).toBeLessThanOrEqual(100);
     expect(lock.offset + lock.length).toBeGreaterThanOrEqual(5100);
     await a.ack(sync);
-    await settle(100);
+    await expectQuiet(a);
     expect(a.completions(sync)).toEqual([]);
     expect(a.all("memory_object_lock_request")).toEqual([]);
     expect((await stat(object)).syncs).toBe(1);
@@ -108,7 +110,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
       reply_to: second,
       mid: 2,
     });
-    await settle(50);
+    await expectQuiet(b);
     expect(b.all("memory_object_lock_request")).toHaveLength(1);
     a.close();
     b.close();
@@ -125,7 +127,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const lock = await b.next(isLockRequest, 1_000);
     expect(lock).toMatchObject({ should_return: 1, should_flush: true, lock_value: 8 });
     await b.ack(lockCompleted(b, lock));
-    await settle(100);
+    await expectQuiet(a);
     // The lock is settled but the page is not in R2 yet.
     expect(control.written).toEqual([]);
     expect(a.completions(sync)).toEqual([]);
@@ -150,10 +152,11 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, 2 * PAGE);
+    const asked = Date.now();
     const sync = a.synchronize(PAGE, PAGE, 0x4);
     const lock = await b.next(isLockRequest, 1_000);
     expect(lock).toMatchObject({ should_return: 1, should_flush: true, lock_value: 8, mid: 1 });
-    await settle(LOCK_TIMEOUT_MS / 2);
+    await expectQuiet(a);
     expect(a.completions(sync)).toEqual([]);
     expect(await a.completion(sync, 5_000)).toMatchObject({
       type: "memory_object_synchronize_completed",
@@ -161,13 +164,15 @@ describe("INVALIDATE with another kernel caching the range", () => {
       offset: PAGE,
       length: PAGE,
     });
+    // Not before the timeout: the lock's deadline starts when the object takes the request.
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(LOCK_TIMEOUT_MS);
 
     const { kernel: resumed, ready } = await TestKernel.open(object, "kB", {
       receivedMid: lock.mid,
       id: 100,
     });
     expect(ready).toMatchObject({ type: "memory_object_ready", kernel: "kB", flush: true });
-    await settle(50);
+    await expectQuiet(resumed);
     expect(resumed.all("memory_object_lock_request")).toEqual([]);
     // The mark is cleared by that ready: the next resume does not flush again.
     const { ready: later } = await TestKernel.open(object, "kB", {
@@ -188,7 +193,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     await a.completion(sync, 5_000);
     const late = lockCompleted(b, lock);
     expect(await b.answer(late)).toMatchObject({ type: "ack", id: late });
-    await settle(50);
+    await expectQuiet(a);
     expect(a.completions(sync)).toHaveLength(1);
     // Still stale: the timeout marked it, only a ready with flush clears that.
     const { ready } = await TestKernel.open(object, "kB", { receivedMid: lock.mid, id: 100 });
@@ -210,7 +215,7 @@ describe("INVALIDATE and kernels that go away", () => {
     // A resume that reports nothing received gets no stale lock request again.
     const { kernel: resumed, ready } = await TestKernel.open(object, "kB", { id: 100 });
     expect(ready.flush).toBe(true);
-    await settle(50);
+    await expectQuiet(resumed);
     expect(resumed.all("memory_object_lock_request")).toEqual([]);
     a.close();
     resumed.close();
@@ -227,7 +232,10 @@ describe("INVALIDATE and kernels that go away", () => {
     a.send({ type: "memory_object_terminate", id: terminate });
     await a.ack(terminate);
     // B never answers; with no request left waiting on it, the timeout must not mark it stale.
-    await settle(LOCK_TIMEOUT_MS + 200);
+    // A deadline passes only with time, and no message stands for one that was dropped: wait
+    // past it, then run the alarm that expires locks, so the expiry has certainly run.
+    await settle(LOCK_TIMEOUT_MS);
+    await runDurableObjectAlarm(objectStub(object));
     expect((await stat(object)).syncs).toBe(0);
     b.close();
     const { kernel: resumed, ready } = await TestKernel.open(object, "kB", {
@@ -282,7 +290,7 @@ describe("INVALIDATE and kernels that need no lock request", () => {
 
     const { kernel: resumed, ready } = await TestKernel.open(object, "kB", { id: 100 });
     expect(ready).toMatchObject({ type: "memory_object_ready", kernel: "kB", flush: true });
-    await settle(100);
+    await expectQuiet(resumed);
     // No lock request was queued for it.
     expect(resumed.all("memory_object_lock_request")).toEqual([]);
     a.close();
@@ -304,7 +312,8 @@ describe("INVALIDATE and kernels that need no lock request", () => {
     const lock = await b.next(isLockRequest, 1_000);
     await b.ack(lockCompleted(b, lock));
     await a.completion(sync, LOCK_TIMEOUT_MS);
-    await settle(100);
+    await expectQuiet(c);
+    await expectQuiet(d);
     expect(c.all("memory_object_lock_request")).toEqual([]);
     expect(d.all("memory_object_lock_request")).toEqual([]);
     for (const name of ["kC", "kD"]) {
@@ -326,7 +335,7 @@ describe("INVALIDATE and kernels that need no lock request", () => {
       offset: PAGE / 2,
       length: 0,
     });
-    await settle(50);
+    await expectQuiet(b);
     expect(b.all("memory_object_lock_request")).toEqual([]);
     a.close();
     b.close();
@@ -345,7 +354,7 @@ describe("INVALIDATE and kernels that need no lock request", () => {
       offset: 2 * PAGE + 100,
       length: 0,
     });
-    await settle(50);
+    await expectQuiet(b);
     expect(b.all("memory_object_lock_request")).toEqual([]);
     a.close();
     b.close();
@@ -363,7 +372,7 @@ describe("INVALIDATE and replies still being read", () => {
 
     // B's read of the old version waits on R2 while A writes a new one and invalidates.
     const request = b.dataRequest(0, PAGE);
-    await settle(20);
+    await waitFor(() => control.reads >= 1, "B's read to reach R2");
     await a.ack(a.dataReturn(0, pageOf(2)));
     const sync = a.synchronize(0, PAGE, 0x4);
     const lock = await b.next(isLockRequest, 2_000);

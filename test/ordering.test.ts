@@ -197,7 +197,10 @@ describe("seqnos", () => {
     const answered = steps.filter((step) => step.answer !== "none").length;
     const base = replies(kernel).length;
     await kernel.next(() => replies(kernel).length >= base + answered);
-    await settle(50);
+    // The last frame is a data_request: it is the probe (see `TestKernel.probe`). Once its
+    // answer is here, so is every reply to the frames before it, and any extra one would show.
+    const lastRead = steps[steps.length - 1]!.answer as number;
+    await kernel.next((m) => m.reply_to === lastRead);
     const nullErrors = replies(kernel)
       .slice(base)
       .filter((m) => m.type === "error" && m.reply_to === null);

@@ -7,7 +7,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { readPages, stat, synchronize } from "./helpers/http";
-import { TestKernel, pageOf, settle, type Received } from "./helpers/kernel";
+import { TestKernel, expectQuiet, pageOf, type Received } from "./helpers/kernel";
 import { waitFor } from "./helpers/wait";
 
 const SYNC = 2;
@@ -95,7 +95,7 @@ describe("SYNCHRONOUS while R2 fails", () => {
     control.failing = false;
     await runDurableObjectAlarm(objectStub(name));
     await waitFor(async () => (await stat(name)).journal_pages === 0, "the journal to drain");
-    await settle(100);
+    await expectQuiet(kernel);
     expect(answersTo(kernel, sync, "memory_object_synchronize_completed")).toEqual([]);
     expect(answersTo(kernel, sync, "error")).toHaveLength(1);
     expect([...(await readPages(name, 4096, 8192))]).toEqual([...data]);
@@ -144,7 +144,7 @@ describe("SYNCHRONOUS while R2 fails", () => {
       offset: 4096,
       length: 4096,
     });
-    await settle(50);
+    await expectQuiet(kernel);
     expect(answersTo(kernel, first, "memory_object_synchronize_completed")).toEqual([]);
     expect(answersTo(kernel, second)).toHaveLength(1); // its completion, once
     expect(control.written.length).toBeGreaterThanOrEqual(1);
@@ -194,7 +194,7 @@ describe("SYNCHRONOUS while R2 is slow", () => {
     const sync = kernel.synchronize(0, 4096, SYNC);
     await kernel.ack(sync);
     await waitFor(() => control.attempts >= 1, "the put to start");
-    await settle(100);
+    await expectQuiet(kernel);
     expect(answersTo(kernel, sync)).toEqual([]);
     await kernel.completion(sync);
     expect(control.written).toHaveLength(1);

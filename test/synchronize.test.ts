@@ -8,7 +8,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { wrapObjectBucket } from "./helpers/buckets";
 import { call, stat } from "./helpers/http";
-import { TestKernel, pageOf, settle } from "./helpers/kernel";
+import { TestKernel, expectQuiet, pageOf } from "./helpers/kernel";
+import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
 const KERN_INVALID_ARGUMENT = 4;
@@ -43,10 +44,10 @@ describe("SYNCHRONOUS", () => {
       return m;
     });
     await kernel.ack(sync);
-    await settle(150);
-    // The write started at once (well before the 300 ms idle flush) but has not resolved, and
+    // The write starts at once (well before the 300 ms idle flush) but has not resolved, and
     // nothing was completed meanwhile.
-    expect(control.attempts).toBeGreaterThanOrEqual(1);
+    await waitFor(() => control.attempts >= 1, "the write to start", 150);
+    await expectQuiet(kernel);
     expect(control.written).toEqual([]);
     expect(kernel.completions(sync)).toEqual([]);
     expect(await segmentKeysInR2(object)).toEqual([]);
@@ -82,7 +83,7 @@ describe("SYNCHRONOUS", () => {
     const answer = await kernel.completion(sync);
     expect(answer).toMatchObject({ type: "error", reply_to: sync, kern_return: KERN_MEMORY_ERROR });
     expect(control.attempts).toBeGreaterThanOrEqual(3);
-    await settle(100);
+    await expectQuiet(kernel);
     expect(kernel.completions(sync)).toEqual([]);
     expect(await segmentKeysInR2(object)).toEqual([]);
     kernel.close();
@@ -190,7 +191,7 @@ describe("flags and ranges", () => {
       reply_to: sync,
       kern_return: KERN_INVALID_ARGUMENT,
     });
-    await settle(150);
+    await expectQuiet(kernel);
     expect(kernel.completions(sync)).toEqual([]);
     expect(kernel.received.filter((m) => m.type === "ack" && m.id === sync)).toEqual([]);
     expect((await stat("sync-flags-both")).syncs).toBe(0);
@@ -213,7 +214,7 @@ describe("flags and ranges", () => {
         kern_return: KERN_INVALID_ARGUMENT,
       });
     }
-    await settle(150);
+    await expectQuiet(kernel);
     for (const id of [bad, badWithSync, badHigh]) expect(kernel.completions(id)).toEqual([]);
     kernel.close();
   });
@@ -275,7 +276,8 @@ describe("flags and ranges", () => {
     // Only the second page the range touches is dirty.
     await kernel.ack(kernel.dataReturn(PAGE, pageOf(6)));
     const sync = kernel.synchronize(100, 5000, 0x2);
-    await settle(150);
+    await kernel.ack(sync);
+    await expectQuiet(kernel);
     expect(kernel.completions(sync)).toEqual([]);
     let writtenAtCompletion: string[] = [];
     await kernel.completion(sync).then(() => {
@@ -303,7 +305,7 @@ describe("ordering", () => {
       reply_to: disjoint,
       mid: 1,
     });
-    await settle(100);
+    await expectQuiet(kernel);
     expect(kernel.completions(first)).toEqual([]);
     expect(kernel.completions(overlapping)).toEqual([]);
 
@@ -387,7 +389,7 @@ describe("completions", () => {
     ids.push(kernel.synchronize(2 * PAGE, 10, 0x4), kernel.synchronize(0, PAGE, 0x1));
     for (const id of ids) await kernel.completion(id);
     expect((await kernel.answer(rejected)).type).toBe("error");
-    await settle(200);
+    await expectQuiet(kernel);
     const completions = kernel.all("memory_object_synchronize_completed");
     expect(completions.map((m) => m.mid)).toEqual([1, 2, 3, 4, 5]);
     expect(completions.map((m) => m.reply_to).sort((x, y) => x - y)).toEqual(ids);
@@ -403,13 +405,13 @@ describe("completions", () => {
     });
     expect(ready).toMatchObject({ type: "memory_object_ready", last_id: ids[ids.length - 1] });
     await resumed.next((m) => m.mid === 5);
-    await settle(100);
+    await expectQuiet(resumed);
     const resent = resumed.all("memory_object_synchronize_completed");
     expect(resent.map((m) => m.mid)).toEqual([4, 5]);
     expect(resent.map((m) => m.reply_to)).toEqual(completions.slice(3).map((m) => m.reply_to));
     // One that reports everything received gets nothing again.
     const { kernel: again } = await TestKernel.open(object, "k1", { receivedMid: 5, id: 101 });
-    await settle(150);
+    await expectQuiet(again);
     expect(again.all("memory_object_synchronize_completed")).toEqual([]);
     // A new request continues the numbering.
     again.setNextId(200);

@@ -977,7 +977,19 @@ async function quiesce(t: Torture): Promise<void> {
   ]);
   if (httpDone < t.httpSyncs.length)
     t.violations.push(`${t.httpSyncs.length - httpDone} HTTP synchronizes never answered`);
-  await settle(150); // room for a duplicate to show
+  // A read on each kernel is the probe (`TestKernel.probe`): once it is answered, everything the
+  // messages before it were to send, a duplicate included, has arrived.
+  for (const k of t.kernels.filter((k) => k.ready)) {
+    await k.session!.kernel.probe(
+      () =>
+        k.sendOnce({
+          type: "memory_object_data_request",
+          offset: 0,
+          length: PAGE,
+          desired_access: 1,
+        }).id,
+    );
+  }
   await t.drainIndexChecks();
 }
 

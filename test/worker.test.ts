@@ -13,6 +13,7 @@ import {
 import { wrapObjectBucket } from "./helpers/buckets";
 import { call, putPages, readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel, pageOf } from "./helpers/kernel";
+import { waitFor } from "./helpers/wait";
 
 const MAX_BODY_BYTES = Number(env.MAX_BODY_BYTES);
 
@@ -438,9 +439,13 @@ describe("DELETE", () => {
     ]);
     expect(answer, "the synchronize never answered").not.toBeNull();
     await expectError(answer!, 409, "object_deleted", /deleted/, KERN_ABORTED);
-    // The segment its flush was writing does not outlive the object.
-    await new Promise((r) => setTimeout(r, 1200));
-    expect((await env.PAGES.list({ prefix: `${object}/segments/` })).objects).toEqual([]);
+    // The segment its flush was writing does not outlive the object: once the put has landed,
+    // the segment goes.
+    await waitFor(() => puts.written.length > 0, "the flush's put to land");
+    await waitFor(
+      async () => (await env.PAGES.list({ prefix: `${object}/segments/` })).objects.length === 0,
+      "the deleted object's segment to go",
+    );
   });
 
   it("a DELETE of a never-used object is fine", async () => {

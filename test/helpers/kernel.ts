@@ -4,6 +4,7 @@
  * tests use it to build exact situations, including malformed frames.
  */
 import { exports } from "cloudflare:workers";
+import { expect } from "vitest";
 import { GRANT_HEADER, OBJECT_NAME_HEADER, decodeFrame, encodeFrame } from "../../schema";
 import { objectStub } from "./buckets";
 
@@ -15,6 +16,7 @@ export class TestKernel {
   private watchers: ((m: Received) => void)[] = [];
   closed: { code: number; reason: string } | null = null;
   private nextId = 1;
+  private nextProbeId = Number.MAX_SAFE_INTEGER;
 
   private constructor(
     readonly socket: WebSocket,
@@ -186,6 +188,30 @@ export class TestKernel {
     });
   }
 
+  /**
+   * Sends a probe and resolves with its answer. The manager answers each kernel in seqno order
+   * (docs/protocol.md §3), so once the probe's answer is here, everything the messages before it
+   * were to send this kernel has arrived: what has not arrived by then is not coming from them.
+   * The default probe is a data_request of the object's last page, which no test writes and no
+   * test's INVALIDATE covers, so it changes nothing a test looks at but the seqno. Its id counts
+   * down from the largest safe integer, so it never meets an id of the test's own (a
+   * data_request's id only names its answer). `send` sends a probe of the caller's own and
+   * returns its id (a kernel that keeps its own ids).
+   */
+  probe(send: () => number = () => this.requestLastPage()): Promise<Received> {
+    const seen = this.received.length;
+    const id = send();
+    return this.next((m) => m.reply_to === id && this.received.indexOf(m) >= seen);
+  }
+
+  private requestLastPage(): number {
+    const ready = this.received.findLast((m) => m.type === "memory_object_ready");
+    const pageSize: number = ready?.page_size ?? 4096;
+    const maxSize: number = ready?.max_size ?? 2 ** 40;
+    const lastPage = Math.floor(maxSize / pageSize) * pageSize - pageSize;
+    return this.dataRequest(lastPage, pageSize, this.nextProbeId--);
+  }
+
   /** The answer to message `id`: its ack, error, or read reply. */
   answer(id: number): Promise<Received> {
     return this.next((m) => (m.type === "ack" && m.id === id) || m.reply_to === id);
@@ -226,7 +252,25 @@ export class TestKernel {
   }
 }
 
-/** Resolves after `ms`; tests use it only to show that something did *not* happen. */
+/**
+ * Asserts that nothing reached `kernel` since `received[since]` (by default: since now) but the
+ * answer to a probe, which proves that nothing more is coming for the messages the object took
+ * before it (`TestKernel.probe`). This is how a test shows that something did *not* happen in
+ * answer to a message. It cannot show the absence of what a timer or a slow R2 call would send
+ * later: for those, wait for an event that comes after it (CONTRIBUTING.md §14).
+ */
+export async function expectQuiet(kernel: TestKernel, since = kernel.received.length) {
+  const answer = await kernel.probe();
+  const strip = ({ payload: _payload, ...rest }: Received) => rest;
+  expect(kernel.received.slice(since).map(strip), "nothing but the probe's answer").toEqual([
+    strip(answer),
+  ]);
+}
+
+/**
+ * Resolves after `ms`. Only for what no message can stand for (a deadline, a client's own retry
+ * timer), with a comment saying why; to show that a message had no answer, use `expectQuiet`.
+ */
 export function settle(ms = 50): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
