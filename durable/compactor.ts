@@ -7,16 +7,13 @@
  * range needs few R2 reads. A page superseded while the copy runs stays where the newer flush
  * put it.
  */
-import { segmentKey } from "./flusher";
-import type { PageStore } from "./page-store";
+import type { ByteBudget } from "./byte-budget";
+import type { PageOwners } from "./page-store";
 import { COMPACT_MAX_SEGMENTS } from "./r2-bounds";
-import { inChunks } from "./sql-lists";
+import type { LivePage } from "./segment-index";
 
 /** Small segments (under an eighth of the target) that are merged once this many exist. */
 export const SMALL_SEGMENTS_TO_MERGE = 16;
-
-/** A page in R2 as the index has it: which segment (its id), which slot. */
-export type LivePage = { page: number; segment: number; slot: number };
 
 /** The pages a compaction moves, the segments they come from, and the garbage it frees. */
 export interface CompactionPlan {
@@ -40,8 +37,9 @@ export class Compactor {
   private running: Promise<boolean> | null = null;
 
   constructor(
-    private readonly sql: SqlStorage,
-    private readonly store: PageStore,
+    private readonly owners: PageOwners,
+    /** Page bytes the isolate's requests may hold at once: the copy's reads wait for room. */
+    private readonly budget: ByteBudget,
     private readonly limits: { segmentTargetBytes: number; compactMinGarbageBytes: number },
     private readonly hooks: CompactHooks,
   ) {}
@@ -68,23 +66,24 @@ export class Compactor {
     }
     const epoch = this.hooks.epoch();
     // The old segments may die while their pages are copied: keep them until the copy is read.
+    const { index, segments } = this.owners;
     const keys = [...plan.segments.values()];
-    this.store.hold(keys);
+    index.hold(keys);
     try {
       const body = await this.readLivePages(plan, pageSize);
-      const key = segmentKey(this.hooks.objectName(), this.hooks.nextSeqno());
-      await this.store.putSegment(key, body);
+      const key = segments.newKey(this.hooks.objectName(), this.hooks.nextSeqno());
+      await segments.put(key, body);
       if (this.hooks.epoch() !== epoch) {
-        await this.store.bucket.delete(key).catch(() => {});
+        await segments.discard(key);
         return false;
       }
-      this.hooks.transact(() => this.commit(key, plan.pages));
+      this.hooks.transact(() => index.addCompacted(key, plan.pages));
       return true;
     } catch (error) {
       console.warn(`compaction failed, left for a later round: ${String(error)}`);
       return false;
     } finally {
-      this.store.release(keys);
+      index.release(keys);
     }
   }
 
@@ -98,17 +97,14 @@ export class Compactor {
     const segments = new Map<number, string>();
     let liveBytes = 0;
     let freedBytes = 0;
-    for (const row of this.sql.exec<{ id: number; key: string; pages: number; live: number }>(
-      `SELECT id, key, pages, live FROM segments WHERE live > 0 AND live * 2 < pages
-       ORDER BY CAST(live AS REAL) / pages, id`,
-    )) {
+    for (const row of this.owners.index.mostlyGarbage()) {
       if (segments.size > 0 && liveBytes + row.live * pageSize > targetBytes) break;
       if (segments.size >= COMPACT_MAX_SEGMENTS) break;
       segments.set(row.id, row.key);
       liveBytes += row.live * pageSize;
       freedBytes += (row.pages - row.live) * pageSize;
     }
-    return { segments, pages: this.livePagesOf(segments), freedBytes };
+    return { segments, pages: this.owners.index.livePagesOf([...segments.keys()]), freedBytes };
   }
 
   /**
@@ -121,28 +117,13 @@ export class Compactor {
   private smallSegments(pageSize: number, targetBytes: number): CompactionPlan {
     const segments = new Map<number, string>();
     let liveBytes = 0;
-    for (const row of this.sql.exec<{ id: number; key: string; live: number }>(
-      `SELECT id, key, live FROM segments WHERE live > 0 AND pages * ? * 8 < ? ORDER BY id LIMIT ?`,
-      pageSize,
-      targetBytes,
-      COMPACT_MAX_SEGMENTS,
-    )) {
+    const maxPages = targetBytes / 8 / pageSize;
+    for (const row of this.owners.index.smallSegments(maxPages, COMPACT_MAX_SEGMENTS)) {
       if (segments.size > 0 && liveBytes + row.live * pageSize > targetBytes) break;
       segments.set(row.id, row.key);
       liveBytes += row.live * pageSize;
     }
-    return { segments, pages: this.livePagesOf(segments), freedBytes: 0 };
-  }
-
-  /** The live pages of these segments, by segment and slot. */
-  private livePagesOf(segments: Map<number, string>): LivePage[] {
-    return this.sql
-      .exec<LivePage>(
-        `SELECT page, segment, slot FROM pages WHERE segment IN (SELECT value FROM json_each(?))
-         ORDER BY segment, slot`,
-        JSON.stringify([...segments.keys()]),
-      )
-      .toArray();
+    return { segments, pages: this.owners.index.livePagesOf([...segments.keys()]), freedBytes: 0 };
   }
 
   /**
@@ -161,10 +142,10 @@ export class Compactor {
       // Ordered by slot (the plan's order), so the first and last are the range to read.
       const first = slots[0]!.slot;
       const end = slots[slots.length - 1]!.slot + 1;
-      const release = await this.store.budget.take((end - first) * pageSize);
+      const release = await this.budget.take((end - first) * pageSize);
       try {
         const key = plan.segments.get(segment)!;
-        const bytes = await this.store.readSlots(key, first, end - first, pageSize);
+        const bytes = await this.owners.segments.readSlots(key, first, end - first, pageSize);
         for (const { at, slot } of slots) {
           const from = (slot - first) * pageSize;
           body.set(bytes.subarray(from, from + pageSize), at * pageSize);
@@ -174,44 +155,5 @@ export class Compactor {
       }
     }
     return body;
-  }
-
-  /**
-   * After a compaction's put resolved: the pages still where the compaction read them (not
-   * superseded meanwhile) now live at their slot of the new segment; the old segments lose them.
-   */
-  private commit(key: string, pages: LivePage[]): void {
-    const id = this.sql
-      .exec<{ id: number }>(
-        `INSERT INTO segments (key, pages, live) VALUES (?, ?, 0) RETURNING id`,
-        key,
-        pages.length,
-      )
-      .one().id;
-    const stillThere = `pages.page = b.value ->> 0 AND pages.segment = b.value ->> 1
-      AND pages.slot = b.value ->> 2`;
-    let live = 0;
-    let slot = 0;
-    for (const chunk of inChunks(pages)) {
-      const moved = JSON.stringify(chunk.map(({ page, segment, slot }) => [page, segment, slot]));
-      this.sql.exec(
-        `UPDATE segments SET live = live - gone.n
-         FROM (SELECT pages.segment, count(*) AS n FROM json_each(?1) AS b
-               JOIN pages ON ${stillThere} GROUP BY pages.segment) AS gone
-         WHERE segments.id = gone.segment`,
-        moved,
-      );
-      live += this.sql
-        .exec(
-          `UPDATE pages SET segment = ?2, slot = ?3 + b.key FROM json_each(?1) AS b
-           WHERE ${stillThere} RETURNING pages.page`,
-          moved,
-          id,
-          slot,
-        )
-        .toArray().length;
-      slot += chunk.length;
-    }
-    this.sql.exec(`UPDATE segments SET live = ? WHERE id = ?`, live, id);
   }
 }

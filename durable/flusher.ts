@@ -4,8 +4,9 @@
  * the index or the journal, so no barrier moves and no completion goes out for it.
  */
 import type { PageSpan } from "../schema";
+import type { JournalRow, SegmentPage } from "./journal";
 import type { Limits } from "./limits";
-import type { JournalRow, PageStore, SegmentPage } from "./page-store";
+import type { PageOwners } from "./page-store";
 
 /**
  * Segment puts in flight at once: about 16 MiB of page data at the default segment size. Bounded
@@ -34,7 +35,7 @@ export class Flusher {
   private again = false;
 
   constructor(
-    private readonly store: PageStore,
+    private readonly owners: PageOwners,
     private readonly limits: Limits,
     private readonly hooks: FlushHooks,
   ) {}
@@ -75,7 +76,7 @@ export class Flusher {
     let afterPage = -1;
     while (failure === null && this.hooks.epoch() === epoch) {
       const readSeqno = this.hooks.nextSeqno();
-      const batch = this.store.takeBatch(afterPage, this.limits.segmentTargetBytes);
+      const batch = this.owners.journal.takeBatch(afterPage, this.limits.segmentTargetBytes);
       if (batch.length === 0) break;
       afterPage = batch[batch.length - 1]!.page;
       const body = packSegment(batch);
@@ -101,14 +102,21 @@ export class Flusher {
     readSeqno: number,
     epoch: number,
   ): Promise<void> {
-    const key = await this.putWithRetry(() => segmentKey(this.hooks.objectName(), readSeqno), body);
+    const { journal, index, segments } = this.owners;
+    const key = await this.putWithRetry(
+      () => segments.newKey(this.hooks.objectName(), readSeqno),
+      body,
+    );
     if (this.hooks.epoch() !== epoch) {
       // The object was destroyed while the put ran: the segment belongs to nothing now.
-      await this.store.bucket.delete(key).catch(() => {});
+      await segments.discard(key);
       return;
     }
+    // Point the index at the segment, then drop the journal rows it holds (unless a newer version
+    // arrived meanwhile: such versions start at `readSeqno`), in one transaction.
     this.hooks.transact(() => {
-      this.store.commitSegment(key, pages, readSeqno);
+      index.addFlushed(key, pages);
+      journal.dropFlushed(pages, readSeqno);
       // The batch is in page order (takeBatch): its first and last pages bound it.
       this.hooks.settle({ first: pages[0]!.page, end: pages[pages.length - 1]!.page + 1 });
     });
@@ -124,7 +132,7 @@ export class Flusher {
     for (let attempt = 1; ; attempt++) {
       const key = newKey();
       try {
-        await this.store.putSegment(key, body);
+        await this.owners.segments.put(key, body);
         return key;
       } catch (error) {
         if (attempt >= this.limits.flushMaxAttempts) throw error;
@@ -133,11 +141,6 @@ export class Flusher {
       }
     }
   }
-}
-
-/** Unique, never-rewritten keys (R2 takes about one write per second per key). */
-export function segmentKey(objectName: string, seqno: number): string {
-  return `${objectName}/segments/${seqno.toString().padStart(16, "0")}-${crypto.randomUUID()}`;
 }
 
 function packSegment(batch: JournalRow[]): Uint8Array {

@@ -7,7 +7,6 @@ import {
   CLOSE_POLICY_VIOLATION,
   CLOSE_TOKEN_EXPIRED,
   DEFAULT_PAGE_SIZE,
-  KERN_FAILURE,
   KERN_PROTECTION_FAILURE,
   ProtocolError,
   STATE_CHANGING_TYPES,
@@ -15,7 +14,9 @@ import {
   parseKernelMessage,
   peekId,
   KERN_INVALID_ARGUMENT,
-  type ErrorMessage,
+  errorFrame,
+  missingRight,
+  toProtocolError,
   type KernelMessage,
 } from "../schema";
 import { dispatch, type AfterStep } from "./handlers";
@@ -72,7 +73,12 @@ export async function handleFrame(
   } catch (error) {
     if (!(error instanceof SequencedError)) throw error;
     // Through the kernel's line, like every reply: it must not overtake a supply being read.
-    pager.mail.post(socket, errorReply(error, peekId(header)));
+    const cause = toProtocolError(
+      error.cause,
+      `message ${error.seqno} failed unexpectedly`,
+      "internal error; the message was not applied",
+    );
+    pager.mail.post(socket, errorFrame(cause, error.seqno, peekId(header)));
     closing = pager.sockets.countError(socket);
   }
   if (closing) {
@@ -112,11 +118,7 @@ function checkGrant(message: KernelMessage, session: SocketSession): void {
     );
   }
   if (NEEDS_WRITE.has(message.type) && !session.rights.includes("write")) {
-    throw new ProtocolError(
-      KERN_PROTECTION_FAILURE,
-      "forbidden",
-      `${message.type} needs the write right; the token grants ${session.rights.join(", ") || "none"}`,
-    );
+    throw missingRight(message.type, "write", session.rights);
   }
 }
 
@@ -172,27 +174,4 @@ function checkSessionOrder(message: KernelMessage, initialized: boolean): void {
       "memory_object_init was already accepted on this socket",
     );
   }
-}
-
-function errorReply(error: SequencedError, replyTo: number | null): ErrorMessage {
-  const cause = error.cause;
-  if (cause instanceof ProtocolError) {
-    return {
-      type: "error",
-      reply_to: replyTo,
-      seqno: error.seqno,
-      kern_return: cause.kernReturn,
-      code: cause.code,
-      message: cause.message,
-    };
-  }
-  console.error(`message ${error.seqno} failed unexpectedly`, cause);
-  return {
-    type: "error",
-    reply_to: replyTo,
-    seqno: error.seqno,
-    kern_return: KERN_FAILURE,
-    code: "internal",
-    message: "internal error; the message was not applied",
-  };
 }

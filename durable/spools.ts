@@ -4,8 +4,10 @@
  * the journal pages it must return as of its seqno (then streams them a piece at a time). So a
  * 64 MiB request holds about one slice in memory, and no SQL value passes the platform's 2 MB
  * (docs/limits.md). A spool belongs to one request of one instance: the rows of requests that
- * died with an earlier instance are dropped at start-up.
+ * died with an earlier instance are dropped at start-up. This module alone writes the `spools`
+ * table.
  */
+import type { PageSpan } from "../schema";
 
 /** Bytes of a body bound to one SQL statement while spooling: well under the 2 MB per value. */
 export const SPOOL_SLICE_BYTES = 1024 * 1024;
@@ -39,6 +41,24 @@ export class Spools {
       bytes,
       pageSize,
     );
+  }
+
+  /**
+   * Copies the journaled pages of the span into the spool, part = page, inside SQLite (a large
+   * read fixes its journal pages as of its seqno without holding them in memory). Returns the
+   * pages copied.
+   */
+  copyJournal(spool: number, span: PageSpan): number[] {
+    return this.sql
+      .exec<{ page: number }>(
+        `INSERT INTO spools (spool, part, data)
+         SELECT ?1, page, data FROM journal WHERE page >= ?2 AND page < ?3 RETURNING part AS page`,
+        spool,
+        span.first,
+        span.end,
+      )
+      .toArray()
+      .map((row) => row.page);
   }
 
   /** Parts [first, end) of the spool that exist, in order. */

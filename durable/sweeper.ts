@@ -2,7 +2,7 @@
  * Deletes segments nothing points at any more (docs/architecture.md §4: superseded pages leave garbage in
  * old segments). When every page of a segment has a newer copy in a later one, its live count
  * reaches 0 and no read planned from then on can name it; reads planned before still may, so the
- * page store keeps those until they finish. R2 first, then the row: a crash between the two
+ * segment index keeps those until they finish. R2 first, then the row: a crash between the two
  * leaves a row whose object is gone, and deleting a missing R2 key again is harmless.
  *
  * Orphans too: a segment put that an eviction or a deploy interrupted before its commit, or a
@@ -16,7 +16,7 @@
  * list past the 2 MB per SQL value.
  */
 import type { Meta } from "./meta";
-import type { PageStore } from "./page-store";
+import type { PageOwners } from "./page-store";
 import { KEYS_PER_DELETE, ORPHAN_LIST_CALLS, SWEEP_DELETE_CALLS } from "./r2-bounds";
 
 export interface SweepHooks {
@@ -45,7 +45,7 @@ export class Sweeper {
   private running: Promise<boolean> | null = null;
 
   constructor(
-    private readonly store: PageStore,
+    private readonly owners: PageOwners,
     private readonly meta: Meta,
     private readonly hooks: SweepHooks,
   ) {}
@@ -64,16 +64,17 @@ export class Sweeper {
   }
 
   private async run(): Promise<boolean> {
+    const { index, segments } = this.owners;
     const epoch = this.hooks.epoch();
     try {
       for (let call = 0; call < this.bounds.deleteCalls; call++) {
-        const keys = this.store.deadSegments(this.bounds.keysPerDelete);
+        const keys = index.deadSegments(this.bounds.keysPerDelete);
         if (keys.length === 0) return false;
-        await this.store.deleteSegments(keys);
+        await segments.delete(keys);
         if (this.hooks.epoch() !== epoch) return false;
-        this.hooks.transact(() => this.store.forgetSegments(keys));
+        this.hooks.transact(() => index.forgetDead(keys));
       }
-      return this.store.deadSegments(1).length > 0;
+      return index.deadSegments(1).length > 0;
     } catch (error) {
       console.warn(`deleting dead segments failed, left for the next sweep: ${String(error)}`);
       return true;
@@ -104,26 +105,23 @@ export class Sweeper {
     // Without its own name, a prefix could be another object's: never guess it.
     const name = this.hooks.objectName();
     if (name === null) return;
+    const { index, segments } = this.owners;
     const epoch = this.hooks.epoch();
     const startedAt = Date.now();
     let cursor = this.meta.get<string>("orphans_cursor") ?? undefined;
     try {
       for (let call = 0; call < this.bounds.listCalls; call++) {
-        const listed = await this.store.bucket.list({
-          prefix: `${name}/segments/`,
-          cursor,
-          limit: this.bounds.keysPerDelete,
-        });
+        const listed = await segments.list(name, cursor, this.bounds.keysPerDelete);
         if (this.hooks.epoch() !== epoch) return;
         // Asked after listing: a segment committed meanwhile is named (and too young anyway).
-        const named = this.store.namedSegments(listed.objects.map((object) => object.key));
-        const orphans = listed.objects
-          .filter((object) => startedAt - object.uploaded.getTime() >= minAgeMs)
-          .filter((object) => !named.has(object.key))
-          .map((object) => object.key);
-        await this.store.deleteSegments(orphans);
+        const named = index.named(listed.segments.map((segment) => segment.key));
+        const orphans = listed.segments
+          .filter((segment) => startedAt - segment.uploaded.getTime() >= minAgeMs)
+          .filter((segment) => !named.has(segment.key))
+          .map((segment) => segment.key);
+        await segments.delete(orphans);
         if (this.hooks.epoch() !== epoch) return;
-        cursor = listed.truncated ? listed.cursor : undefined;
+        cursor = listed.cursor;
         const next = cursor;
         this.hooks.transact(() => {
           if (next === undefined) {

@@ -1,16 +1,11 @@
 /**
  * The WebSocket upgrade of the control route (docs/protocol.md §2), forwarded raw by the Worker: the
  * object accepts the socket itself so it can hibernate, and keeps in its attachment what the
- * caller's token grants, for the per-message checks of the socket loop.
+ * caller's token grants, for the per-message checks of the socket loop. A refusal is answered
+ * like any HTTP error, with the status of its code (429 `too_many_errors`, 503
+ * `too_many_kernels`, …; 500 for anything unexpected).
  */
-import {
-  GRANT_HEADER,
-  ProtocolError,
-  RIGHTS,
-  httpStatusOf,
-  parseKernelId,
-  type Right,
-} from "../schema";
+import { GRANT_HEADER, RIGHTS, errorResponse, parseKernelId, type Right } from "../schema";
 import type { Pager } from "./pager";
 import type { SocketGrant } from "./sockets";
 
@@ -23,10 +18,7 @@ export function handleUpgrade(pager: Pager, request: Request): Response {
     pager.afterChange();
     return new Response(null, { status: 101, webSocket });
   } catch (error) {
-    if (error instanceof ProtocolError) {
-      return Response.json(error.toJSON(), { status: httpStatusOf(error) });
-    }
-    throw error;
+    return errorResponse(error, "control socket upgrade failed");
   }
 }
 

@@ -1,6 +1,18 @@
 /** The only public surface of `schema/` (CONTRIBUTING.md §7): constants, messages, codec, errors. */
 export * from "./constants";
-export { ProtocolError, invalidField, httpStatusOf, type ErrorCode } from "./protocol-error";
+export {
+  ProtocolError,
+  bodyTooLarge,
+  errorFrame,
+  errorResponse,
+  httpStatusOf,
+  internalError,
+  invalidField,
+  missingRight,
+  toProtocolError,
+  type ErrorBody,
+  type ErrorCode,
+} from "./protocol-error";
 export { parseObjectName, parseKernelId } from "./names";
 export { encodeFrame, decodeFrame, type Frame } from "./frame";
 export { isPageSize, readCount } from "./fields";

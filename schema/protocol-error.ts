@@ -1,8 +1,15 @@
 /**
- * The one error type of the protocol (CONTRIBUTING.md §5). Handlers throw it; the Worker's `onError`
- * and the socket's message loop turn it into the wire forms of docs/protocol.md §5 and docs/protocol.md §9.
+ * The one error type of the protocol (CONTRIBUTING.md §5). Handlers throw it; `toProtocolError`
+ * turns anything thrown into one, and `errorResponse` and `errorFrame` into the wire forms of
+ * docs/protocol.md §9 (HTTP) and docs/protocol.md §5 (sockets).
  */
-import { KERN_INVALID_ARGUMENT, KERN_PROTECTION_FAILURE, type KernReturn } from "./constants";
+import {
+  KERN_FAILURE,
+  KERN_INVALID_ARGUMENT,
+  KERN_PROTECTION_FAILURE,
+  type KernReturn,
+} from "./constants";
+import type { ErrorMessage } from "./manager-messages";
 
 /** Short machine-readable reasons, carried as `code` beside the human `message`. */
 export type ErrorCode =
@@ -46,9 +53,46 @@ export class ProtocolError extends Error {
   }
 
   /** The HTTP error body of docs/protocol.md §9. */
-  toJSON(): { error: { code: ErrorCode; kern_return: KernReturn; message: string } } {
+  toJSON(): { error: ErrorBody } {
     return { error: { code: this.code, kern_return: this.kernReturn, message: this.message } };
   }
+
+  /** The error again from its body, as it crossed from the object to the Worker (RPC). */
+  static fromJSON({ code, kern_return, message }: ErrorBody): ProtocolError {
+    return new ProtocolError(kern_return, code, message);
+  }
+}
+
+export interface ErrorBody {
+  code: ErrorCode;
+  kern_return: KernReturn;
+  message: string;
+}
+
+/**
+ * Anything thrown, as the `ProtocolError` it answers with: itself, or (logged under `context`,
+ * revealing nothing but its kind) an internal error with `message`.
+ *
+ * @example toProtocolError(new TypeError("boom"), "HTTP operation failed") // internal, 500
+ */
+export function toProtocolError(
+  error: unknown,
+  context = "unexpected error",
+  message = "internal error",
+): ProtocolError {
+  if (error instanceof ProtocolError) return error;
+  console.error(context, error);
+  return internalError(message);
+}
+
+/**
+ * The one HTTP answer to an error (docs/protocol.md §9): its JSON body, the status of its code.
+ *
+ * @example return errorResponse(error, "HTTP operation failed");
+ */
+export function errorResponse(error: unknown, context?: string): Response {
+  const protocolError = toProtocolError(error, context);
+  return Response.json(protocolError.toJSON(), { status: httpStatusOf(protocolError) });
 }
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
@@ -78,6 +122,46 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
 /** The HTTP status of docs/protocol.md §9 that an error maps to when it ends an HTTP request. */
 export function httpStatusOf(error: ProtocolError): number {
   return STATUS_BY_CODE[error.code] ?? (error.kernReturn === KERN_PROTECTION_FAILURE ? 403 : 400);
+}
+
+/**
+ * The one socket form of an error (docs/protocol.md §5): the `error` message answering the message
+ * of `seqno` (id `replyTo`, or null when it had no valid one).
+ */
+export function errorFrame(
+  error: ProtocolError,
+  seqno: number,
+  replyTo: number | null,
+): ErrorMessage {
+  const { kernReturn, code, message } = error;
+  return { type: "error", reply_to: replyTo, seqno, kern_return: kernReturn, code, message };
+}
+
+/** A failure the caller cannot help: logged where it happened, answered with nothing but its kind. */
+export function internalError(message = "internal error"): ProtocolError {
+  return new ProtocolError(KERN_FAILURE, "internal", message);
+}
+
+/** A body over a byte limit: the Worker by its `content-length`, the object as it counts. */
+export function bodyTooLarge(maxBytes: number): ProtocolError {
+  return new ProtocolError(
+    KERN_INVALID_ARGUMENT,
+    "too_large",
+    `body must not exceed ${maxBytes} bytes`,
+  );
+}
+
+/**
+ * A token that does not grant what `subject` needs, over HTTP or on a socket (docs/security.md).
+ *
+ * @example throw missingRight("this request", "write", ["read"]);
+ */
+export function missingRight(subject: string, right: string, granted: readonly string[]) {
+  return new ProtocolError(
+    KERN_PROTECTION_FAILURE,
+    "forbidden",
+    `${subject} needs the ${right} right; the token grants ${granted.join(", ") || "none"}`,
+  );
 }
 
 /**

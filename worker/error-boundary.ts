@@ -1,16 +1,13 @@
 /**
- * The Worker's one error boundary (CONTRIBUTING.md §5): a `ProtocolError` becomes the JSON error of
- * docs/protocol.md §9 with its status; anything else is a 500 that reveals nothing but its kind.
+ * The Worker's one error boundary (CONTRIBUTING.md §5): whatever was thrown becomes the HTTP
+ * error of docs/protocol.md §9 (`errorResponse`: a `ProtocolError` with the status of its code;
+ * anything else a 500 that reveals nothing but its kind).
  */
 import type { Context } from "hono";
-import { KERN_FAILURE, KERN_INVALID_ARGUMENT, ProtocolError, httpStatusOf } from "../schema";
+import { KERN_INVALID_ARGUMENT, ProtocolError, errorResponse } from "../schema";
 
 export function onError(error: Error, c: Context): Response {
-  if (error instanceof ProtocolError) {
-    return c.json(error.toJSON(), httpStatusOf(error) as 400);
-  }
-  console.error("unhandled error", error);
-  return c.json(new ProtocolError(KERN_FAILURE, "internal", "internal error").toJSON(), 500);
+  return answerWith(c, errorResponse(error, "unhandled error"));
 }
 
 export function notFound(c: Context): Response {
@@ -19,5 +16,10 @@ export function notFound(c: Context): Response {
     "not_found",
     `no route for ${c.req.method} ${new URL(c.req.url).pathname}; GET / lists the API`,
   );
-  return c.json(error.toJSON(), 404);
+  return answerWith(c, errorResponse(error));
+}
+
+/** `response` through the context, so the headers middleware set before it (CORS) are kept. */
+function answerWith(c: Context, response: Response): Response {
+  return c.newResponse(response.body, response);
 }

@@ -10,13 +10,13 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { KERN_INVALID_ARGUMENT, ProtocolError } from "../schema";
+import { bodyTooLarge } from "../schema";
 
 export function limitBody(options: { maxBytes: number }) {
   return bodyLimit({
     maxSize: options.maxBytes,
     onError: () => {
-      throw tooLarge(options.maxBytes);
+      throw bodyTooLarge(options.maxBytes);
     },
   });
 }
@@ -25,16 +25,8 @@ export function limitStreamedBody(options: { maxBytes: number }): MiddlewareHand
   return async (c, next) => {
     const declared = c.req.header("content-length");
     if (declared !== undefined && !c.req.header("transfer-encoding")) {
-      if (Number(declared) > options.maxBytes) throw tooLarge(options.maxBytes);
+      if (Number(declared) > options.maxBytes) throw bodyTooLarge(options.maxBytes);
     }
     await next();
   };
-}
-
-function tooLarge(maxBytes: number): ProtocolError {
-  return new ProtocolError(
-    KERN_INVALID_ARGUMENT,
-    "too_large",
-    `body must not exceed ${maxBytes} bytes`,
-  );
 }
