@@ -11,7 +11,20 @@
  * (it caches nothing yet), and what a returning one needs, since INVALIDATE no longer knows it.
  */
 import { KERN_RESOURCE_SHORTAGE, ProtocolError } from "../schema";
-import type { Pager } from "./pager";
+import type { Kernels } from "./kernels";
+import type { Limits } from "./limits";
+import type { Meta } from "./meta";
+import type { Residency } from "./residency";
+import type { Sockets } from "./sockets";
+
+/** The parts of the object the kernel budget reads and changes. */
+export interface KernelBudgetParts {
+  limits: Pick<Limits, "maxKernels">;
+  kernels: Kernels;
+  sockets: Sockets;
+  meta: Meta;
+  residency: Residency;
+}
 
 /** Read-only kernels an object keeps: a quarter of MAX_KERNELS, at least one. */
 export function readerBudget(maxKernels: number): number {
@@ -22,14 +35,14 @@ export function readerBudget(maxKernels: number): number {
  * Makes room for a kernel the object does not know yet, forgetting a reclaimable one of the same
  * kind if that kind is full; throws `too_many_kernels` when none can go.
  *
- * @example admitNewKernel(pager, session.rights.includes("write"));
+ * @example admitNewKernel(parts, session.rights.includes("write"));
  */
-export function admitNewKernel(pager: Pager, writer: boolean): void {
-  const limit = writer ? pager.limits.maxKernels : readerBudget(pager.limits.maxKernels);
-  if (pager.kernels.countOfKind(writer) < limit) return;
+export function admitNewKernel(parts: KernelBudgetParts, writer: boolean): void {
+  const limit = writer ? parts.limits.maxKernels : readerBudget(parts.limits.maxKernels);
+  if (parts.kernels.countOfKind(writer) < limit) return;
   // A few candidates suffice: only connected ones are passed over, and sockets are few.
-  const candidates = pager.kernels.reclaimable(writer, limit);
-  const gone = candidates.find((kernel) => !pager.sockets.hasSocket(kernel));
+  const candidates = parts.kernels.reclaimable(writer, limit);
+  const gone = candidates.find((kernel) => !parts.sockets.hasSocket(kernel));
   if (gone === undefined) {
     const kind = writer
       ? `${limit} kernels that may write (MAX_KERNELS)`
@@ -41,17 +54,17 @@ export function admitNewKernel(pager: Pager, writer: boolean): void {
         `synchronize requests; terminate one first`,
     );
   }
-  forgetKernel(pager, gone);
-  pager.meta.set("kernels_reclaimed", 1);
+  forgetKernel(parts, gone);
+  parts.meta.set("kernels_reclaimed", 1);
 }
 
 /** True once the object has let a kernel go: unknown kernels must then flush at their init. */
-export function mayHaveForgotten(pager: Pager): boolean {
-  return pager.meta.get<number>("kernels_reclaimed") === 1;
+export function mayHaveForgotten(meta: Meta): boolean {
+  return meta.get<number>("kernels_reclaimed") === 1;
 }
 
 /** Forgets a kernel that holds nothing: its record and what it was known to cache. */
-function forgetKernel(pager: Pager, kernel: string): void {
-  pager.kernels.forget(kernel);
-  pager.residency.forgetAll(kernel);
+function forgetKernel(parts: KernelBudgetParts, kernel: string): void {
+  parts.kernels.forget(kernel);
+  parts.residency.forgetAll(kernel);
 }

@@ -2,45 +2,59 @@
  * One memory object's state and machinery, built once per Durable Object instance: the SQLite
  * tables, the sequencer, the page store and its flusher, the synchronize tracker, the outbox and
  * the sockets. `MemoryObject` forwards the platform's entry points here.
+ *
+ * Message handlers see the object only through the operations of durable/handlers/operations.ts,
+ * which the Pager implements (at the end of the class); its parts stay private where nothing
+ * else needs them.
  */
-import { DEFAULT_PAGE_SIZE, type ObjectGeometry } from "../schema";
+import {
+  DEFAULT_PAGE_SIZE,
+  type ObjectGeometry,
+  type PageSpan,
+  type UnnumberedOutboxMessage,
+} from "../schema";
 import { isolateByteBudget } from "./byte-budget";
 import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
+import type { HandlerOperations } from "./handlers/operations";
 import { HttpSyncWaiters } from "./http-sync-waiters";
-import { Kernels } from "./kernels";
+import { admitNewKernel, mayHaveForgotten } from "./kernel-budget";
+import { Kernels, type KernelRecord } from "./kernels";
 import { maxSizeFor, readLimits, type Limits } from "./limits";
 import { LockRequests } from "./lock-requests";
 import { Mail } from "./mail";
 import { Meta } from "./meta";
 import { migrate } from "./migrations";
 import { Outbox } from "./outbox";
-import { PageStore } from "./page-store";
+import { PageStore, type ReadPlan } from "./page-store";
 import { Residency } from "./residency";
 import { sharedSegmentCache } from "./segment-cache";
 import { Sequencer } from "./sequencer";
 import { Sockets } from "./sockets";
 import { Spools } from "./spools";
 import { Sweeper } from "./sweeper";
-import { SyncTracker } from "./sync-tracker";
+import { SyncTracker, type NewSyncRequest } from "./sync-tracker";
 
 /** After a flush failed every attempt, the next try waits this long (then the alarm retries). */
 const FLUSH_FAILURE_BACKOFF_MS = 10_000;
 
-export class Pager {
+export class Pager implements HandlerOperations {
+  /** The deployment's limits, read by the parts at each use. */
   readonly limits: Limits;
-  readonly meta: Meta;
+  private readonly meta: Meta;
+  // Readable, for now, for durable/http-operations.ts, durable/socket-loop.ts,
+  // durable/upgrade.ts and durable/incoming-body.ts, which reach into them; the handlers do not.
   readonly sockets: Sockets;
   readonly mail: Mail;
   readonly kernels: Kernels;
-  readonly outbox: Outbox;
-  readonly residency: Residency;
+  private readonly outbox: Outbox;
+  private readonly residency: Residency;
   readonly spools: Spools;
   readonly store: PageStore;
-  readonly locks: LockRequests;
+  private readonly locks: LockRequests;
   private readonly httpWaiters = new HttpSyncWaiters();
   readonly tracker: SyncTracker;
-  readonly flusher: Flusher;
+  private readonly flusher: Flusher;
   readonly sequencer: Sequencer;
   readonly sweeper: Sweeper;
   readonly compactor: Compactor;
@@ -98,7 +112,7 @@ export class Pager {
     // ended there (durable/sync-tracker.ts).
     ctx.storage.transactionSync(() => this.tracker.dropHttpRequests());
     this.sequencer = new Sequencer(this.meta, (step) => this.transact(step));
-    this.flusher = new Flusher(this.store.owners, this.limits, {
+    this.flusher = new Flusher(this.store, this.limits, {
       nextSeqno: () => this.sequencer.peek(),
       objectName: () => this.objectName(),
       transact: (step) => this.transact(step),
@@ -106,12 +120,12 @@ export class Pager {
       failWaiting: (seqno, reason) => this.transact(() => this.tracker.failWaiting(seqno, reason)),
       epoch: () => this.epoch,
     });
-    this.sweeper = new Sweeper(this.store.owners, this.meta, {
+    this.sweeper = new Sweeper(this.store, this.meta, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
       objectName: () => this.meta.get<string>("object"),
     });
-    this.compactor = new Compactor(this.store.owners, this.store.budget, this.limits, {
+    this.compactor = new Compactor(this.sql, this.store, this.limits, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
       objectName: () => this.objectName(),
@@ -318,5 +332,104 @@ export class Pager {
   /** How many times the object was destroyed: I/O that began before a change must not commit. */
   destroyedCount(): number {
     return this.epoch;
+  }
+
+  // --- the operations of message handlers (durable/handlers/operations.ts) ---------------------
+
+  planSupply(kernel: string, span: PageSpan, pageSize: number): ReadPlan {
+    const plan = this.store.planRead(span, pageSize);
+    this.residency.record(kernel, span);
+    return plan;
+  }
+
+  readPlanned(plan: ReadPlan, pageSize: number): Promise<Uint8Array> {
+    return this.store.read(plan, pageSize);
+  }
+
+  finishRead(plan: ReadPlan): void {
+    this.store.finishRead(plan);
+  }
+
+  journalPages(): number {
+    return this.store.journalPages();
+  }
+
+  journalReturn(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void {
+    this.store.journal(firstPage, pageSize, data, seqno);
+  }
+
+  syncCount(kernel: string, caller?: string): number {
+    return this.tracker.countOf(kernel, caller);
+  }
+
+  requestSync(request: NewSyncRequest, span: PageSpan): void {
+    this.tracker.admit(request, span);
+  }
+
+  lockCompleted(kernel: string, lockId: number): void {
+    this.tracker.lockCompleted(kernel, lockId);
+  }
+
+  nextLockId(): number {
+    return this.meta.take("next_lock_id", 1);
+  }
+
+  mayWrite(socket: WebSocket): boolean {
+    return this.sockets.session(socket).rights.includes("write");
+  }
+
+  kernelRecord(kernel: string): KernelRecord | undefined {
+    return this.kernels.get(kernel);
+  }
+
+  makeRoomForKernel(writer: boolean): void {
+    const { limits, kernels, sockets, meta, residency } = this;
+    admitNewKernel({ limits, kernels, sockets, meta, residency }, writer);
+  }
+
+  mayHaveForgotten(): boolean {
+    return mayHaveForgotten(this.meta);
+  }
+
+  registerKernel(kernel: string, writer: boolean): KernelRecord {
+    return this.kernels.ensure(kernel, writer);
+  }
+
+  startClean(kernel: string): void {
+    this.kernels.clearStale(kernel);
+    this.residency.forgetAll(kernel);
+  }
+
+  markInitialized(socket: WebSocket): void {
+    this.sockets.markInitialized(socket);
+  }
+
+  forgetKernel(kernel: string): void {
+    // What it caches goes first: the requests that stop waiting on it (tracker.forget settles
+    // them) may start queued INVALIDATEs, which must not ask a kernel that is gone.
+    this.residency.forgetAll(kernel);
+    this.outbox.forget(kernel);
+    this.kernels.forget(kernel);
+    this.tracker.forget(kernel);
+  }
+
+  drained(kernel: string): Promise<void> {
+    return this.mail.drained(kernel);
+  }
+
+  checkOutboxRoom(kernel: string, pending?: number): void {
+    this.outbox.checkRoom(kernel, pending);
+  }
+
+  postToOutbox(kernel: string, message: UnnumberedOutboxMessage): void {
+    this.outbox.push(kernel, message);
+  }
+
+  acknowledgeOutbox(kernel: string, mid: number, field?: string): void {
+    this.outbox.acknowledge(kernel, mid, field);
+  }
+
+  resendOutbox(socket: WebSocket, kernel: string): void {
+    this.outbox.resend(socket, kernel);
   }
 }

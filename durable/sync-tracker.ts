@@ -21,10 +21,9 @@ import {
   type PageSpan,
 } from "../schema";
 import type { HttpSyncWaiters, SyncOutcome } from "./http-sync-waiters";
-import { JOURNAL_HOLDS_BELOW } from "./journal";
 import type { LockRequests } from "./lock-requests";
 import type { Outbox } from "./outbox";
-import type { PageStore } from "./page-store";
+import { JOURNAL_HOLDS_BELOW, type PageStore } from "./page-store";
 import type { Residency } from "./residency";
 
 export type SyncRequest = {
@@ -46,6 +45,12 @@ export type SyncRequest = {
   /** 1 while started, SYNCHRONOUS, and some of its pages are not in R2 yet. */
   waiting_r2: number;
 };
+
+/** A synchronize as a handler admits it; the tracker adds the rest of its row. */
+export type NewSyncRequest = Omit<
+  SyncRequest,
+  "since" | "active" | "first_page" | "end_page" | "caller" | "level" | "waiting_r2"
+> & { caller?: string };
 
 export interface TrackerDeps {
   sql: SqlStorage;
@@ -80,13 +85,7 @@ export class SyncTracker {
    * kernel (and, for kernel `http`, the same caller) is queued behind it (docs/protocol.md §6.8); otherwise it
    * starts at once.
    */
-  admit(
-    request: Omit<
-      SyncRequest,
-      "since" | "active" | "first_page" | "end_page" | "caller" | "level" | "waiting_r2"
-    > & { caller?: string },
-    span: PageSpan,
-  ): void {
+  admit(request: NewSyncRequest, span: PageSpan): void {
     const row: SyncRequest = {
       ...request,
       caller: request.caller ?? "",

@@ -4,10 +4,14 @@
  * that runs once the change has committed (libpager's A/B/C split, docs/architecture.md §3).
  */
 import type { ManagerMessage, ObjectGeometry } from "../../schema";
-import type { Pager } from "../pager";
+import type { HandlerOperations } from "./operations";
 
 export interface HandlerContext {
-  pager: Pager;
+  /**
+   * The operations a handler may use on the object (durable/handlers/operations.ts), which the
+   * Pager implements; not the Pager's parts.
+   */
+  pager: HandlerOperations;
   /** The kernel the message is from (`http` for the HTTP operations). */
   kernel: string;
   /**

@@ -14,8 +14,7 @@ import type { Handler } from "./context";
 export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => {
   const { pager, geometry } = ctx;
   const span = checkPageRange(message.offset, message.length, geometry);
-  const plan = pager.store.planRead(span, geometry.pageSize);
-  pager.residency.record(ctx.kernel, span);
+  const plan = pager.planSupply(ctx.kernel, span, geometry.pageSize);
   const answer = {
     reply_to: message.id,
     seqno: ctx.seqno,
@@ -23,7 +22,7 @@ export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => 
     length: message.length,
   };
   if (plan.sources.length === 0) {
-    pager.store.finishRead(plan);
+    pager.finishRead(plan);
     ctx.reply({ type: "memory_object_data_unavailable", ...answer });
     return;
   }
@@ -31,7 +30,7 @@ export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => 
   const reply = ctx.reserveReply();
   return async () => {
     try {
-      const bytes = await pager.store.read(plan, geometry.pageSize);
+      const bytes = await pager.readPlanned(plan, geometry.pageSize);
       reply(
         { type: "memory_object_data_supply", ...answer, lock_value: VM_PROT_NONE, precious: false },
         bytes,
@@ -44,7 +43,7 @@ export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => 
         reason: `pages could not be read from storage: ${String(error)}`,
       });
     } finally {
-      pager.store.finishRead(plan);
+      pager.finishRead(plan);
     }
   };
 };

@@ -17,7 +17,7 @@ export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
   const span = checkPageRange(message.offset, message.length, ctx.geometry);
   if (!message.dirty) return;
   checkRoomFor(ctx, span);
-  ctx.pager.store.journal(span.first, ctx.geometry.pageSize, message.data, ctx.seqno);
+  ctx.pager.journalReturn(span.first, ctx.geometry.pageSize, message.data, ctx.seqno);
 };
 
 /**
@@ -27,7 +27,7 @@ export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
 export function checkRoomFor(ctx: HandlerContext, span: PageSpan): void {
   const { pager, geometry } = ctx;
   const pages = span.end - span.first;
-  const journalBytes = (pager.store.journalPages() + pages) * geometry.pageSize;
+  const journalBytes = (pager.journalPages() + pages) * geometry.pageSize;
   if (journalBytes > pager.limits.journalMaxBytes) {
     throw new ProtocolError(
       KERN_RESOURCE_SHORTAGE,

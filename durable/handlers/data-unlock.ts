@@ -14,10 +14,10 @@ import type { Handler } from "./context";
 
 export const handleDataUnlock: Handler<DataUnlockMessage> = (ctx, message) => {
   checkPageRange(message.offset, message.length, ctx.geometry);
-  ctx.pager.outbox.checkRoom(ctx.kernel);
-  ctx.pager.outbox.push(ctx.kernel, {
+  ctx.pager.checkOutboxRoom(ctx.kernel);
+  ctx.pager.postToOutbox(ctx.kernel, {
     type: "memory_object_lock_request",
-    lock_id: ctx.pager.meta.take("next_lock_id", 1),
+    lock_id: ctx.pager.nextLockId(),
     offset: message.offset,
     length: message.length,
     should_return: MEMORY_OBJECT_RETURN_NONE,

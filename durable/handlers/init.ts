@@ -10,7 +10,6 @@ import {
   KERN_INVALID_ARGUMENT,
   type InitMessage,
 } from "../../schema";
-import { admitNewKernel, mayHaveForgotten } from "../kernel-budget";
 import type { Handler } from "./context";
 
 export const handleInit: Handler<InitMessage> = (ctx, message) => {
@@ -23,20 +22,17 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
       `page_size (${message.page_size}) differs from the object's page size (${pageSize})`,
     );
   }
-  const writer = pager.sockets.session(ctx.socket!).rights.includes("write");
-  const known = pager.kernels.get(kernel) !== undefined;
-  if (!known) admitNewKernel(pager, writer);
-  pager.outbox.acknowledge(kernel, message.received_mid, "received_mid");
+  const writer = pager.mayWrite(ctx.socket!);
+  const known = pager.kernelRecord(kernel) !== undefined;
+  if (!known) pager.makeRoomForKernel(writer);
+  pager.acknowledgeOutbox(kernel, message.received_mid, "received_mid");
   // Only a kernel that may write fixes a new object's page size: a reader is answered with the
   // size it asked for and fixes nothing, so a read token cannot lock writers out.
   if (pageSize === null && writer) pager.setPageSize(message.page_size);
-  const record = pager.kernels.ensure(kernel, writer);
-  const flush = record.stale === 1 || (!known && mayHaveForgotten(pager));
-  if (flush) {
-    pager.kernels.clearStale(kernel);
-    pager.residency.forgetAll(kernel);
-  }
-  pager.sockets.markInitialized(ctx.socket!);
+  const record = pager.registerKernel(kernel, writer);
+  const flush = record.stale === 1 || (!known && pager.mayHaveForgotten());
+  if (flush) pager.startClean(kernel);
+  pager.markInitialized(ctx.socket!);
   ctx.reply({
     type: "memory_object_ready",
     object: pager.objectName(),
@@ -50,5 +46,5 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
     flush,
     seqno: ctx.seqno,
   });
-  pager.outbox.resend(ctx.socket!, kernel);
+  pager.resendOutbox(ctx.socket!, kernel);
 };

@@ -7,5 +7,5 @@ import type { Handler } from "./context";
 
 export const handleLockCompleted: Handler<LockCompletedMessage> = (ctx, message) => {
   checkWithinObject(message.offset, message.length, ctx.geometry.maxSize);
-  ctx.pager.tracker.lockCompleted(ctx.kernel, message.lock_id);
+  ctx.pager.lockCompleted(ctx.kernel, message.lock_id);
 };

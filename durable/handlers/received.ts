@@ -5,5 +5,5 @@ import type { ReceivedMessage } from "../../schema";
 import type { Handler } from "./context";
 
 export const handleReceived: Handler<ReceivedMessage> = (ctx, message) => {
-  ctx.pager.outbox.acknowledge(ctx.kernel, message.mid);
+  ctx.pager.acknowledgeOutbox(ctx.kernel, message.mid);
 };

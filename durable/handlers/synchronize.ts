@@ -18,8 +18,8 @@ export const handleSynchronize: Handler<SynchronizeMessage> = (ctx, message) => 
   checkWithinObject(offset, length, ctx.geometry.maxSize);
   checkBudget(ctx);
   // Its completion will go through the kernel's outbox (an HTTP caller is answered directly).
-  if (ctx.socket) ctx.pager.outbox.checkRoom(ctx.kernel, ctx.pager.tracker.countOf(ctx.kernel));
-  ctx.pager.tracker.admit(
+  if (ctx.socket) ctx.pager.checkOutboxRoom(ctx.kernel, ctx.pager.syncCount(ctx.kernel));
+  ctx.pager.requestSync(
     {
       seqno: ctx.seqno,
       kernel: ctx.kernel,
@@ -39,21 +39,21 @@ export const handleSynchronize: Handler<SynchronizeMessage> = (ctx, message) => 
  * at most what MAX_KERNELS kernels may have, so the object's table stays bounded.
  */
 function checkBudget(ctx: HandlerContext): void {
-  const { tracker, limits } = ctx.pager;
-  const limit = limits.maxSyncsPerKernel;
+  const { pager } = ctx;
+  const limit = pager.limits.maxSyncsPerKernel;
   if (ctx.caller === undefined) {
-    if (tracker.countOf(ctx.kernel) < limit) return;
+    if (pager.syncCount(ctx.kernel) < limit) return;
     throw tooManySyncs(
       `this kernel already has ${limit} outstanding synchronize requests (MAX_SYNCS_PER_KERNEL); retry after a completion`,
     );
   }
-  if (tracker.countOf(ctx.kernel, ctx.caller) >= limit) {
+  if (pager.syncCount(ctx.kernel, ctx.caller) >= limit) {
     throw tooManySyncs(
       `this caller already has ${limit} outstanding synchronize requests (MAX_SYNCS_PER_KERNEL, per HTTP caller); retry after a completion`,
     );
   }
-  const total = limit * limits.maxKernels;
-  if (tracker.countOf(ctx.kernel) >= total) {
+  const total = limit * pager.limits.maxKernels;
+  if (pager.syncCount(ctx.kernel) >= total) {
     throw tooManySyncs(
       `HTTP callers together already have ${total} outstanding synchronize requests (MAX_SYNCS_PER_KERNEL x MAX_KERNELS); retry after a completion`,
     );

@@ -9,17 +9,12 @@ import type { Handler } from "./context";
 
 export const handleTerminate: Handler<TerminateMessage> = (ctx) => {
   const { pager, kernel } = ctx;
-  // What it caches goes first: the requests that stop waiting on it (tracker.forget settles
-  // them) may start queued INVALIDATEs, which must not ask a kernel that is gone.
-  pager.residency.forgetAll(kernel);
-  pager.outbox.forget(kernel);
-  pager.kernels.forget(kernel);
-  pager.tracker.forget(kernel);
+  pager.forgetKernel(kernel);
   const socket = ctx.socket;
   if (!socket) return;
   return async () => {
     // A data_supply still being read for an earlier request, and the ack behind it, go first.
-    await pager.mail.drained(kernel);
+    await pager.drained(kernel);
     closeQuietly(socket, CLOSE_NORMAL, "terminated");
   };
 };

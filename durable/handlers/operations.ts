@@ -1,0 +1,95 @@
+/**
+ * What a message handler may do to the object: the operations it needs, named for what they
+ * do, instead of the Pager's parts (the page store, the tracker, the outbox, the kernel table,
+ * ...). A handler states the protocol's rule (what is checked, in which order, what is
+ * answered); how the object keeps its state stays behind these operations, so a part can change
+ * without touching the handlers. The Pager (durable/pager.ts) implements them, once.
+ */
+import type { PageSpan, UnnumberedOutboxMessage } from "../../schema";
+import type { KernelRecord } from "../kernels";
+import type { Limits } from "../limits";
+import type { ReadPlan } from "../page-store";
+import type { NewSyncRequest } from "../sync-tracker";
+
+export interface HandlerOperations {
+  /** The deployment's limits. */
+  readonly limits: Readonly<Limits>;
+
+  // --- the object ----------------------------------------------------------------------------
+
+  /** The object's page size, fixed by the first init of a writer or the first write; null before. */
+  pageSize(): number | null;
+  setPageSize(pageSize: number): void;
+  objectName(): string;
+  /** The `max_size` announced for this page size. */
+  maxSize(pageSize: number): number;
+  /** Bytes of the object's SQLite database now. */
+  databaseBytes(): number;
+
+  // --- pages -----------------------------------------------------------------------------------
+
+  /**
+   * A kernel asks for `span`: records that it may now cache the range (INVALIDATE asks it to
+   * flush) and fixes, at this point in seqno order, which version of each page it gets.
+   */
+  planSupply(kernel: string, span: PageSpan, pageSize: number): ReadPlan;
+  /** Reads what `planSupply` fixed (slow: R2); call `finishRead` after, also on failure. */
+  readPlanned(plan: ReadPlan, pageSize: number): Promise<Uint8Array>;
+  /** The plan's segments may be deleted again. */
+  finishRead(plan: ReadPlan): void;
+  /** Pages in the journal, not yet in R2. */
+  journalPages(): number;
+  /** Dirty pages from `firstPage` on, durable once the step commits. */
+  journalReturn(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void;
+
+  // --- synchronize and INVALIDATE's locks ----------------------------------------------------------
+
+  /** Outstanding synchronize requests of the kernel, or of one HTTP caller of it. */
+  syncCount(kernel: string, caller?: string): number;
+  /** Records a synchronize; it completes through the outbox (or its HTTP waiter) when due. */
+  requestSync(request: NewSyncRequest, span: PageSpan): void;
+  /** A kernel answered lock request `lockId`: the INVALIDATE that waited on it may be done. */
+  lockCompleted(kernel: string, lockId: number): void;
+  /** A fresh lock_id (INVALIDATE's lock requests and unlock grants share the sequence). */
+  nextLockId(): number;
+
+  // --- kernels ---------------------------------------------------------------------------------
+
+  /** The token of the socket's session may write. */
+  mayWrite(socket: WebSocket): boolean;
+  kernelRecord(kernel: string): KernelRecord | undefined;
+  /**
+   * Makes room for a kernel the object does not know yet (durable/kernel-budget.ts); throws
+   * `too_many_kernels` when none can go.
+   */
+  makeRoomForKernel(writer: boolean): void;
+  /** The object has let a kernel go: a kernel it does not know must flush at its first init. */
+  mayHaveForgotten(): boolean;
+  /** The kernel's record, created at its first init; `writer` as its latest token says. */
+  registerKernel(kernel: string, writer: boolean): KernelRecord;
+  /** The kernel flushes everything now: it is no longer stale and caches nothing. */
+  startClean(kernel: string): void;
+  /** The socket's kernel has initialized: it counts as connected. */
+  markInitialized(socket: WebSocket): void;
+  /**
+   * Terminate: what the kernel caches, its outbox, its record and its outstanding requests go,
+   * in that order (the requests that stop waiting on it must not ask a kernel that is gone).
+   */
+  forgetKernel(kernel: string): void;
+  /** Resolves once every answer reserved or posted to the kernel has been sent. */
+  drained(kernel: string): Promise<void>;
+
+  // --- the outbox (docs/protocol.md §3) --------------------------------------------------------
+
+  /**
+   * Throws `outbox_full` when the kernel's outbox, with the `pending` messages already promised
+   * to it (completions of its outstanding synchronizes), has no room for one more.
+   */
+  checkOutboxRoom(kernel: string, pending?: number): void;
+  /** Queues a message in the kernel's outbox, sent once the step commits. */
+  postToOutbox(kernel: string, message: UnnumberedOutboxMessage): void;
+  /** The kernel has every outbox message up to `mid`; `field` names it in an error. */
+  acknowledgeOutbox(kernel: string, mid: number, field?: string): void;
+  /** Sends the kernel's outbox again on `socket`, in mid order. */
+  resendOutbox(socket: WebSocket, kernel: string): void;
+}
