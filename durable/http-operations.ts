@@ -1,6 +1,11 @@
 /**
  * The HTTP operations of docs/protocol.md §9 as the Durable Object serves them: each is a message of
- * kernel `http`, takes a seqno, and runs the same handlers as the socket path.
+ * kernel `http`, takes a seqno, and runs the same handlers as the socket path. The Worker routes
+ * them (schema/http-api.ts defines them once): status, syncs and DELETE come as typed RPC calls;
+ * page reads, page writes and synchronize come as `fetch` with the operation named in a header,
+ * for their streamed bodies and for the request signal that withdraws a synchronize whose
+ * caller went away. Query strings and bodies are checked here, with the definition's schemas,
+ * inside the admission: a bad one consumes its seqno like a bad frame (docs/protocol.md §8).
  */
 import {
   CLOSE_NORMAL,
@@ -8,20 +13,31 @@ import {
   GRANT_HEADER,
   HTTP_KERNEL,
   KERN_ABORTED,
-  KERN_FAILURE,
   KERN_INVALID_ARGUMENT,
   KERN_RESOURCE_SHORTAGE,
+  OPERATION_HEADER,
   ProtocolError,
+  bodyTooLarge,
   checkPageRange,
   checkWithinObject,
-  httpStatusOf,
+  errorResponse,
   invalidField,
   isPageSize,
   pageSpanOf,
-  readCount,
-  readSyncFlags,
+  parseObjectName,
+  toProtocolError,
   type ManagerMessage,
 } from "../schema";
+import {
+  ReadPagesQuery,
+  SynchronizeBody,
+  WritePagesQuery,
+  parseRequest,
+  type DeleteResultBody,
+  type HttpOutcome,
+  type ObjectStatusBody,
+  type OutstandingSyncBody,
+} from "../schema/http-api";
 import { checkRoomFor } from "./handlers/data-return";
 import { handleSynchronize } from "./handlers/synchronize";
 import type { HandlerContext } from "./handlers";
@@ -31,47 +47,63 @@ import { receiveBody } from "./incoming-body";
 import { R2_READS_PER_REQUEST } from "./r2-bounds";
 import { closeQuietly } from "./sockets";
 
-type Operation = (pager: Pager, request: Request, url: URL) => Promise<Response>;
+type FetchedOperation = (pager: Pager, request: Request, url: URL) => Promise<Response>;
 
-/** `METHOD suffix` → operation; the suffix is what follows `/v1/objects/{name}`. */
-const OPERATIONS: Record<string, Operation> = {
-  "GET ": stat,
-  "DELETE ": destroy,
-  "GET /pages": readPages,
-  "PUT /pages": writePages,
-  "POST /synchronize": synchronize,
-  "GET /syncs": listSyncs,
-};
+/** The operations the Worker forwards with `fetch`, by the operation id it names in a header. */
+const FETCHED: Record<string, FetchedOperation> = { readPages, writePages, synchronize };
 
 /**
- * Answers one HTTP operation. A HEAD is its GET without the body (docs/protocol.md §9): the same
- * operation, checks and seqno, the same status and headers; a page read's HEAD reads no pages.
+ * Answers one operation forwarded with `fetch`. A HEAD is its GET without the body
+ * (docs/protocol.md §9): the same operation, checks and seqno, the same status and headers; a
+ * page read's HEAD reads no pages.
  */
 export async function handleHttp(pager: Pager, request: Request): Promise<Response> {
-  if (request.method !== "HEAD") return answer(pager, request, request.method);
-  return withoutBody(await answer(pager, request, "GET"));
+  const response = await answer(pager, request);
+  return request.method === "HEAD" ? withoutBody(response) : response;
 }
 
-async function answer(pager: Pager, request: Request, method: string): Promise<Response> {
-  const url = new URL(request.url);
-  const suffix = url.pathname.replace(/^\/v1\/objects\/[^/]+/, "");
-  const operation = OPERATIONS[`${method} ${suffix}`];
+async function answer(pager: Pager, request: Request): Promise<Response> {
+  const operation = FETCHED[request.headers.get(OPERATION_HEADER) ?? ""];
   if (!operation) {
     return errorResponse(
       new ProtocolError(KERN_INVALID_ARGUMENT, "not_found", "no such operation"),
     );
   }
   try {
-    return await operation(pager, request, url);
+    return await operation(pager, request, new URL(request.url));
   } catch (error) {
-    const cause = error instanceof SequencedError ? error.cause : error;
-    if (cause instanceof ProtocolError) return errorResponse(cause);
-    console.error("HTTP operation failed", cause);
-    return errorResponse(new ProtocolError(KERN_FAILURE, "internal", "internal error"));
+    return errorResponse(causeOf(error), "HTTP operation failed");
   }
 }
 
-async function stat(pager: Pager): Promise<Response> {
+/** What an object operation called by RPC takes: the object's name (the Worker checked it). */
+export interface ObjectCall {
+  name: string;
+}
+
+/**
+ * Runs an operation called by RPC: its value, or its error as a body the Worker turns back into
+ * the same `ProtocolError` (an RPC error would lose its code).
+ */
+export async function answerCall<T>(
+  pager: Pager,
+  call: ObjectCall,
+  operation: (pager: Pager) => T | Promise<T>,
+): Promise<HttpOutcome<T>> {
+  try {
+    pager.rememberName(parseObjectName(call.name));
+    return { value: await operation(pager) };
+  } catch (error) {
+    return { error: toProtocolError(causeOf(error), "HTTP operation failed").toJSON().error };
+  }
+}
+
+/** The error a sequenced step threw, not the wrapper that carries its seqno. */
+function causeOf(error: unknown): unknown {
+  return error instanceof SequencedError ? error.cause : error;
+}
+
+export function stat(pager: Pager): ObjectStatusBody {
   const { result } = pager.admit(() => ({
     object: pager.objectName(),
     page_size: pager.pageSize(),
@@ -86,7 +118,7 @@ async function stat(pager: Pager): Promise<Response> {
     })),
     syncs: pager.tracker.count(),
   }));
-  return Response.json(result);
+  return result;
 }
 
 function pageCounts(pager: Pager): { pages: number; bytes: number } {
@@ -94,7 +126,7 @@ function pageCounts(pager: Pager): { pages: number; bytes: number } {
   return { pages, bytes: pages * (pager.pageSize() ?? 0) };
 }
 
-async function listSyncs(pager: Pager): Promise<Response> {
+export function listSyncs(pager: Pager): { syncs: OutstandingSyncBody[] } {
   const { result } = pager.admit(() =>
     pager.tracker.list().map(({ kernel, id, seqno, offset, length, sync_flags, since }) => ({
       kernel,
@@ -106,14 +138,13 @@ async function listSyncs(pager: Pager): Promise<Response> {
       since,
     })),
   );
-  return Response.json({ syncs: result });
+  return { syncs: result };
 }
 
 /** Any byte range; pages never written read as zeros. */
 async function readPages(pager: Pager, request: Request, url: URL): Promise<Response> {
   const { result } = pager.admit(() => {
-    const offset = readQueryCount(url, "offset");
-    const length = readQueryCount(url, "length");
+    const { offset, length } = parseRequest(ReadPagesQuery, queryOf(url));
     if (length > pager.limits.maxBodyBytes) {
       throw invalidField(
         "length",
@@ -209,15 +240,10 @@ async function writePages(pager: Pager, request: Request, url: URL): Promise<Res
   const body = await receiveBody(pager, request, spoolPageSize(pager, url));
   try {
     const { seqno, result } = pager.admit((seqno) => {
-      if (body.tooLarge) {
-        throw new ProtocolError(
-          KERN_INVALID_ARGUMENT,
-          "too_large",
-          `body must not exceed ${pager.limits.maxBodyBytes} bytes`,
-        );
-      }
-      const offset = readQueryCount(url, "offset");
-      const pageSize = fixPageSize(pager, url);
+      if (body.tooLarge) throw bodyTooLarge(pager.limits.maxBodyBytes);
+      const query = parseRequest(WritePagesQuery, queryOf(url));
+      const { offset } = query;
+      const pageSize = fixPageSize(pager, query.page_size);
       if (pager.destroyedCount() !== epoch) {
         throw new ProtocolError(KERN_ABORTED, "object_deleted", "the object was deleted meanwhile");
       }
@@ -271,9 +297,7 @@ async function synchronize(pager: Pager, request: Request): Promise<Response> {
     const message = {
       type: "memory_object_synchronize" as const,
       id: seqno,
-      offset: readCount(body, "offset"),
-      length: readCount(body, "length"),
-      sync_flags: readSyncFlags(body),
+      ...parseRequest(SynchronizeBody, body),
     };
     // Wait before admitting: a clean range completes inside the admission itself.
     const completion = pager.tracker.waitFor(seqno);
@@ -342,7 +366,7 @@ function unlessAborted<T>(
   });
 }
 
-async function destroy(pager: Pager): Promise<Response> {
+export async function destroy(pager: Pager): Promise<DeleteResultBody> {
   pager.admit(() => {
     for (const socket of pager.sockets.all()) {
       pager.mail.post(socket, { type: "memory_object_destroy", reason: "the object was deleted" });
@@ -351,7 +375,7 @@ async function destroy(pager: Pager): Promise<Response> {
   const segments = await pager.destroy();
   for (const socket of pager.sockets.all()) closeQuietly(socket, CLOSE_NORMAL, "object deleted");
   await pager.store.deleteSegments(segments);
-  return Response.json({ object: pager.objectName(), deleted: true });
+  return { object: pager.objectName(), deleted: true };
 }
 
 function httpContext(pager: Pager, seqno: number, pageSize: number): HandlerContext {
@@ -368,17 +392,15 @@ function httpContext(pager: Pager, seqno: number, pageSize: number): HandlerCont
   };
 }
 
-/** The first write fixes the page size: `page_size`, else 4096; later ones must agree (409). */
-function fixPageSize(pager: Pager, url: URL): number {
-  const asked = url.searchParams.get("page_size");
+/**
+ * The first write fixes the page size: `page_size` (checked by the definition), else 4096; later
+ * ones must agree (409).
+ */
+function fixPageSize(pager: Pager, pageSize: number | undefined): number {
   const current = pager.pageSize();
-  if (asked === null) {
+  if (pageSize === undefined) {
     if (current === null) pager.setPageSize(DEFAULT_PAGE_SIZE);
     return current ?? DEFAULT_PAGE_SIZE;
-  }
-  const pageSize = Number(asked);
-  if (!/^\d+$/.test(asked) || !isPageSize(pageSize)) {
-    throw invalidField("page_size", "must be a power of two from 512 to 65536");
   }
   if (current !== null && current !== pageSize) {
     throw new ProtocolError(
@@ -391,13 +413,11 @@ function fixPageSize(pager: Pager, url: URL): number {
   return pageSize;
 }
 
-function readQueryCount(url: URL, name: string): number {
-  const text = url.searchParams.get(name);
-  const value = Number(text);
-  if (text === null || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
-    throw invalidField(name, "must be given as a non-negative integer query parameter");
-  }
-  return value;
+/** The query string as the definition checks it: the first value of each parameter. */
+function queryOf(url: URL): Record<string, string> {
+  const query: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) if (!Object.hasOwn(query, key)) query[key] = value;
+  return query;
 }
 
 /** The body as a JSON object, or null; judged inside admit, so a bad body consumes its seqno. */
@@ -419,8 +439,4 @@ async function readJsonObject(request: Request): Promise<Record<string, unknown>
 async function withoutBody(response: Response): Promise<Response> {
   await response.body?.cancel();
   return new Response(null, { status: response.status, headers: response.headers });
-}
-
-function errorResponse(error: ProtocolError): Response {
-  return Response.json(error.toJSON(), { status: httpStatusOf(error) });
 }

@@ -1,10 +1,20 @@
 /**
  * The MemoryObject Durable Object: one per object name. A thin class (CONTRIBUTING.md §4) holding only
- * the platform's entry points; the `Pager` does the work.
+ * the platform's entry points; the `Pager` does the work. `fetch` takes the control socket's
+ * upgrade and the HTTP operations with streamed bodies; the others are typed RPC methods
+ * (schema/http-api.ts defines them all).
  */
 import { DurableObject } from "cloudflare:workers";
 import { OBJECT_NAME_HEADER, parseObjectName } from "../schema";
-import { handleHttp } from "./http-operations";
+import type { DeleteResultBody, HttpOutcome, ObjectStatusBody } from "../schema/http-api";
+import {
+  answerCall,
+  destroy,
+  handleHttp,
+  listSyncs,
+  stat,
+  type ObjectCall,
+} from "./http-operations";
 import { Pager } from "./pager";
 import { handleFrame } from "./socket-loop";
 import { closeQuietly } from "./sockets";
@@ -26,6 +36,21 @@ export class MemoryObject extends DurableObject<Env> {
       return handleUpgrade(this.pager, request);
     }
     return handleHttp(this.pager, request);
+  }
+
+  /** `GET /v1/objects/{name}`. */
+  async stat(call: ObjectCall): Promise<HttpOutcome<ObjectStatusBody>> {
+    return answerCall(this.pager, call, stat);
+  }
+
+  /** `GET /v1/objects/{name}/syncs`. */
+  async listSyncs(call: ObjectCall): Promise<HttpOutcome<ReturnType<typeof listSyncs>>> {
+    return answerCall(this.pager, call, listSyncs);
+  }
+
+  /** `DELETE /v1/objects/{name}`. */
+  async destroy(call: ObjectCall): Promise<HttpOutcome<DeleteResultBody>> {
+    return answerCall(this.pager, call, destroy);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

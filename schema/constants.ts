@@ -76,3 +76,8 @@ export const CLOSE_TOKEN_EXPIRED = 4401;
 export const OBJECT_NAME_HEADER = "x-edgepager-object";
 /** The header by which the Worker tells a Durable Object what the caller's token grants. */
 export const GRANT_HEADER = "x-edgepager-grant";
+/**
+ * The header by which the Worker names the operation (schema/http-api.ts) of a request it
+ * forwards with `fetch` (page bodies and synchronize), so the object never parses the path.
+ */
+export const OPERATION_HEADER = "x-edgepager-operation";

@@ -51,7 +51,7 @@ describe("the API description", () => {
         "POST /v1/objects/{name}/synchronize",
         "GET /v1/objects/{name}/syncs",
         "DELETE /v1/objects/{name}",
-        "GET /v1/objects/{name}/control?kernel={id}",
+        "GET /v1/objects/{name}/control?kernel=",
       ]),
     );
   });

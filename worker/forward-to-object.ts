@@ -1,18 +1,24 @@
 /**
- * `forwardToObject()`: hands the raw request to the Durable Object of the `{name}` in the path,
- * with the name and the verified grant in headers (the object cannot read its name from its id). WebSocket upgrades pass
- * through untouched, so the object accepts the socket itself and may hibernate (docs/architecture.md §2).
+ * `forwardToObject(operation)`: hands the raw request to the Durable Object of the `{name}` in the
+ * path, for the operations that stream a body or wait on the caller's connection (page reads and
+ * writes, synchronize) and the control socket's upgrade. Headers carry the name (the object cannot
+ * read its name from its id), the operation (so the object never parses the path) and the verified
+ * grant. WebSocket upgrades pass through untouched, so the object accepts the socket itself and
+ * may hibernate (docs/architecture.md §2).
  */
 import type { Context } from "hono";
-import { GRANT_HEADER, OBJECT_NAME_HEADER, parseObjectName } from "../schema";
+import { GRANT_HEADER, OBJECT_NAME_HEADER, OPERATION_HEADER } from "../schema";
+import type { OperationId } from "../schema/http-api";
 import type { AppEnv } from "./app-env";
 import { callerOf } from "./caller";
 
-export function forwardToObject() {
+export function forwardToObject(operation: OperationId) {
   return async (c: Context<AppEnv>) => {
-    const name = parseObjectName(c.req.param("name"));
+    // Checked by the route (worker/serve-operation.ts).
+    const name = c.req.param("name")!;
     const request = new Request(c.req.raw);
     request.headers.set(OBJECT_NAME_HEADER, name);
+    request.headers.set(OPERATION_HEADER, operation);
     // Overwrites whatever a client sent: only the Worker speaks for the token, and names the
     // caller whose budget an HTTP synchronize counts against.
     const { rights, exp } = c.get("grant");

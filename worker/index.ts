@@ -1,63 +1,54 @@
 /**
- * The edgepager Worker: a thin Hono app (CONTRIBUTING.md §6) that checks tokens, names, sizes and
- * routes, then forwards each request to the memory object's Durable Object. It holds no object
- * state.
+ * The edgepager Worker: a thin Hono app (CONTRIBUTING.md §6) that checks origins, tokens, rights,
+ * names and sizes, then hands each request to the memory object's Durable Object. It holds no
+ * object state. Every route comes from the one definition of the API (schema/http-api.ts): its
+ * path, its right, the parts the Worker checks; `GET /` and `GET /openapi.json` describe it.
  */
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { OPERATIONS, describeApi, openApiDocument, requestError } from "../schema/http-api";
 import { allowOrigins } from "./allow-origins";
 import type { AppEnv } from "./app-env";
+import { callObject } from "./call-object";
 import { notFound, onError } from "./error-boundary";
 import { failClosed } from "./fail-closed";
 import { forwardToObject } from "./forward-to-object";
 import { limitBody, limitStreamedBody } from "./limit-body";
-import { requireRight } from "./require-right";
 import { requireToken } from "./require-token";
 import { requireUpgrade } from "./require-upgrade";
+import { serve } from "./serve-operation";
 
 export { MemoryObject } from "../durable/memory-object";
 
-const API = {
-  service: "edgepager",
-  description: "A Mach-style external memory manager: memory objects backed by R2.",
-  protocol: 1,
-  routes: {
-    "GET /v1/objects/{name}": "object status",
-    "GET /v1/objects/{name}/pages?offset=&length=": "read bytes (never-written pages are zeros)",
-    "PUT /v1/objects/{name}/pages?offset=[&page_size=]": "write page-aligned bytes",
-    "POST /v1/objects/{name}/synchronize":
-      "body {offset, length, sync_flags}; answers on completion",
-    "GET /v1/objects/{name}/syncs": "outstanding synchronize requests",
-    "DELETE /v1/objects/{name}": "destroy the object and its pages",
-    "GET /v1/objects/{name}/control?kernel={id}": "WebSocket control channel of one kernel",
+const app = new OpenAPIHono<AppEnv>({
+  // What the definition refuses gets the ProtocolError naming the field and its rule.
+  defaultHook: (result) => {
+    if (!result.success) throw requestError(result.error);
   },
-};
-
-const app = new Hono<AppEnv>();
-const object = "/v1/objects/:name";
+});
 
 // First, so that every answer to an allowed web origin, errors included, carries CORS headers.
 app.use(allowOrigins());
 app.use(failClosed());
-app.get("/", (c) => c.json(API));
-app.use(`${object}/*`, requireToken());
-app.use(object, requireToken());
-app.get(`${object}/control`, requireUpgrade(), requireRight("read"), forwardToObject());
-app.get(object, requireRight("read"), forwardToObject());
-app.delete(object, requireRight("admin"), forwardToObject());
-app.get(`${object}/pages`, requireRight("read"), forwardToObject());
-app.put(
-  `${object}/pages`,
-  requireRight("write"),
-  (c, next) => limitStreamedBody({ maxBytes: Number(c.env.MAX_BODY_BYTES) })(c, next),
-  forwardToObject(),
+app.use("/v1/objects/:name/*", requireToken());
+app.use("/v1/objects/:name", requireToken());
+
+serve(app, OPERATIONS.describe, (c) => c.json(describeApi()));
+serve(app, OPERATIONS.openapi, (c) => c.json(openApiDocument()));
+serve(app, OPERATIONS.stat, async (c) => c.json(await callObject(c, (o, call) => o.stat(call))));
+serve(app, OPERATIONS.listSyncs, async (c) =>
+  c.json(await callObject(c, (o, call) => o.listSyncs(call))),
 );
-app.post(
-  `${object}/synchronize`,
-  requireRight("write"),
-  limitBody({ maxBytes: 64 * 1024 }),
-  forwardToObject(),
+serve(app, OPERATIONS.destroy, async (c) =>
+  c.json(await callObject(c, (o, call) => o.destroy(call))),
 );
-app.get(`${object}/syncs`, requireRight("read"), forwardToObject());
+serve(app, OPERATIONS.readPages, forwardToObject("readPages"));
+serve(app, OPERATIONS.writePages, forwardToObject("writePages"), {
+  after: [(c, next) => limitStreamedBody({ maxBytes: Number(c.env.MAX_BODY_BYTES) })(c, next)],
+});
+serve(app, OPERATIONS.synchronize, forwardToObject("synchronize"), {
+  after: [limitBody({ maxBytes: 64 * 1024 })],
+});
+serve(app, OPERATIONS.control, forwardToObject("control"), { before: [requireUpgrade()] });
 app.notFound(notFound);
 app.onError(onError);
 

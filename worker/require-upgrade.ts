@@ -1,9 +1,10 @@
 /**
- * `requireUpgrade()`: the control route takes WebSocket upgrades only, with a valid kernel id
- * (docs/protocol.md §2); anything else gets a clear 4xx before it reaches the object.
+ * `requireUpgrade()`: the control route takes WebSocket upgrades only (docs/protocol.md §2);
+ * anything else gets 426 before it reaches the object. Its kernel id is checked by the route
+ * (schema/http-api.ts).
  */
 import { createMiddleware } from "hono/factory";
-import { KERN_INVALID_ARGUMENT, ProtocolError, parseKernelId } from "../schema";
+import { KERN_INVALID_ARGUMENT, ProtocolError } from "../schema";
 
 export function requireUpgrade() {
   return createMiddleware(async (c, next) => {
@@ -14,7 +15,6 @@ export function requireUpgrade() {
         "the control channel is a WebSocket: send Upgrade: websocket",
       );
     }
-    parseKernelId(c.req.query("kernel"));
     await next();
   });
 }

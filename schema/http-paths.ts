@@ -1,0 +1,36 @@
+/**
+ * The paths of the HTTP API (docs/protocol.md §9), without zod: the client bundle takes them from
+ * here, and the API definition (schema/http-api.ts) builds its routes on them, so a path is
+ * spelled once for both sides.
+ */
+
+/** Every path of the API, in OpenAPI's `{param}` form. */
+export const HTTP_PATHS = {
+  object: "/v1/objects/{name}",
+  pages: "/v1/objects/{name}/pages",
+  synchronize: "/v1/objects/{name}/synchronize",
+  syncs: "/v1/objects/{name}/syncs",
+  control: "/v1/objects/{name}/control",
+} as const;
+
+export type HttpPath = (typeof HTTP_PATHS)[keyof typeof HTTP_PATHS];
+
+/**
+ * The path of one object's operation, relative (no leading slash) so that it resolves under a
+ * base URL that has a path of its own, with `query` appended (entries left undefined are left out).
+ *
+ * @example objectPath(HTTP_PATHS.pages, "db", { offset: 0, length: 4096 })
+ * // "v1/objects/db/pages?offset=0&length=4096"
+ */
+export function objectPath(
+  path: HttpPath,
+  name: string,
+  query: Record<string, string | number | undefined> = {},
+): string {
+  const filled = path.slice(1).replace("{name}", encodeURIComponent(name));
+  const pairs = Object.entries(query).filter(
+    (entry): entry is [string, string | number] => entry[1] !== undefined,
+  );
+  if (pairs.length === 0) return filled;
+  return `${filled}?${pairs.map(([key, value]) => `${key}=${encodeURIComponent(value)}`).join("&")}`;
+}
