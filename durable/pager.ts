@@ -112,7 +112,7 @@ export class Pager implements HandlerOperations {
     // ended there (durable/sync-tracker.ts).
     ctx.storage.transactionSync(() => this.tracker.dropHttpRequests());
     this.sequencer = new Sequencer(this.meta, (step) => this.transact(step));
-    this.flusher = new Flusher(this.store, this.limits, {
+    this.flusher = new Flusher(this.store.owners, this.limits, {
       nextSeqno: () => this.sequencer.peek(),
       objectName: () => this.objectName(),
       transact: (step) => this.transact(step),
@@ -120,12 +120,12 @@ export class Pager implements HandlerOperations {
       failWaiting: (seqno, reason) => this.transact(() => this.tracker.failWaiting(seqno, reason)),
       epoch: () => this.epoch,
     });
-    this.sweeper = new Sweeper(this.store, this.meta, {
+    this.sweeper = new Sweeper(this.store.owners, this.meta, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
       objectName: () => this.meta.get<string>("object"),
     });
-    this.compactor = new Compactor(this.sql, this.store, this.limits, {
+    this.compactor = new Compactor(this.store.owners, this.store.budget, this.limits, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
       objectName: () => this.objectName(),

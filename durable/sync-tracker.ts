@@ -21,9 +21,10 @@ import {
   type PageSpan,
 } from "../schema";
 import type { HttpSyncWaiters, SyncOutcome } from "./http-sync-waiters";
+import { JOURNAL_HOLDS_BELOW } from "./journal";
 import type { LockRequests } from "./lock-requests";
 import type { Outbox } from "./outbox";
-import { JOURNAL_HOLDS_BELOW, type PageStore } from "./page-store";
+import type { PageStore } from "./page-store";
 import type { Residency } from "./residency";
 
 export type SyncRequest = {
