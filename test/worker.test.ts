@@ -10,6 +10,7 @@ import {
   KERN_INVALID_ARGUMENT,
   VM_SYNC_SYNCHRONOUS,
 } from "../schema";
+import { OPERATIONS, describeApi, openApiDocument } from "../schema/http-api";
 import { wrapObjectBucket } from "./helpers/buckets";
 import { call, putPages, readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel, pageOf } from "./helpers/kernel";
@@ -54,6 +55,27 @@ describe("the API description", () => {
         "GET /v1/objects/{name}/control?kernel=",
       ]),
     );
+  });
+});
+
+describe("the OpenAPI document", () => {
+  it("GET /openapi.json serves the document of the API's one definition", async () => {
+    const response = await call("/openapi.json");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/application\/json/);
+    const document = await response.json<Record<string, any>>();
+    // test/node/http-api.test.ts validates it.
+    expect(document).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
+    expect(document.openapi).toBe("3.1.0");
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining(["/v1/objects/{name}", "/v1/objects/{name}/pages"]),
+    );
+  });
+
+  it("GET / lists exactly the operations of the definition", async () => {
+    const body = await (await call("/")).json<Record<string, any>>();
+    expect(body).toEqual(describeApi());
+    expect(Object.keys(body.routes)).toHaveLength(Object.keys(OPERATIONS).length);
   });
 });
 

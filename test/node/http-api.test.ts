@@ -1,0 +1,58 @@
+// The HTTP API's one definition (schema/http-api.ts) and what is derived from it outside the
+// Worker: its OpenAPI document passes a maintained validator, and README's HTTP table is the
+// definition's (`npm run docs:http` rewrites it).
+import { validate } from "@readme/openapi-parser";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { format, resolveConfig } from "prettier";
+import { describe, expect, it } from "vitest";
+import { OPERATIONS, httpTable, openApiDocument, spelled } from "../../schema/http-api";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+
+describe("the OpenAPI document", () => {
+  it("is valid OpenAPI 3.1", async () => {
+    // The validator dereferences in place: give it a copy.
+    const result = await validate(structuredClone(openApiDocument()) as never);
+    expect(result.valid ? [] : result.errors).toEqual([]);
+    expect(result.specification).toBe("OpenAPI");
+  });
+
+  it("has every operation, once, under its id", () => {
+    const document = openApiDocument();
+    const ids = Object.values(document.paths ?? {}).flatMap((item) =>
+      Object.values(item as Record<string, { operationId?: string }>).map((op) => op.operationId),
+    );
+    expect(ids.sort()).toEqual(Object.keys(OPERATIONS).sort());
+  });
+});
+
+describe("README's HTTP table", () => {
+  it("is the definition's", async () => {
+    // `npm run docs:http` (UPDATE_HTTP_TABLE=1) rewrites it.
+    const readmePath = join(ROOT, "README.md");
+    const readme = readFileSync(readmePath, "utf8");
+    const begin = "<!-- http-table:start -->\n";
+    const end = "<!-- http-table:end -->";
+    const from = readme.indexOf(begin) + begin.length;
+    const to = readme.indexOf(end, from);
+    expect(from >= begin.length && to >= from, "README lacks the http-table markers").toBe(true);
+    const options = (await resolveConfig(readmePath)) ?? {};
+    const expected = `\n${await format(httpTable(), { ...options, parser: "markdown" })}\n`;
+    if (process.env.UPDATE_HTTP_TABLE === "1") {
+      writeFileSync(readmePath, readme.slice(0, from) + expected + readme.slice(to));
+      return;
+    }
+    expect(readme.slice(from, to)).toBe(expected);
+  });
+
+  it("spells each route with its query: `[&x=]` when optional", () => {
+    expect(spelled(OPERATIONS.readPages.route)).toBe(
+      "GET /v1/objects/{name}/pages?offset=&length=",
+    );
+    expect(spelled(OPERATIONS.writePages.route)).toBe(
+      "PUT /v1/objects/{name}/pages?offset=[&page_size=]",
+    );
+    expect(spelled(OPERATIONS.control.route)).toBe("GET /v1/objects/{name}/control?kernel=");
+  });
+});
