@@ -10,7 +10,8 @@ import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
 import { KEYS_PER_DELETE, SWEEP_DELETE_CALLS } from "../durable/r2-bounds";
 import { VM_SYNC_SYNCHRONOUS } from "../schema";
-import { countRows, maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
+import { maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
+import { countRows, segments } from "./helpers/inspect";
 import { putPages, readPages, synchronize } from "./helpers/http";
 
 /** Adds `count` dead segment rows, as a long-lived object accumulates them, with real R2 objects. */
@@ -32,14 +33,8 @@ async function addDeadSegments(object: string, count: number, withObjects = 0): 
 }
 
 /** Segment rows no page points at (the idle flush may add a live one meanwhile). */
-function deadRows(object: string): Promise<number> {
-  return runInDurableObject(
-    objectStub(object),
-    (_instance: MemoryObject, state) =>
-      state.storage.sql
-        .exec<{ n: number }>(`SELECT count(*) AS n FROM segments WHERE live <= 0`)
-        .one().n,
-  );
+async function deadRows(object: string): Promise<number> {
+  return (await segments(object)).filter((row) => row.live <= 0).length;
 }
 
 describe("the sweeper", () => {

@@ -7,13 +7,13 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { SMALL_SEGMENTS_TO_MERGE } from "../durable/compactor";
 import type { MemoryObject } from "../durable/memory-object";
+import { VM_SYNC_SYNCHRONOUS as SYNC } from "../schema";
 import { maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { putPages, readPages, synchronize } from "./helpers/http";
 import { waitFor } from "./helpers/wait";
-import { PAGE_INDEX } from "./helpers/page-index";
+import { inspect } from "./helpers/inspect";
 
 const PAGE = 4096;
-const SYNC = 2;
 
 /** Page i of version v is filled with (v * 16 + i) % 251, so a page in the wrong place shows. */
 function version(v: number, first: number, count: number): Uint8Array {
@@ -46,17 +46,10 @@ async function compactAtAnyGarbage(object: string): Promise<void> {
  * segment's live count is the number of pages pointing at it, and R2 holds no other segment.
  */
 async function checkIndex(object: string): Promise<Row[]> {
-  const { pages, segments } = await runInDurableObject(
-    objectStub(object),
-    (_instance: MemoryObject, state) => ({
-      pages: state.storage.sql
-        .exec<{ page: number; segment: string }>(`SELECT page, segment FROM ${PAGE_INDEX}`)
-        .toArray(),
-      segments: state.storage.sql
-        .exec<Row>(`SELECT key, pages, live FROM segments ORDER BY key`)
-        .toArray(),
-    }),
-  );
+  const { pages, segments } = await inspect(object, (view) => ({
+    pages: view.pageIndex(),
+    segments: view.segments(),
+  }));
   for (const row of segments) {
     expect(row.live, row.key).toBe(pages.filter((p) => p.segment === row.key).length);
   }
@@ -164,19 +157,7 @@ describe("compaction", () => {
     const [a] = await segmentsInR2(object);
     // The flush of B succeeds, then every put fails: the compaction's copy among them.
     let puts = 0;
-    await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      const real = instance.pager.store.bucket;
-      instance.pager.store.bucket = new Proxy(real, {
-        get(target, property) {
-          if (property === "put") {
-            return (key: string, value: Uint8Array) =>
-              ++puts > 1 ? Promise.reject(new Error("injected")) : target.put(key, value);
-          }
-          const value = Reflect.get(target, property);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
-    });
+    control.putFault = () => (++puts > 1 ? "fail" : null);
     await writeDurably(object, 0, version(2, 0, 8));
     await maintain(object);
     expect(puts).toBeGreaterThanOrEqual(2); // B's flush, then the compaction's copy: failed

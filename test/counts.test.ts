@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { VM_SYNC_SYNCHRONOUS } from "../schema";
-import { countRows, wrapObjectBucket } from "./helpers/buckets";
+import { wrapObjectBucket } from "./helpers/buckets";
+import { countRows } from "./helpers/inspect";
 import { stat } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
 import { meterObjectSql } from "./helpers/sql-meter";

@@ -14,7 +14,7 @@ import { KERN_ABORTED, VM_SYNC_INVALIDATE, VM_SYNC_SYNCHRONOUS } from "../schema
 import { objectStub } from "./helpers/buckets";
 import { call, readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
-import { COUNT_STORED_PAGES, rowCounts } from "./helpers/tables";
+import { inspect } from "./helpers/inspect";
 import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
@@ -54,14 +54,9 @@ function stalledPut(name: string, offset: number) {
 
 /** What the object's storage looks like: rows per table, meta, alarm, database size. */
 async function storage(name: string) {
-  return runInDurableObject(objectStub(name), async (_instance: MemoryObject, state) => ({
-    rows: rowCounts(state.storage.sql),
-    meta: Object.fromEntries(
-      state.storage.sql
-        .exec<{ key: string; value: string | number }>(`SELECT key, value FROM meta`)
-        .toArray()
-        .map((row) => [row.key, row.value]),
-    ),
+  return inspect(name, async (view, _instance, state) => ({
+    rows: view.rowCounts(),
+    meta: view.meta(),
     alarm: await state.storage.getAlarm(),
     bytes: state.storage.sql.databaseSize,
   }));
@@ -171,11 +166,7 @@ describe("DELETE by deleteAll", () => {
       kernels: [],
     });
     expect(await segmentsInR2(name)).toHaveLength(1);
-    const counted = await runInDurableObject(
-      objectStub(name),
-      (_i: MemoryObject, state) =>
-        state.storage.sql.exec<{ n: number }>(COUNT_STORED_PAGES).one().n,
-    );
+    const counted = await inspect(name, (view) => view.storedPagesByBruteForce());
     expect(counted).toBe(4);
     const { kernel: again, ready } = await TestKernel.open(name, "k1", { pageSize: 8192 });
     expect(ready).toMatchObject({ last_id: 0, flush: false, page_size: 8192 });

@@ -1,12 +1,12 @@
 // A flush of a journal larger than one segment: segments are uploaded several at a time, each
 // committed as its own put resolves; one failing segment fails the waiting SYNCHRONOUS request
 // but not the others' commits.
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { MemoryObject } from "../durable/memory-object";
-import { objectStub } from "./helpers/buckets";
+import { KERN_MEMORY_ERROR } from "../schema";
+import { wrapObjectBucket } from "./helpers/buckets";
 import { putPages, readPages, stat, synchronize } from "./helpers/http";
+import { segments } from "./helpers/inspect";
 
 const MiB = 1024 * 1024;
 
@@ -39,27 +39,17 @@ describe("flushing several segments", () => {
     const body = content(9 * MiB);
     // Every segment that starts at page 1024 (4 MiB) fails, however the flushes fall.
     const marker = body.slice(4 * MiB, 4 * MiB + 64);
-    await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      const real = instance.pager.store.bucket;
-      instance.pager.store.bucket = new Proxy(real, {
-        get(target, property) {
-          if (property === "put") {
-            return (key: string, value: Uint8Array) => {
-              const head = value.subarray(0, marker.byteLength);
-              const failing = head.every((byte, i) => byte === marker[i]);
-              return failing ? Promise.reject(new Error("injected")) : target.put(key, value);
-            };
-          }
-          const value = Reflect.get(target, property);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
+    await wrapObjectBucket(object, {
+      putFault: (_key, body) =>
+        body.subarray(0, marker.byteLength).every((byte, i) => byte === marker[i]) ? "fail" : null,
     });
     await putPages(object, 0, body.subarray(0, 5 * MiB));
     await putPages(object, 5 * MiB, body.subarray(5 * MiB));
     const sync = await synchronize(object, 0, 9 * MiB, 2);
     expect(sync.status).toBe(500);
-    expect(await sync.json()).toMatchObject({ error: { code: "storage_failed", kern_return: 10 } });
+    expect(await sync.json()).toMatchObject({
+      error: { code: "storage_failed", kern_return: KERN_MEMORY_ERROR },
+    });
     // The segment before page 1024 made it and was committed; the failed one's pages (1024 on,
     // at least its 4 MiB) stay in the journal; segments after it may or may not have gone out.
     const status = await stat(object);
@@ -79,13 +69,9 @@ describe("segment bookkeeping", () => {
     // Pages 1 and 2 again: the first segment keeps only page 0.
     await putPages(object, 4096, content(2 * 4096).reverse());
     expect((await synchronize(object, 0, 3 * 4096, 2)).status).toBe(200);
-    const rows = await runInDurableObject(objectStub(object), (_instance: MemoryObject, state) =>
-      state.storage.sql
-        .exec<{ pages: number; live: number }>(
-          `SELECT pages, live FROM segments ORDER BY pages DESC`,
-        )
-        .toArray(),
-    );
+    const rows = (await segments(object))
+      .map(({ pages, live }) => ({ pages, live }))
+      .sort((a, b) => b.pages - a.pages);
     expect(rows).toEqual([
       { pages: 3, live: 1 },
       { pages: 2, live: 2 },

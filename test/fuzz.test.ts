@@ -45,6 +45,7 @@ import { objectStub } from "./helpers/buckets";
 import { Rng, candidate, type FrameShape, type Target } from "./helpers/fuzz-frames";
 import { runFuzz, type FuzzFigures } from "./helpers/fuzz-runner";
 import { call, readPages, stat } from "./helpers/http";
+import { inspect, pick } from "./helpers/inspect";
 import { TestKernel, type Received } from "./helpers/kernel";
 import { STATE_CHANGING, isDocumentedMessage } from "./helpers/message-rules";
 import { waitFor } from "./helpers/wait";
@@ -294,24 +295,30 @@ function pattern(seed: number, length: number): Uint8Array {
 
 /** Everything of the object's SQLite that valid traffic decides (seqnos and times left out). */
 async function dumpTables(object: string) {
-  return runInDurableObject(objectStub(object), (_instance: MemoryObject, state) => {
-    const rows = (query: string) => state.storage.sql.exec(query).toArray();
+  return inspect(object, (view) => {
+    const { seqno: _seqno, object: _object, ...meta } = view.meta();
     return {
-      meta: rows(`SELECT key, value FROM meta WHERE key NOT IN ('seqno', 'object') ORDER BY key`),
-      kernels: rows(`SELECT kernel, last_id, next_mid, stale FROM kernels ORDER BY kernel`),
-      outbox: rows(`SELECT kernel, mid, message FROM outbox ORDER BY kernel, mid`).map((row) => {
-        const { seqno: _seqno, ...message } = JSON.parse(row.message as string);
-        return { kernel: row.kernel, mid: row.mid, message };
-      }),
-      journal: rows(`SELECT page, hex(data) AS data FROM journal ORDER BY page`),
-      pages: rows(`SELECT page FROM pages ORDER BY page`),
-      syncs: rows(
-        `SELECT kernel, id, offset, length, first_page, end_page, sync_flags, active FROM syncs ORDER BY seqno`,
-      ),
-      locks: rows(`SELECT lock_id, kernel, first_page, end_page FROM locks ORDER BY lock_id`),
-      residency: rows(
-        `SELECT kernel, first_page, end_page FROM residency ORDER BY kernel, first_page, end_page`,
-      ),
+      meta,
+      kernels: pick(view.kernels(), ["kernel", "last_id", "next_mid", "stale"]),
+      outbox: view.outbox().map(({ kernel, mid, message: { seqno: _s, ...message } }) => ({
+        kernel,
+        mid,
+        message,
+      })),
+      journal: pick(view.journalRows(), ["page", "data"]),
+      pages: pick(view.pageIndex(), ["page"]),
+      syncs: pick(view.syncs(), [
+        "kernel",
+        "id",
+        "offset",
+        "length",
+        "first_page",
+        "end_page",
+        "sync_flags",
+        "active",
+      ]),
+      locks: pick(view.locks(), ["lock_id", "kernel", "first_page", "end_page"]),
+      residency: view.residency(),
     };
   });
 }

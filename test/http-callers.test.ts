@@ -10,18 +10,21 @@ import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
-import { signToken, type Grant } from "../schema";
+import {
+  VM_SYNC_ASYNCHRONOUS as ASYNCHRONOUS,
+  VM_SYNC_INVALIDATE as INVALIDATE,
+  VM_SYNC_SYNCHRONOUS as SYNCHRONOUS,
+  signToken,
+  type Grant,
+} from "../schema";
 import app from "../worker/index";
-import { objectStub } from "./helpers/buckets";
+import { objectStub, stallObjectBucket } from "./helpers/buckets";
 import { BASE, call, putPages, stat } from "./helpers/http";
+import { inspect } from "./helpers/inspect";
 import { TestKernel, pageOf } from "./helpers/kernel";
-import { stallObjectBucket } from "./helpers/stall";
 import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
-const ASYNCHRONOUS = 0x1;
-const SYNCHRONOUS = 0x2;
-const INVALIDATE = 0x4;
 const LIMIT = 4;
 
 /** A small MAX_SYNCS_PER_KERNEL, and lock requests that wait a minute, in the running instance. */
@@ -50,12 +53,6 @@ function synchronizeFrom(
     body: body(offset, PAGE, syncFlags),
     signal,
   });
-}
-
-async function rows(object: string, query: string): Promise<Record<string, unknown>[]> {
-  return runInDurableObject(objectStub(object), (_instance: MemoryObject, state) =>
-    state.storage.sql.exec(query).toArray(),
-  );
 }
 
 /** `count` requests of `address` outstanding: dirty pages 0.. under stalled puts. */
@@ -157,7 +154,7 @@ describe("an HTTP synchronize whose caller went away", () => {
       () => k2.all("memory_object_lock_request").length === LIMIT,
       "a lock request per synchronize",
     );
-    expect(await rows(object, `SELECT kernel FROM locks`)).toHaveLength(LIMIT);
+    expect(await inspect(object, (view) => view.locks())).toHaveLength(LIMIT);
     expect((await synchronizeFrom("198.51.100.7", object, 6 * PAGE, ASYNCHRONOUS)).status).toBe(
       429,
     );
@@ -167,8 +164,9 @@ describe("an HTTP synchronize whose caller went away", () => {
     await waitFor(async () => (await stat(object)).syncs === 0, "the requests to be withdrawn");
     // Their lock requests went too: nothing waits on k2, and none stays in its outbox to be
     // sent again at its next init.
-    expect(await rows(object, `SELECT * FROM locks`)).toEqual([]);
-    expect(await rows(object, `SELECT * FROM outbox WHERE kernel = 'k2'`)).toEqual([]);
+    const left = await inspect(object, (view) => ({ locks: view.locks(), outbox: view.outbox() }));
+    expect(left.locks).toEqual([]);
+    expect(left.outbox.filter((row) => row.kernel === "k2")).toEqual([]);
     expect((await call(`/v1/objects/${object}/syncs`).then((r) => r.json())) as object).toEqual({
       syncs: [],
     });
@@ -231,12 +229,16 @@ describe("HTTP synchronizes a restart finds", () => {
     await evictDurableObject(objectStub(object));
 
     expect((await stat(object)).syncs).toBe(0);
-    expect(await rows(object, `SELECT * FROM syncs`)).toEqual([]);
-    expect(await rows(object, `SELECT * FROM locks`)).toEqual([]);
-    expect(await rows(object, `SELECT * FROM sync_levels`)).toEqual([]);
-    expect(await rows(object, `SELECT * FROM sync_totals`)).toEqual([]);
+    const requests = await inspect(object, (view) => ({
+      syncs: view.count("syncs"),
+      locks: view.count("locks"),
+      syncLevels: view.count("sync_levels"),
+      syncTotals: view.count("sync_totals"),
+      outbox: view.outbox(),
+    }));
+    expect(requests).toMatchObject({ syncs: 0, locks: 0, syncLevels: 0, syncTotals: 0 });
     // The lock request is not sent again at k2's next init.
-    expect(await rows(object, `SELECT * FROM outbox WHERE kernel = 'k2'`)).toEqual([]);
+    expect(requests.outbox.filter((row) => row.kernel === "k2")).toEqual([]);
     // The caller may synchronize again at once.
     const again = await synchronizeFrom("203.0.113.9", object, 0, ASYNCHRONOUS);
     expect(again.status).toBe(200);

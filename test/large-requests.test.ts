@@ -8,8 +8,9 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
 import { R2_READS_PER_REQUEST } from "../durable/r2-bounds";
-import { VM_SYNC_SYNCHRONOUS } from "../schema";
-import { countRows, objectStub, wrapObjectBucket } from "./helpers/buckets";
+import { KERN_RESOURCE_SHORTAGE, VM_SYNC_SYNCHRONOUS } from "../schema";
+import { objectStub, wrapObjectBucket } from "./helpers/buckets";
+import { countRows } from "./helpers/inspect";
 import { call, putPages, readPages, stat, synchronize } from "./helpers/http";
 
 const MiB = 1024 * 1024;
@@ -162,7 +163,7 @@ describe("the object's database size", () => {
     const refused = await putPages(object, MiB, patterned(MiB));
     expect(refused.status).toBe(507);
     expect(await refused.json()).toMatchObject({
-      error: { code: "storage_full", kern_return: 6 },
+      error: { code: "storage_full", kern_return: KERN_RESOURCE_SHORTAGE },
     });
     expect(await countRows(object, "journal")).toBe(journalRows);
     expect(await countRows(object, "spools")).toBe(0);

@@ -1,12 +1,10 @@
 // The configurable bounds of docs/security.md, each crossed once: a clear error naming the limit,
 // nothing changed, the socket still usable. Defaults from wrangler.toml.
 import { describe, expect, it } from "vitest";
+import { KERN_INVALID_ARGUMENT, KERN_RESOURCE_SHORTAGE } from "../schema";
 import { stat } from "./helpers/http";
 import { TestKernel, pageOf } from "./helpers/kernel";
-import { stallObjectBucket } from "./helpers/stall";
-
-const KERN_INVALID_ARGUMENT = 4;
-const KERN_RESOURCE_SHORTAGE = 6;
+import { stallObjectBucket } from "./helpers/buckets";
 
 describe("limits", () => {
   it("refuses a message whose JSON exceeds MAX_HEADER_BYTES (64 KiB)", async () => {

@@ -22,7 +22,7 @@ import { SCHEMA_V1_STATEMENTS } from "./fixtures/schema-v1";
 import { maintain, objectStub } from "./helpers/buckets";
 import { call, putPages, readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
-import { COUNT_STORED_PAGES, dumpTables, tableShapes } from "./helpers/tables";
+import { StateView } from "./helpers/inspect";
 import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
@@ -277,9 +277,9 @@ describe("an object made under version 1", () => {
     const v1 = await buildV1(name);
     await runInDurableObject(objectStub(name), (_instance: MemoryObject, state) => {
       const sql = state.storage.sql;
-      const before = dumpTables(sql);
+      const before = new StateView(sql).dumpTables();
       migrate(sql, (step) => state.storage.transactionSync(step));
-      const after = dumpTables(sql);
+      const after = new StateView(sql).dumpTables();
 
       expect(schemaVersion(sql)).toBe(SCHEMA_VERSION);
       // Tables the upgrade does not touch keep every row as it was.
@@ -302,7 +302,7 @@ describe("an object made under version 1", () => {
         { key: "stored_pages", value: v1.storedPages },
         { key: "schema_version", value: SCHEMA_VERSION },
       ]);
-      expect(sql.exec<{ n: number }>(COUNT_STORED_PAGES).one().n).toBe(v1.storedPages);
+      expect(new StateView(sql).storedPagesByBruteForce()).toBe(v1.storedPages);
       // Every page points at the same key and slot as before, now by the segment's integer id.
       const { index, segments } = indexAndSegments(sql);
       expect(index).toEqual(v1.index.map((row) => ({ ...row, id_type: "integer" })));
@@ -333,10 +333,10 @@ describe("an object made under version 1", () => {
     await buildV1(name);
     await evictDurableObject(objectStub(name));
     const upgraded = await runInDurableObject(objectStub(name), (_i: MemoryObject, state) =>
-      tableShapes(state.storage.sql),
+      new StateView(state.storage.sql).tableShapes(),
     );
     const fresh = await runInDurableObject(objectStub("mig-fresh-shape"), (_i, state) =>
-      tableShapes(state.storage.sql),
+      new StateView(state.storage.sql).tableShapes(),
     );
     expect(upgraded).toEqual(fresh);
     expect(Object.keys(upgraded)).toContain("spools");
@@ -427,7 +427,7 @@ describe("an object made under version 1", () => {
     // live counts equal to the pages pointing at each segment, the count still exact.
     const tables = await runInDurableObject(objectStub(name), (_i: MemoryObject, state) => ({
       version: schemaVersion(state.storage.sql),
-      stored: state.storage.sql.exec<{ n: number }>(COUNT_STORED_PAGES).one().n,
+      stored: new StateView(state.storage.sql).storedPagesByBruteForce(),
       ...indexAndSegments(state.storage.sql),
     }));
     expect(tables.version).toBe(SCHEMA_VERSION);
@@ -546,13 +546,13 @@ describe("schema versions", () => {
     const { before, after, transacted } = await runInDurableObject(
       objectStub(name),
       (_i: MemoryObject, state) => {
-        const before = dumpTables(state.storage.sql);
+        const before = new StateView(state.storage.sql).dumpTables();
         let transacted = false;
         migrate(state.storage.sql, (step) => {
           transacted = true;
           state.storage.transactionSync(step);
         });
-        return { before, after: dumpTables(state.storage.sql), transacted };
+        return { before, after: new StateView(state.storage.sql).dumpTables(), transacted };
       },
     );
     expect(transacted).toBe(false);
@@ -563,7 +563,7 @@ describe("schema versions", () => {
     // A restart (the constructor migrates) leaves every row as it was, too.
     await evictDurableObject(objectStub(name));
     const restarted = await runInDurableObject(objectStub(name), (_i: MemoryObject, state) =>
-      dumpTables(state.storage.sql),
+      new StateView(state.storage.sql).dumpTables(),
     );
     expect(restarted).toEqual(before);
     expect(
@@ -577,7 +577,7 @@ describe("schema versions", () => {
     await runInDurableObject(objectStub(name), (_i: MemoryObject, state) => {
       const sql = state.storage.sql;
       sql.exec(`UPDATE meta SET value = ? WHERE key = 'schema_version'`, SCHEMA_VERSION + 1);
-      const before = dumpTables(sql);
+      const before = new StateView(sql).dumpTables();
       let transacted = false;
       const newer = new RegExp(
         `schema is version ${SCHEMA_VERSION + 1}, newer than this code's ${SCHEMA_VERSION}`,
@@ -589,10 +589,10 @@ describe("schema versions", () => {
         }),
       ).toThrow(newer);
       expect(transacted).toBe(false);
-      expect(dumpTables(sql)).toEqual(before);
+      expect(new StateView(sql).dumpTables()).toEqual(before);
       // The constructor is where start-up migrates: it throws before touching anything.
       expect(() => new Pager(state, env)).toThrow(newer);
-      expect(dumpTables(sql)).toEqual(before);
+      expect(new StateView(sql).dumpTables()).toEqual(before);
       // Put it back, so the running instance stays consistent with its tables.
       sql.exec(`UPDATE meta SET value = ? WHERE key = 'schema_version'`, SCHEMA_VERSION);
     });

@@ -6,13 +6,12 @@
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { countRows, objectStub } from "./helpers/buckets";
+import { CLOSE_NORMAL, CLOSE_REPLACED, VM_SYNC_SYNCHRONOUS as SYNC } from "../schema";
+import { objectStub, stallObjectBucket } from "./helpers/buckets";
+import { countRows } from "./helpers/inspect";
 import { readPages, stat } from "./helpers/http";
 import { TestKernel, expectQuiet, pageOf, settle, type Received } from "./helpers/kernel";
-import { stallObjectBucket } from "./helpers/stall";
 import { waitFor } from "./helpers/wait";
-
-const SYNC = 2;
 
 function outboxMessages(kernel: TestKernel): Received[] {
   return kernel.received.filter((m) => m.mid !== undefined);
@@ -275,7 +274,7 @@ describe("terminate and replaced sockets", () => {
     kernel.send({ type: "memory_object_terminate", id: terminate });
     expect(await kernel.ack(terminate)).toMatchObject({ type: "ack", id: terminate });
     await waitFor(() => kernel.closed !== null, "the socket to close");
-    expect(kernel.closed!.code).toBe(1000);
+    expect(kernel.closed!.code).toBe(CLOSE_NORMAL);
 
     const status = await stat(name);
     expect(status.kernels.map((k: { kernel: string }) => k.kernel)).toEqual(["k2"]);
@@ -301,7 +300,7 @@ describe("terminate and replaced sockets", () => {
     await older.ack(returned);
     const newer = await TestKernel.connect(name, "k1");
     await waitFor(() => older.closed !== null, "the older socket to close");
-    expect(older.closed!.code).toBe(4409);
+    expect(older.closed!.code).toBe(CLOSE_REPLACED);
 
     const ready = await newer.init({ id: 10 });
     expect(ready).toMatchObject({ type: "memory_object_ready", last_id: returned });

@@ -13,7 +13,7 @@ import { maintain, objectStub } from "./helpers/buckets";
 import { call, stat } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
 import { meterObjectSql } from "./helpers/sql-meter";
-import { countPagesByBruteForce } from "./helpers/tables";
+import { countPagesByBruteForce, segments } from "./helpers/inspect";
 
 const MIB = 1024 * 1024;
 
@@ -39,12 +39,7 @@ async function flush(name: string, length: number): Promise<void> {
 }
 
 async function segmentKeys(name: string): Promise<string[]> {
-  return runInDurableObject(objectStub(name), (_i: MemoryObject, state) =>
-    state.storage.sql
-      .exec<{ key: string }>(`SELECT key FROM segments ORDER BY key`)
-      .toArray()
-      .map((row) => row.key),
-  );
+  return (await segments(name)).map((row) => row.key);
 }
 
 describe("stat's page count is kept exact", () => {

@@ -6,13 +6,14 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
+import { VM_SYNC_SYNCHRONOUS as SYNC } from "../schema";
 import { maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { call, putPages, readPages, synchronize } from "./helpers/http";
+import { segments } from "./helpers/inspect";
 import { TestKernel } from "./helpers/kernel";
 import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
-const SYNC = 2;
 
 function pages(count: number, value: number): Uint8Array {
   return new Uint8Array(count * PAGE).fill(value);
@@ -24,11 +25,7 @@ async function segmentsInR2(object: string): Promise<string[]> {
 }
 
 async function segmentRows(object: string): Promise<{ key: string; live: number }[]> {
-  return runInDurableObject(objectStub(object), (_instance: MemoryObject, state) =>
-    state.storage.sql
-      .exec<{ key: string; live: number }>(`SELECT key, live FROM segments ORDER BY key`)
-      .toArray(),
-  );
+  return (await segments(object)).map(({ key, live }) => ({ key, live }));
 }
 
 /** Writes `data` at `offset` over HTTP and waits for it to be in R2. */

@@ -8,16 +8,17 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
-import { objectStub } from "./helpers/buckets";
+import {
+  VM_SYNC_ASYNCHRONOUS as ASYNCHRONOUS,
+  VM_SYNC_SYNCHRONOUS as SYNCHRONOUS,
+} from "../schema";
+import { objectStub, stallObjectBucket } from "./helpers/buckets";
 import { call, stat } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
 import { meterObjectSql, type SqlMeter } from "./helpers/sql-meter";
-import { stallObjectBucket } from "./helpers/stall";
 
 const PAGE = 4096;
 const KERNELS = 16;
-const SYNCHRONOUS = 0x2;
-const ASYNCHRONOUS = 0x1;
 
 interface Cost {
   statements: number;

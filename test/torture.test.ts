@@ -4,7 +4,7 @@
  * and the invalid SYNCHRONOUS|ASYNCHRONOUS too), data_requests, lock answers (most lock requests
  * are answered, some left to time out), `received` reports, resent duplicates, socket drops,
  * replaced sockets and resume, evictions (hibernate and close) and R2 faults (fail, fail after
- * write, delay; test/helpers/faulty-bucket.ts). Faults are then switched off, everything is
+ * write, delay; `seededFaults` in test/helpers/buckets.ts). Faults are then switched off, everything is
  * flushed, and the run is checked against a model of what the kernels were told:
  *
  * - lost = 0: every acked page reads back as last written in seqno order (HTTP GET pages);
@@ -26,18 +26,34 @@
  * exactly: the model bounds them by those of the messages around them on the same socket, which
  * the manager processes in order (docs/protocol.md §3), and accepts any answer consistent with the bounds.
  */
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
-import type { MemoryObject } from "../durable/memory-object";
-import { objectStub } from "./helpers/buckets";
-import { pageSpanOf } from "../schema";
-import { ensureFaultyBucket, newFaultyBucket, type FaultyBucket } from "./helpers/faulty-bucket";
+import {
+  ensureObjectBucket,
+  newControl,
+  objectStub,
+  seededFaults,
+  type BucketControl,
+} from "./helpers/buckets";
+import {
+  CLOSE_REPLACED,
+  KERN_INVALID_ARGUMENT,
+  KERN_MEMORY_ERROR,
+  VM_SYNC_ASYNCHRONOUS as ASYNC,
+  VM_SYNC_CONTIGUOUS,
+  VM_SYNC_DEACTIVATE,
+  VM_SYNC_INVALIDATE as INVALIDATE,
+  VM_SYNC_KILLPAGES,
+  VM_SYNC_REUSABLEPAGES,
+  VM_SYNC_SYNCHRONOUS as SYNC,
+  pageSpanOf,
+} from "../schema";
 import { putPages, readPages, stat, synchronize } from "./helpers/http";
+import { pageIndex, pageLocation } from "./helpers/inspect";
 import { TestKernel, settle, type Received } from "./helpers/kernel";
 import { seededRandom } from "../tools/random";
 import { waitFor } from "./helpers/wait";
-import { PAGE_INDEX } from "./helpers/page-index";
 
 const vars = env as unknown as Record<string, string | undefined>;
 const OPS = Number(vars.TORTURE_OPS || 2000);
@@ -46,12 +62,12 @@ const SEED = Number(vars.TORTURE_SEED || 20261101);
 const PAGE = 512;
 const PAGES = 12;
 const KERNELS = 3;
-const ASYNC = 0x01;
-const SYNC = 0x02;
-const INVALIDATE = 0x04;
-const LOCAL_BITS = [0x08, 0x10, 0x20, 0x40]; // KILLPAGES, DEACTIVATE, CONTIGUOUS, REUSABLEPAGES
-const KERN_MEMORY_ERROR = 10;
-const KERN_INVALID_ARGUMENT = 4;
+const LOCAL_BITS = [
+  VM_SYNC_KILLPAGES,
+  VM_SYNC_DEACTIVATE,
+  VM_SYNC_CONTIGUOUS,
+  VM_SYNC_REUSABLEPAGES,
+];
 
 // ---------------------------------------------------------------------------------------------
 // The model: what each kernel sent, on which socket, and what it learned about seqnos.
@@ -173,13 +189,15 @@ class Torture {
   readonly random = seededRandom(SEED);
   /** Separate stream for the kernels' answers, which happen at times the network decides. */
   readonly answerRandom = seededRandom(SEED ^ 0x5bd1e995);
-  readonly faulty = newFaultyBucket({
+  readonly faults = seededFaults({
     seed: SEED ^ 0x9e3779b9,
     fail: 0.15,
     failAfterWrite: 0.1,
     delay: 0.25,
     maxDelayMs: 15,
   });
+  /** The fault wrapper's record: installed again after every eviction (`ensureBucket`). */
+  readonly bucket: BucketControl = newControl({ putFault: this.faults.decide, keepBodies: true });
   readonly kernels: TortureKernel[] = [];
   readonly writes = new Map<number, Write[]>();
   readonly syncs: SyncRequest[] = [];
@@ -214,10 +232,6 @@ class Torture {
   };
   private writeNo = 0;
   private frozenBounds: Map<Outgoing, Bounds> | null = null;
-
-  get bucket(): FaultyBucket {
-    return this.faulty.bucket;
-  }
 
   pick<T>(items: readonly T[]): T {
     return items[Math.floor(this.random() * items.length)]!;
@@ -377,7 +391,7 @@ class Torture {
   /** Installs the fault wrapper in the running instance if an eviction dropped it. */
   async ensureBucket(): Promise<void> {
     // Compaction at any garbage, so its copies race the flushes, faults and evictions too.
-    await ensureFaultyBucket(this.name, this.faulty, (instance) => {
+    await ensureObjectBucket(this.name, this.bucket, (instance) => {
       instance.pager.limits.compactMinGarbageBytes = 1;
     });
   }
@@ -393,16 +407,9 @@ class Torture {
         range: { offset: row.slot * PAGE, length: PAGE },
       });
       if (object) return new Uint8Array(await object.arrayBuffer());
-      const now = await runInDurableObject(objectStub(this.name), (_i: MemoryObject, state) =>
-        state.storage.sql
-          .exec<{ segment: string; slot: number }>(
-            `SELECT segment, slot FROM ${PAGE_INDEX} WHERE page = ?`,
-            row.page,
-          )
-          .toArray(),
-      );
-      if (!now[0] || (now[0].segment === row.segment && now[0].slot === row.slot)) return null;
-      row = { page: row.page, ...now[0] };
+      const now = await pageLocation(this.name, row.page);
+      if (!now || (now.segment === row.segment && now.slot === row.slot)) return null;
+      row = { page: row.page, ...now };
     }
     return null;
   }
@@ -412,17 +419,7 @@ class Torture {
     while (this.indexChecks.length > 0) {
       const sync = this.indexChecks.shift()!;
       const { first, end } = pageSpanOf(sync.offset, sync.length, PAGE);
-      const rows = await runInDurableObject(
-        objectStub(this.name),
-        (_instance: MemoryObject, state) =>
-          state.storage.sql
-            .exec<{ page: number; segment: string; slot: number; seqno: number }>(
-              `SELECT page, segment, slot, seqno FROM ${PAGE_INDEX} WHERE page >= ? AND page < ?`,
-              first,
-              end,
-            )
-            .toArray(),
-      );
+      const rows = await pageIndex(this.name, { first, end });
       this.figures.indexChecks++;
       for (let page = first; page < end; page++) {
         const { writes, zeros, floor } = this.expected(page, sync.seqno);
@@ -523,7 +520,7 @@ class TortureKernel {
     this.session = session;
     if (previous) {
       await waitFor(() => previous.kernel.closed !== null, `${this.id}'s old socket to close`);
-      if (previous.kernel.closed!.code !== 4409)
+      if (previous.kernel.closed!.code !== CLOSE_REPLACED)
         this.t.violations.push(
           `${this.id}: replaced socket closed with ${previous.kernel.closed!.code}`,
         );
@@ -947,7 +944,7 @@ async function run(t: Torture): Promise<void> {
 
 /** Faults off, every kernel back, every message acked, the journal flushed, every request done. */
 async function quiesce(t: Torture): Promise<void> {
-  t.bucket.enabled = false;
+  t.faults.enabled = false;
   await t.ensureBucket();
   for (const k of t.kernels) {
     if (!k.ready) {
@@ -1013,13 +1010,7 @@ async function check(t: Torture) {
   }
 
   // The index: every row points at a cleanly written key that holds the row's version.
-  const rows = await runInDurableObject(objectStub(t.name), (_i: MemoryObject, state) =>
-    state.storage.sql
-      .exec<{ page: number; segment: string; slot: number; seqno: number }>(
-        `SELECT * FROM ${PAGE_INDEX}`,
-      )
-      .toArray(),
-  );
+  const rows = await pageIndex(t.name);
   for (const row of rows) {
     if (t.bucket.failedAfterWrite.has(row.segment))
       t.violations.push(`index of page ${row.page} points at ${row.segment}, whose put failed`);
@@ -1034,9 +1025,10 @@ async function check(t: Torture) {
   // wrapper's reinstall, on the real bucket. Their timing is unknown to the arrival check.
   const listed = await listAll(`${t.name}/segments/`);
   const unwrapped: Set<string> = new Set();
+  const written = new Set(t.bucket.written);
   let unwrappedPuts = 0;
   for (const object of listed) {
-    if (t.bucket.cleanKeys.has(object.key) || t.bucket.failedAfterWrite.has(object.key)) continue;
+    if (written.has(object.key) || t.bucket.failedAfterWrite.has(object.key)) continue;
     unwrappedPuts++;
     const body = new Uint8Array(await (await env.PAGES.get(object.key))!.arrayBuffer());
     for (let at = 0; at < body.byteLength; at += PAGE) unwrapped.add(tagOf(body.subarray(at)));
@@ -1136,14 +1128,14 @@ it(
         operations,
         evictions,
         socketDrops,
-        faults: t.bucket.faults,
+        faults: t.faults.injected,
         lost,
         duplicated,
         ...checked,
         ...more,
         puts: t.bucket.attempts,
         rewrites: t.bucket.rewrites,
-        reinstalls: t.bucket.reinstalls,
+        reinstalls: t.bucket.installs - 1,
         seconds: (Date.now() - started) / 1000,
         checkSeconds: (Date.now() - ran) / 1000,
       };

@@ -38,6 +38,7 @@ import { GRANT_HEADER, OBJECT_NAME_HEADER, decodeFrame } from "../../schema";
 import { objectStub } from "./buckets";
 import { Rng, candidate, serialize, type FrameShape, type Target } from "./fuzz-frames";
 import { call } from "./http";
+import { inspect, pick } from "./inspect";
 import {
   Cell,
   ReferenceObject,
@@ -51,6 +52,9 @@ import {
 } from "./fuzz-reference";
 
 type Received = Record<string, any> & { type: string; payload?: Uint8Array };
+
+/** The synchronize columns the model decides (not `since`, a time, nor the lookup columns). */
+const SYNC_COLUMNS = ["kernel", "id", "seqno", "offset", "length", "sync_flags", "active"] as const;
 
 export interface FuzzOptions {
   frames: number;
@@ -772,44 +776,35 @@ class Runner {
   /** The object's tables against the model; and the instance must be the one marked. */
   private async checkTables(): Promise<void> {
     const expected = this.expectedTables();
-    const actual = await runInDurableObject(
-      objectStub(this.options.object),
-      (instance: MemoryObject, state) => {
-        const sql = state.storage.sql;
-        const rows = (query: string, ...args: unknown[]) => sql.exec(query, ...args).toArray();
-        const residency: Record<string, number[]> = {};
-        for (const row of rows(`SELECT kernel, first_page, end_page FROM residency`)) {
-          const pages = (residency[row.kernel as string] ??= []);
-          for (let p = row.first_page as number; p < (row.end_page as number); p++) pages.push(p);
-        }
-        for (const kernel of Object.keys(residency)) {
-          residency[kernel] = [...new Set(residency[kernel])].sort((a, b) => a - b);
-        }
-        const meta = (key: string) =>
-          rows(`SELECT value FROM meta WHERE key = ?`, key)[0]?.value ?? null;
-        return {
-          mark: (instance as unknown as Record<symbol, string>)[MARK] ?? null,
-          kernels: rows(
-            `SELECT kernel, last_id, last_seqno, next_mid, stale, writer FROM kernels ORDER BY kernel`,
-          ),
-          outbox: rows(`SELECT kernel, mid, message FROM outbox ORDER BY kernel, mid`).map(
-            (row) => ({
-              kernel: row.kernel,
-              mid: row.mid,
-              message: JSON.parse(row.message as string),
-            }),
-          ),
-          residency,
-          syncs: rows(
-            `SELECT kernel, id, seqno, offset, length, sync_flags, active FROM syncs ORDER BY seqno`,
-          ),
-          locks: rows(`SELECT lock_id, sync_seqno, kernel FROM locks ORDER BY lock_id`),
-          nextLockId: meta("next_lock_id") ?? 1,
-          reclaimed: meta("kernels_reclaimed") === 1,
-          seqno: meta("seqno"),
-        };
-      },
-    );
+    const actual = await inspect(this.options.object, (view, instance) => {
+      const residency: Record<string, number[]> = {};
+      for (const row of view.residency()) {
+        const pages = (residency[row.kernel] ??= []);
+        for (let p = row.first_page; p < row.end_page; p++) pages.push(p);
+      }
+      for (const kernel of Object.keys(residency)) {
+        residency[kernel] = [...new Set(residency[kernel])].sort((a, b) => a - b);
+      }
+      const meta = view.meta();
+      return {
+        mark: (instance as unknown as Record<symbol, string>)[MARK] ?? null,
+        kernels: pick(view.kernels(), [
+          "kernel",
+          "last_id",
+          "last_seqno",
+          "next_mid",
+          "stale",
+          "writer",
+        ]),
+        outbox: view.outbox(),
+        residency,
+        syncs: pick(view.syncs(), SYNC_COLUMNS),
+        locks: pick(view.locks(), ["lock_id", "sync_seqno", "kernel"]),
+        nextLockId: meta.next_lock_id ?? 1,
+        reclaimed: meta.kernels_reclaimed === 1,
+        seqno: meta.seqno ?? null,
+      };
+    });
     if (actual.mark !== this.runId) {
       this.figures.resets++;
       throw new Failure(
@@ -834,15 +829,12 @@ class Runner {
   async describeObject(): Promise<string> {
     try {
       return JSON.stringify(
-        await runInDurableObject(objectStub(this.options.object), (_i: MemoryObject, state) => {
-          const rows = (query: string) => state.storage.sql.exec(query).toArray();
-          return {
-            kernels: rows(`SELECT kernel, last_id, next_mid, stale FROM kernels ORDER BY kernel`),
-            syncs: rows(`SELECT kernel, id, seqno, offset, length, sync_flags, active FROM syncs`),
-            locks: rows(`SELECT lock_id, sync_seqno, kernel FROM locks`),
-            residency: rows(`SELECT kernel, first_page, end_page FROM residency ORDER BY kernel`),
-          };
-        }),
+        await inspect(this.options.object, (view) => ({
+          kernels: pick(view.kernels(), ["kernel", "last_id", "next_mid", "stale"]),
+          syncs: pick(view.syncs(), SYNC_COLUMNS),
+          locks: pick(view.locks(), ["lock_id", "sync_seqno", "kernel"]),
+          residency: view.residency(),
+        })),
       );
     } catch (error) {
       return `unreadable: ${String(error)}`;
@@ -888,11 +880,9 @@ class Runner {
 
   private async waitStale(kernel: string): Promise<void> {
     await this.waitUntilAsync(async () => {
-      const stale = await runInDurableObject(
-        objectStub(this.options.object),
-        (_i: MemoryObject, state) =>
-          state.storage.sql.exec(`SELECT stale FROM kernels WHERE kernel = ?`, kernel).toArray()[0]
-            ?.stale,
+      const stale = await inspect(
+        this.options.object,
+        (view) => view.kernels().find((row) => row.kernel === kernel)?.stale,
       );
       return stale === 1;
     }, `the object to see ${kernel} disconnect`);
