@@ -11,9 +11,11 @@ import {
   CLOSE_REPLACED,
   CLOSE_TOKEN_EXPIRED,
   DEFAULT_PAGE_SIZE,
+  HTTP_PATHS,
   VM_PROT_READ,
   decodeFrame,
   encodeFrame,
+  objectPath,
   type AckMessage,
   type DataSupplyMessage,
   type ErrorMessage,
@@ -530,10 +532,7 @@ function supplyReply(message: DataSupplyMessage, payload: Uint8Array | null): Da
 export function controlUrl(
   options: Pick<KernelOptions, "url" | "object" | "kernel" | "token">,
 ): string {
-  const url = new URL(
-    `v1/objects/${encodeURIComponent(options.object)}/control`,
-    withSlash(options.url),
-  );
+  const url = new URL(objectPath(HTTP_PATHS.control, options.object), withSlash(options.url));
   url.protocol = url.protocol === "https:" || url.protocol === "wss:" ? "wss:" : "ws:";
   url.searchParams.set("kernel", options.kernel);
   if (options.token) url.searchParams.set("access_token", options.token);

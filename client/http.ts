@@ -1,31 +1,24 @@
 /**
  * The HTTP operations of docs/protocol.md §9 as typed calls, for tools and scripts that need no
- * control socket (the CLI's `get`, `stat`, `syncs`, `rm`). Browser-safe: only `fetch`.
+ * control socket (the CLI's `get`, `stat`, `syncs`, `rm`). Browser-safe: only `fetch`. Paths come
+ * from schema/http-paths.ts and answer types from the API's definition (schema/http-api.ts), as
+ * types only, so zod stays out of the client bundle.
  */
-import type { KernReturn } from "../schema";
+import { HTTP_PATHS, objectPath, type KernReturn } from "../schema";
+import type {
+  DeleteResultBody,
+  ObjectStatusBody,
+  OutstandingSyncBody,
+  SynchronizeCompletedBody,
+  WriteResultBody,
+} from "../schema/http-api";
 import { KernReturnError } from "./errors";
 
-export interface ObjectStatus {
-  object: string;
-  page_size: number | null;
-  max_size: number;
-  pages: number;
-  bytes: number;
-  journal_pages: number;
-  seqno: number;
-  kernels: { kernel: string; connected: boolean; last_id: number }[];
-  syncs: number;
-}
+/** The answer of `GET /v1/objects/{name}`. */
+export type ObjectStatus = ObjectStatusBody;
 
-export interface OutstandingSync {
-  kernel: string;
-  id: number;
-  seqno: number;
-  offset: number;
-  length: number;
-  sync_flags: number;
-  since: string;
-}
+/** One entry of `GET /v1/objects/{name}/syncs`. */
+export type OutstandingSync = OutstandingSyncBody;
 
 /** Halves of a fragmented read stay multiples of this (a few pages of any size). */
 const SMALLEST_SPLIT = 64 * 1024;
@@ -40,12 +33,12 @@ export class HttpClient {
   ) {}
 
   stat(object: string): Promise<ObjectStatus> {
-    return this.json(`v1/objects/${encodeURIComponent(object)}`);
+    return this.json(objectPath(HTTP_PATHS.object, object));
   }
 
   async syncs(object: string): Promise<OutstandingSync[]> {
     const body = await this.json<{ syncs: OutstandingSync[] }>(
-      `v1/objects/${encodeURIComponent(object)}/syncs`,
+      objectPath(HTTP_PATHS.syncs, object),
     );
     return body.syncs;
   }
@@ -60,9 +53,7 @@ export class HttpClient {
    */
   async read(object: string, offset: number, length: number): Promise<Uint8Array> {
     try {
-      const response = await this.call(
-        `v1/objects/${encodeURIComponent(object)}/pages?offset=${offset}&length=${length}`,
-      );
+      const response = await this.call(objectPath(HTTP_PATHS.pages, object, { offset, length }));
       return new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (!(error instanceof KernReturnError) || error.code !== "too_fragmented") throw error;
@@ -80,9 +71,9 @@ export class HttpClient {
     offset: number,
     bytes: Uint8Array,
     pageSize?: number,
-  ): Promise<{ offset: number; length: number; seqno: number }> {
-    const query = `offset=${offset}${pageSize ? `&page_size=${pageSize}` : ""}`;
-    return this.json(`v1/objects/${encodeURIComponent(object)}/pages?${query}`, {
+  ): Promise<WriteResultBody> {
+    const query = { offset, page_size: pageSize || undefined };
+    return this.json(objectPath(HTTP_PATHS.pages, object, query), {
       method: "PUT",
       body: bytes as Uint8Array<ArrayBuffer>,
     });
@@ -93,16 +84,16 @@ export class HttpClient {
     offset: number,
     length: number,
     syncFlags: number,
-  ): Promise<{ type: string; offset: number; length: number; seqno: number }> {
-    return this.json(`v1/objects/${encodeURIComponent(object)}/synchronize`, {
+  ): Promise<SynchronizeCompletedBody> {
+    return this.json(objectPath(HTTP_PATHS.synchronize, object), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ offset, length, sync_flags: syncFlags }),
     });
   }
 
-  remove(object: string): Promise<{ object: string; deleted: boolean }> {
-    return this.json(`v1/objects/${encodeURIComponent(object)}`, { method: "DELETE" });
+  remove(object: string): Promise<DeleteResultBody> {
+    return this.json(objectPath(HTTP_PATHS.object, object), { method: "DELETE" });
   }
 
   private async json<T>(path: string, init?: RequestInit): Promise<T> {
