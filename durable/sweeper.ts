@@ -29,7 +29,7 @@ export interface SweepHooks {
 }
 
 /** A segment no row names yet, younger than this, may be a put under way. */
-export const ORPHAN_MIN_AGE_MS = 60 * 60 * 1000;
+const ORPHAN_MIN_AGE_MS = 60 * 60 * 1000;
 /** How often an object lists its segments to find orphans (a list costs a Class A operation). */
 const ORPHAN_SCAN_INTERVAL_MS = 24 * 60 * 60 * 1000;
 

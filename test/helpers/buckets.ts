@@ -10,7 +10,6 @@
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import type { MemoryObject } from "../../durable/memory-object";
-import type { SegmentStore } from "../../durable/segment-store";
 import { seededRandom } from "../../tools/random";
 
 /**
@@ -19,9 +18,9 @@ import { seededRandom } from "../../tools/random";
  * (`stall`, as when an instance is torn down mid-write; unlike a delay, a timer an eviction waits
  * for, it leaves nothing in flight), is delayed, or goes through (null).
  */
-export type PutFault = "fail" | "failAfterWrite" | "stall" | { delayMs: number } | null;
+type PutFault = "fail" | "failAfterWrite" | "stall" | { delayMs: number } | null;
 
-export interface CleanPut {
+interface CleanPut {
   key: string;
   body: Uint8Array;
 }
@@ -92,8 +91,12 @@ const CONTROL = Symbol("bucket-control");
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function wrapBucket(bucket: R2Bucket, control: BucketControl): R2Bucket {
-  const put = async (key: string, value: any, options?: R2PutOptions) => {
+function wrapBucket(bucket: R2Bucket, control: BucketControl): R2Bucket {
+  const put = async (
+    key: string,
+    value: Parameters<R2Bucket["put"]>[1],
+    options?: R2PutOptions,
+  ) => {
     control.attempts++;
     if (control.attemptedKeys.has(key)) control.rewrites++;
     control.attemptedKeys.add(key);
@@ -144,11 +147,6 @@ export function objectStub(name: string) {
   return env.MEMORY_OBJECT.getByName(name);
 }
 
-/** Where the running instance keeps its bucket: the segment store, its only caller. */
-function segmentStoreOf(instance: MemoryObject): SegmentStore {
-  return instance.pager.store.owners.segments;
-}
-
 /**
  * Installs a wrapper in the object's running instance (over whatever bucket it has) and returns
  * its control: pass options for a fresh one, or a control to install it again.
@@ -161,8 +159,8 @@ export async function wrapObjectBucket(
 ): Promise<BucketControl> {
   const control = isControl(options) ? options : newControl(options);
   await runInDurableObject(objectStub(name), (instance: MemoryObject) => {
-    const store = segmentStoreOf(instance);
-    store.bucket = wrapBucket(store.bucket, control);
+    const hooks = instance.pager.testHooks;
+    hooks.useBucket(wrapBucket(hooks.bucket(), control));
     control.installs++;
   });
   return control;
@@ -184,18 +182,18 @@ export async function ensureObjectBucket(
   onInstall?: (instance: MemoryObject) => void,
 ): Promise<boolean> {
   return runInDurableObject(objectStub(name), (instance: MemoryObject) => {
-    const store = segmentStoreOf(instance);
-    if ((store.bucket as R2Bucket & { [CONTROL]?: BucketControl })[CONTROL] === control) {
+    const hooks = instance.pager.testHooks;
+    if ((hooks.bucket() as R2Bucket & { [CONTROL]?: BucketControl })[CONTROL] === control) {
       return false;
     }
     onInstall?.(instance);
-    store.bucket = wrapBucket(store.bucket, control);
+    hooks.useBucket(wrapBucket(hooks.bucket(), control));
     control.installs++;
     return true;
   });
 }
 
-export type FaultKind = "fail" | "failAfterWrite" | "delay";
+type FaultKind = "fail" | "failAfterWrite" | "delay";
 
 export interface FaultOptions {
   seed: number;
