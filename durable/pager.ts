@@ -34,13 +34,16 @@ import { Sockets } from "./sockets";
 import { Spools } from "./spools";
 import { Sweeper } from "./sweeper";
 import { SyncTracker, type NewSyncRequest } from "./sync-tracker";
+import { testHooksOf, type TestHooks } from "./test-hooks";
 
 /** After a flush failed every attempt, the next try waits this long (then the alarm retries). */
 const FLUSH_FAILURE_BACKOFF_MS = 10_000;
 
 export class Pager implements HandlerOperations {
-  /** The deployment's limits, read by the parts at each use. */
-  readonly limits: Limits;
+  /** The deployment's limits, read by the parts at each use (tests change them through `testHooks`). */
+  readonly limits: Readonly<Limits>;
+  /** For tests only (durable/test-hooks.ts): production code never calls it. */
+  readonly testHooks: TestHooks;
   private readonly meta: Meta;
   // Readable, for now, for durable/http-operations.ts, durable/socket-loop.ts,
   // durable/upgrade.ts and durable/incoming-body.ts, which reach into them; the handlers do not.
@@ -56,8 +59,8 @@ export class Pager implements HandlerOperations {
   readonly tracker: SyncTracker;
   private readonly flusher: Flusher;
   readonly sequencer: Sequencer;
-  readonly sweeper: Sweeper;
-  readonly compactor: Compactor;
+  private readonly sweeper: Sweeper;
+  private readonly compactor: Compactor;
   private readonly sql: SqlStorage;
   /** Bumped by destroy, so I/O started before it does not write into the fresh object. */
   private epoch = 0;
@@ -70,7 +73,8 @@ export class Pager implements HandlerOperations {
     private readonly ctx: DurableObjectState,
     env: Env,
   ) {
-    this.limits = readLimits(env);
+    const limits = readLimits(env);
+    this.limits = limits;
     this.sql = ctx.storage.sql;
     migrate(this.sql, (step) => ctx.storage.transactionSync(step));
     this.meta = new Meta(this.sql);
@@ -131,6 +135,12 @@ export class Pager implements HandlerOperations {
       objectName: () => this.objectName(),
       nextSeqno: () => this.sequencer.peek(),
       pageSize: () => this.pageSize() ?? DEFAULT_PAGE_SIZE,
+    });
+    this.testHooks = testHooksOf({
+      limits,
+      store: this.store,
+      sweeper: this.sweeper,
+      compactor: this.compactor,
     });
   }
 

@@ -62,7 +62,7 @@ describe("the sweeper", () => {
     expect((await putPages(object, 0, new Uint8Array(4096).fill(1))).status).toBe(200);
     await addDeadSegments(object, 30);
     await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      Object.assign(instance.pager.sweeper.bounds, { keysPerDelete: 4, deleteCalls: 2 });
+      Object.assign(instance.pager.testHooks.sweepBounds, { keysPerDelete: 4, deleteCalls: 2 });
     });
     const control = await wrapObjectBucket(object);
     await maintain(object); // 8 of 30, and the alarm is asked to come back
@@ -84,15 +84,15 @@ describe("the sweeper", () => {
     for (const key of orphans) await env.PAGES.put(key, new Uint8Array(8));
     const control = await wrapObjectBucket(object);
     await runInDurableObject(objectStub(object), async (instance: MemoryObject) => {
-      Object.assign(instance.pager.sweeper.bounds, { keysPerDelete: 2, listCalls: 2 });
-      await instance.pager.sweeper.sweepOrphans(0);
+      Object.assign(instance.pager.testHooks.sweepBounds, { keysPerDelete: 2, listCalls: 2 });
+      await instance.pager.testHooks.sweepOrphans(0);
       // Two listings of two keys: it stopped with a cursor, the scan is not finished.
-      expect(instance.pager.sweeper.orphanScanUnfinished()).toBe(true);
+      expect(instance.pager.testHooks.orphanScanUnfinished()).toBe(true);
     });
     expect(control.lists).toBe(2);
     await runInDurableObject(objectStub(object), async (instance: MemoryObject) => {
-      while (instance.pager.sweeper.orphanScanUnfinished()) {
-        await instance.pager.sweeper.sweepOrphans(0);
+      while (instance.pager.testHooks.orphanScanUnfinished()) {
+        await instance.pager.testHooks.sweepOrphans(0);
       }
     });
     // 10 keys (9 orphans and the live segment) in listings of 2.

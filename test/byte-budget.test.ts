@@ -69,7 +69,7 @@ it("a PUT waiting for room resumes when another object releases it, and is journ
   expect(response.status, await response.clone().text()).toBe(200);
   expect(
     await runInDurableObject(objectStub(object), (instance: MemoryObject) =>
-      instance.pager.store.journalPages(),
+      instance.pager.journalPages(),
     ),
   ).toBe(2);
 });

@@ -37,7 +37,7 @@ type Row = { key: string; pages: number; live: number };
 /** Lowers the garbage a compaction waits for, in the running instance. */
 async function compactAtAnyGarbage(object: string): Promise<void> {
   await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-    instance.pager.limits.compactMinGarbageBytes = 1;
+    instance.pager.testHooks.limits.compactMinGarbageBytes = 1;
   });
 }
 

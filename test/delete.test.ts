@@ -75,8 +75,8 @@ describe("DELETE by deleteAll", () => {
 
     // Nothing flushes or times out on its own while the scene is built: the test decides.
     await runInDurableObject(objectStub(name), (instance: MemoryObject) => {
-      instance.pager.limits.flushDelayMs = 60_000;
-      instance.pager.limits.lockTimeoutMs = 60_000;
+      instance.pager.testHooks.limits.flushDelayMs = 60_000;
+      instance.pager.testHooks.limits.lockTimeoutMs = 60_000;
     });
     // k1 returns 2 MiB and synchronizes it: in R2, its completion unreceived in k1's outbox.
     const { kernel: k1 } = await TestKernel.open(name, "k1");

@@ -344,8 +344,8 @@ describe("fuzz: garbage interleaved with valid traffic changes nothing", () => {
     for (const object of [F, R]) {
       await stat(object);
       await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-        instance.pager.limits.flushDelayMs = 10 * 60_000;
-        instance.pager.limits.lockTimeoutMs = 10 * 60_000;
+        instance.pager.testHooks.limits.flushDelayMs = 10 * 60_000;
+        instance.pager.testHooks.limits.lockTimeoutMs = 10 * 60_000;
       });
     }
 

@@ -107,7 +107,7 @@ describe("kernel budgets", () => {
   it("never reclaims a connected kernel, or one with an outstanding synchronize", async () => {
     const object = "hostile-no-reclaim";
     await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      instance.pager.limits.maxKernels = 2;
+      instance.pager.testHooks.limits.maxKernels = 2;
     });
     const { kernel: busy } = await openWith(object, "w-busy", WRITE);
     await busy.ack(busy.dataReturn(0, pageOf(1)));

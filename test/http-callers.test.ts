@@ -30,8 +30,8 @@ const LIMIT = 4;
 /** A small MAX_SYNCS_PER_KERNEL, and lock requests that wait a minute, in the running instance. */
 async function tighten(object: string): Promise<void> {
   await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-    instance.pager.limits.maxSyncsPerKernel = LIMIT;
-    instance.pager.limits.lockTimeoutMs = 60_000;
+    instance.pager.testHooks.limits.maxSyncsPerKernel = LIMIT;
+    instance.pager.testHooks.limits.lockTimeoutMs = 60_000;
   });
 }
 

@@ -128,7 +128,7 @@ describe("R2 calls per read", () => {
     const segments = R2_READS_PER_REQUEST + 4;
     // Small segments are merged by compaction (test/compaction.test.ts); kept apart here.
     await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      instance.pager.compactor.compact = async () => false;
+      instance.pager.testHooks.stopCompaction();
     });
     // One SYNCHRONOUS synchronize per page: a segment of one page each.
     for (let page = 0; page < segments; page++) {
@@ -158,7 +158,7 @@ describe("the object's database size", () => {
     expect((await putPages(object, 0, patterned(MiB))).status).toBe(200);
     const journalRows = await countRows(object, "journal");
     await runInDurableObject(objectStub(object), (instance: MemoryObject, state) => {
-      instance.pager.limits.maxDatabaseBytes = state.storage.sql.databaseSize + 64 * 1024;
+      instance.pager.testHooks.limits.maxDatabaseBytes = state.storage.sql.databaseSize + 64 * 1024;
     });
     const refused = await putPages(object, MiB, patterned(MiB));
     expect(refused.status).toBe(507);
@@ -168,7 +168,7 @@ describe("the object's database size", () => {
     expect(await countRows(object, "journal")).toBe(journalRows);
     expect(await countRows(object, "spools")).toBe(0);
     await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      instance.pager.limits.maxDatabaseBytes = 8_000_000_000;
+      instance.pager.testHooks.limits.maxDatabaseBytes = 8_000_000_000;
     });
     expect((await putPages(object, MiB, patterned(MiB))).status).toBe(200);
   });

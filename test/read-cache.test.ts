@@ -115,7 +115,7 @@ describe("reads of segment pages", () => {
     const object = "cache-bound";
     const { kernel } = await TestKernel.open(object, "k1");
     await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      instance.pager.store.cache = new SegmentCache(4 * PAGE);
+      instance.pager.testHooks.useReadCache(new SegmentCache(4 * PAGE));
     });
     const data = pages(16, (i) => i + 1);
     kernel.dataReturn(0, data);
@@ -128,7 +128,7 @@ describe("reads of segment pages", () => {
     expect(control.reads).toBe(4);
     const held = () =>
       runInDurableObject(objectStub(object), (instance: MemoryObject) =>
-        instance.pager.store.cache.size(),
+        instance.pager.testHooks.readCache().size(),
       );
     expect(await held()).toBe(4 * PAGE);
     // The last run read is the one kept: reading it again costs nothing, page 0 does.
@@ -149,7 +149,7 @@ describe("reads of segment pages", () => {
     const shared = await runInDurableObject(objectStub("cache-a"), (a: MemoryObject) =>
       runInDurableObject(
         objectStub("cache-b"),
-        (b: MemoryObject) => a.pager.store.cache === b.pager.store.cache,
+        (b: MemoryObject) => a.pager.testHooks.readCache() === b.pager.testHooks.readCache(),
       ),
     );
     expect(shared).toBe(true);

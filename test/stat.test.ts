@@ -105,7 +105,7 @@ describe("stat's page count is kept exact", () => {
     await flush(name, 64 * PAGE);
     const beforeCompaction = await segmentKeys(name);
     await runInDurableObject(objectStub(name), (instance: MemoryObject) => {
-      instance.pager.limits.compactMinGarbageBytes = 1;
+      instance.pager.testHooks.limits.compactMinGarbageBytes = 1;
     });
     await maintain(name);
     const afterCompaction = await segmentKeys(name);

@@ -129,11 +129,11 @@ describe("dead segments", () => {
     for (const key of orphans) await env.PAGES.put(key, pages(1, 0));
     const scan = (minAgeMs?: number) =>
       runInDurableObject(objectStub(object), (instance: MemoryObject) =>
-        instance.pager.sweeper.sweepOrphans(minAgeMs),
+        instance.pager.testHooks.sweepOrphans(minAgeMs),
       );
     const due = () =>
       runInDurableObject(objectStub(object), (instance: MemoryObject) =>
-        instance.pager.sweeper.orphanScanDue(),
+        instance.pager.testHooks.orphanScanDue(),
       );
 
     await maintain(object); // the day's scan (here or at an earlier alarm): too young to be sure

@@ -35,7 +35,7 @@ async function objectWithOutstanding(object: string, outstanding: number) {
   await stallObjectBucket(object);
   const perKernel = outstanding / KERNELS;
   await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-    instance.pager.limits.maxSyncsPerKernel = perKernel + 16;
+    instance.pager.testHooks.limits.maxSyncsPerKernel = perKernel + 16;
   });
   const k0 = kernels[0]!;
   // Pages 0..511 dirty (2 MiB, under the segment target: no flush until a request asks).

@@ -392,7 +392,7 @@ class Torture {
   async ensureBucket(): Promise<void> {
     // Compaction at any garbage, so its copies race the flushes, faults and evictions too.
     await ensureObjectBucket(this.name, this.bucket, (instance) => {
-      instance.pager.limits.compactMinGarbageBytes = 1;
+      instance.pager.testHooks.limits.compactMinGarbageBytes = 1;
     });
   }
 

@@ -228,7 +228,7 @@ class Runner {
     // instance is marked: a reset Durable Object would come back without the mark.
     await call(`/v1/objects/${object}`);
     await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
-      instance.pager.limits.lockTimeoutMs = 10 * 60_000;
+      instance.pager.testHooks.limits.lockTimeoutMs = 10 * 60_000;
       (instance as unknown as Record<symbol, string>)[MARK] = this.runId;
     });
     // max_size as a first init announces it (it depends on the page size and the limits only).
