@@ -6,6 +6,7 @@
 import { MAX_DATABASE_BYTES, maxSizeFor, type Limits } from "../durable/limits";
 import { describe, expect, it } from "vitest";
 import {
+  CLOSE_POLICY_VIOLATION,
   KERN_INVALID_ADDRESS,
   KERN_INVALID_ARGUMENT,
   VM_SYNC_SYNCHRONOUS,
@@ -536,7 +537,7 @@ describe("a socket that keeps sending garbage", () => {
     );
     kernel.send("garbage");
     for (let i = 0; i < 100 && kernel.closed === null; i++) await settle(20);
-    expect(kernel.closed?.code).toBe(1008);
+    expect(kernel.closed?.code).toBe(CLOSE_POLICY_VIOLATION);
     expect(kernel.all("error")).toHaveLength(101);
   });
 
@@ -554,7 +555,7 @@ describe("a socket that keeps sending garbage", () => {
     const request = kernel.dataRequest(0, 4096);
     kernel.send("garbage");
     for (let i = 0; i < 100 && kernel.closed === null; i++) await settle(20);
-    expect(kernel.closed?.code).toBe(1008);
+    expect(kernel.closed?.code).toBe(CLOSE_POLICY_VIOLATION);
     const supply = kernel.all("memory_object_data_supply")[0];
     expect(supply?.reply_to).toBe(request);
     expect(supply?.payload).toEqual(pageOf(7));
@@ -567,6 +568,6 @@ describe("a socket that keeps sending garbage", () => {
     for (let i = 0; i < 101; i++)
       kernel.socket.send(encodeFrame({ type: "nope", id: i + 2 }, new Uint8Array(1)));
     for (let i = 0; i < 100 && kernel.closed === null; i++) await settle(20);
-    expect(kernel.closed?.code).toBe(1008);
+    expect(kernel.closed?.code).toBe(CLOSE_POLICY_VIOLATION);
   });
 });

@@ -8,6 +8,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { MAX_DATABASE_BYTES, SQLITE_BYTES_PER_PAGE, readLimits } from "../durable/limits";
+import { KERN_INVALID_ADDRESS } from "../schema";
 import { objectStub } from "./helpers/buckets";
 import { stat } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
@@ -63,7 +64,7 @@ describe("max_size", () => {
     const { kernel } = await TestKernel.open("max-size-past", "k1", { pageSize: 512 });
     const id = kernel.dataReturn(indexable(512), new Uint8Array(512));
     expect(await kernel.next((m) => m.type === "error" && m.reply_to === id)).toMatchObject({
-      kern_return: 1,
+      kern_return: KERN_INVALID_ADDRESS,
       code: "out_of_range",
     });
     kernel.close();

@@ -10,13 +10,18 @@ import { describe, expect, it } from "vitest";
 import { readerBudget } from "../durable/kernel-budget";
 import type { MemoryObject } from "../durable/memory-object";
 import { OUTBOX_MAX_PER_KERNEL } from "../durable/outbox";
-import { CLOSE_TOKEN_EXPIRED, VM_SYNC_INVALIDATE, VM_SYNC_SYNCHRONOUS } from "../schema";
+import {
+  CLOSE_POLICY_VIOLATION,
+  CLOSE_TOKEN_EXPIRED,
+  KERN_RESOURCE_SHORTAGE,
+  VM_SYNC_INVALIDATE,
+  VM_SYNC_SYNCHRONOUS,
+} from "../schema";
 import { objectStub } from "./helpers/buckets";
 import { putPages, stat } from "./helpers/http";
 import { TestKernel, pageOf } from "./helpers/kernel";
 import { waitFor } from "./helpers/wait";
 
-const KERN_RESOURCE_SHORTAGE = 6;
 const MAX_KERNELS = 64; // wrangler.toml
 const HOUR = 3600;
 const READ = { rights: ["read"], exp: Date.now() / 1000 + HOUR };
@@ -216,7 +221,7 @@ async function errUntilClosed(
     );
     answered += kernel.all("error").length;
     if (kernel.closed !== null) {
-      expect(kernel.closed.code).toBe(1008);
+      expect(kernel.closed.code).toBe(CLOSE_POLICY_VIOLATION);
       return { answered, round };
     }
   }

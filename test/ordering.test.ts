@@ -5,12 +5,14 @@
  * exactly one seqno, and the answers carry them.
  */
 import { describe, expect, it } from "vitest";
+import {
+  CLOSE_NORMAL,
+  VM_SYNC_ASYNCHRONOUS as ASYNC,
+  VM_SYNC_SYNCHRONOUS as SYNC,
+} from "../schema";
 import { wrapObjectBucket } from "./helpers/buckets";
 import { call, putPages, readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel, pageOf, settle, type Received } from "./helpers/kernel";
-
-const SYNC = 2;
-const ASYNC = 1;
 
 /** A page's bytes for version `v` (below 256): any two versions of one page differ. */
 function version(v: number, page = 0, size = 4096): Uint8Array {
@@ -337,6 +339,6 @@ describe("terminate", () => {
     expect(same(kernel.all("memory_object_data_supply")[0]!.payload, version(1))).toBe(true);
     expect(kernel.all("memory_object_data_supply")[0]!.reply_to).toBe(request);
     for (let i = 0; i < 100 && !kernel.closed; i++) await settle(10);
-    expect(kernel.closed?.code).toBe(1000);
+    expect(kernel.closed?.code).toBe(CLOSE_NORMAL);
   });
 });

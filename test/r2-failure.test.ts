@@ -5,13 +5,16 @@
  */
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import {
+  KERN_MEMORY_ERROR,
+  VM_SYNC_ASYNCHRONOUS as ASYNC,
+  VM_SYNC_SYNCHRONOUS as SYNC,
+} from "../schema";
 import { objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { readPages, stat, synchronize } from "./helpers/http";
 import { TestKernel, expectQuiet, pageOf, type Received } from "./helpers/kernel";
 import { waitFor } from "./helpers/wait";
 
-const SYNC = 2;
-const ASYNC = 1;
 const MAX_ATTEMPTS = 3; // FLUSH_MAX_ATTEMPTS in vitest.config.ts
 
 /** Messages answering `id` through `reply_to` (acks carry `id` instead, so are not among them). */
@@ -74,7 +77,7 @@ describe("SYNCHRONOUS while R2 fails", () => {
       type: "error",
       reply_to: sync,
       seqno: syncAck.seqno,
-      kern_return: 10,
+      kern_return: KERN_MEMORY_ERROR,
       code: "storage_failed",
       mid: 1,
     });
@@ -178,7 +181,7 @@ describe("SYNCHRONOUS while R2 fails", () => {
     const response = await synchronize(name, 0, 4096, SYNC);
     expect(response.status).toBe(500);
     expect(await response.json()).toMatchObject({
-      error: { code: "storage_failed", kern_return: 10 },
+      error: { code: "storage_failed", kern_return: KERN_MEMORY_ERROR },
     });
     expect(control.written).toEqual([]);
     expect([...(await readPages(name, 0, 4096))]).toEqual([...data]);

@@ -5,12 +5,12 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { MemoryObject } from "../durable/memory-object";
 import { SegmentCache } from "../durable/segment-cache";
+import { VM_SYNC_SYNCHRONOUS as SYNC } from "../schema";
 import { objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { call, readPages } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
 
 const PAGE = 4096;
-const SYNC = 2;
 
 function pages(count: number, fill: (page: number) => number): Uint8Array {
   const bytes = new Uint8Array(count * PAGE);

@@ -6,14 +6,13 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { KERN_INVALID_ARGUMENT, KERN_MEMORY_ERROR } from "../schema";
 import { wrapObjectBucket } from "./helpers/buckets";
 import { call, stat } from "./helpers/http";
 import { TestKernel, expectQuiet, pageOf } from "./helpers/kernel";
 import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
-const KERN_INVALID_ARGUMENT = 4;
-const KERN_MEMORY_ERROR = 10;
 
 /** Completions (not errors) the kernel received for message `id`. */
 
