@@ -493,7 +493,7 @@ function effectiveSpan(row: SyncRequest): PageSpan {
  *
  * @example levelOf({ first: 8, end: 13 }); // 3: five pages, at most 2^3
  */
-export function levelOf(span: PageSpan): number {
+function levelOf(span: PageSpan): number {
   let level = 0;
   while (2 ** level < span.end - span.first) level++;
   return level;

@@ -14,7 +14,7 @@ import { handleTerminate } from "./terminate";
 
 type HandlerTable = { [T in KernelMessageType]: Handler<Extract<KernelMessage, { type: T }>> };
 
-export const handlers: HandlerTable = {
+const handlers: HandlerTable = {
   memory_object_init: handleInit,
   memory_object_data_request: handleDataRequest,
   memory_object_data_unlock: handleDataUnlock,
