@@ -13,6 +13,7 @@ import {
   encodeFrame,
 } from "../schema";
 import { wrapObjectBucket } from "./helpers/buckets";
+import { binaryFrame } from "./helpers/frames";
 import { stat } from "./helpers/http";
 import { TestKernel, expectQuiet, pageOf, settle, type Received } from "./helpers/kernel";
 
@@ -158,7 +159,7 @@ describe("malformed frames", () => {
   });
 
   it("a binary frame whose header length exceeds the frame", async () => {
-    const frame = new Uint8Array([0, 0, 1, 0, 0x7b, 0x7d]);
+    const frame = binaryFrame("{}", new Uint8Array(0), 256);
     await rejectCase("bad-header-length", (k) => k.socket.send(frame), {
       code: "bad_frame",
       message: /header length 256 exceeds the 2 bytes/,

@@ -24,6 +24,7 @@ import {
   type Grant,
   type KernelMessage,
 } from "../schema";
+import { binaryFrame } from "./helpers/frames";
 import {
   FIELDS,
   FIELD_NAMES,
@@ -256,15 +257,6 @@ function expectDecodesOrNamesRule(data: string | Uint8Array): void {
   else expectNamedRejection(parsed.error);
 }
 
-/** A binary frame: `length` (maybe lying) as u32 big-endian, then the header bytes and payload. */
-function binaryFrame(length: number, header: Uint8Array, payload: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(4 + header.byteLength + payload.byteLength);
-  new DataView(bytes.buffer).setUint32(0, length >>> 0);
-  bytes.set(header, 4);
-  bytes.set(payload, 4 + header.byteLength);
-  return bytes;
-}
-
 const utf8 = new TextEncoder();
 
 /**
@@ -327,7 +319,7 @@ describe("decodeFrame on arbitrary input", () => {
         (text, payload, lie) => {
           const header = utf8.encode(text);
           const length = lie > 4 || lie < -4 ? lie : Math.max(0, header.byteLength + lie);
-          expectDecodesOrNamesRule(binaryFrame(length, header, payload));
+          expectDecodesOrNamesRule(binaryFrame(header, payload, length));
         },
       ),
     );
@@ -347,8 +339,7 @@ describe("decodeFrame on arbitrary input", () => {
           ),
         ),
         fc.uint8Array({ maxLength: 16 }),
-        (header, payload) =>
-          expectDecodesOrNamesRule(binaryFrame(header.byteLength, header, payload)),
+        (header, payload) => expectDecodesOrNamesRule(binaryFrame(header, payload)),
       ),
     );
   });

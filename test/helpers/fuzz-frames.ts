@@ -5,6 +5,7 @@
  * replays exactly. Whether a frame is an error, and which, is for the caller to judge.
  */
 import { seededRandom } from "../../tools/random";
+import { binaryFrame } from "./frames";
 import { MESSAGE_TYPES, STATE_CHANGING } from "./message-rules";
 
 /** The object's geometry and limits, which decide what the frames aim at. */
@@ -175,15 +176,6 @@ const TEXT_POOL = [
   "true",
 ];
 
-/** A binary frame: a u32 length prefix (maybe lying), the header bytes, then the payload. */
-export function binary(prefix: number, header: Uint8Array, payload: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(4 + header.byteLength + payload.byteLength);
-  new DataView(bytes.buffer).setUint32(0, prefix >>> 0);
-  bytes.set(header, 4);
-  bytes.set(payload, 4 + header.byteLength);
-  return bytes;
-}
-
 /** One candidate frame: anything from random bytes to a valid message with one field broken. */
 export function candidate(rng: Rng, target: Target, shape: FrameShape): string | Uint8Array {
   const { pageSize, maxHeaderBytes } = shape;
@@ -201,7 +193,7 @@ export function candidate(rng: Rng, target: Target, shape: FrameShape): string |
     const count = Math.ceil((maxHeaderBytes + 1) / new TextEncoder().encode(pad).byteLength);
     return rng.chance(0.6)
       ? serialize({ ...template(rng, target, shape), pad: pad.repeat(count) })
-      : binary(maxHeaderBytes + 1 + rng.int(1e6), rng.bytes(8), new Uint8Array(0));
+      : binaryFrame(rng.bytes(8), new Uint8Array(0), maxHeaderBytes + 1 + rng.int(1e6));
   }
   const header = template(rng, target, shape);
   const mutations = rng.chance(0.08) ? 0 : 1 + rng.int(2);
@@ -220,7 +212,7 @@ export function candidate(rng: Rng, target: Target, shape: FrameShape): string |
           json.byteLength + 1 + rng.int(10),
           Math.max(0, json.byteLength - 1 - rng.int(5)),
         ]);
-    return binary(prefix, json, payload);
+    return binaryFrame(json, payload, prefix);
   }
   return rng.chance(0.06) ? text.slice(0, rng.int(text.length)) : text;
 }

@@ -36,6 +36,7 @@ import { env, exports } from "cloudflare:workers";
 import type { MemoryObject } from "../../durable/memory-object";
 import { GRANT_HEADER, OBJECT_NAME_HEADER, decodeFrame } from "../../schema";
 import { objectStub } from "./buckets";
+import { binaryFrame } from "./frames";
 import { Rng, candidate, serialize, type FrameShape, type Target } from "./fuzz-frames";
 import { call } from "./http";
 import { inspect, pick } from "./inspect";
@@ -1036,12 +1037,7 @@ class Runner {
   }
 
   private binary(header: Record<string, unknown>, payload: Uint8Array): Uint8Array {
-    const json = new TextEncoder().encode(serialize(header));
-    const bytes = new Uint8Array(4 + json.byteLength + payload.byteLength);
-    new DataView(bytes.buffer).setUint32(0, json.byteLength);
-    bytes.set(json, 4);
-    bytes.set(payload, 4 + json.byteLength);
-    return bytes;
+    return binaryFrame(serialize(header), payload);
   }
 
   /** A valid message of the actor's, of a type drawn by weight. */
