@@ -5,6 +5,12 @@
  */
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import {
+  MEMORY_OBJECT_RETURN_DIRTY,
+  VM_PROT_NO_CHANGE,
+  VM_SYNC_INVALIDATE,
+  VM_SYNC_SYNCHRONOUS,
+} from "../schema";
 import { objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { stat } from "./helpers/http";
 import { TestKernel, expectQuiet, pageOf, settle, type Received } from "./helpers/kernel";
@@ -58,14 +64,14 @@ describe("INVALIDATE with another kernel caching the range", () => {
     // The requester's own cached copy is not its business to flush.
     await cache(a, 0, 2 * PAGE);
 
-    const sync = a.synchronize(100, 5000, 0x4);
+    const sync = a.synchronize(100, 5000, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 1_000);
     expect(lock).toMatchObject({
       type: "memory_object_lock_request",
       mid: 1,
-      should_return: 1,
+      should_return: MEMORY_OBJECT_RETURN_DIRTY,
       should_flush: true,
-      lock_value: 8,
+      lock_value: VM_PROT_NO_CHANGE,
     });
     expect(Number.isSafeInteger(lock.lock_id) && lock.lock_id > 0).toBe(true);
     // The lock covers the whole synchronized range.
@@ -99,12 +105,12 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, PAGE);
-    const first = a.synchronize(0, PAGE, 0x4);
+    const first = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 1_000);
     await b.ack(lockCompleted(b, lock));
     await a.completion(first, LOCK_TIMEOUT_MS);
 
-    const second = a.synchronize(0, PAGE, 0x4);
+    const second = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     expect(await a.completion(second, LOCK_TIMEOUT_MS)).toMatchObject({
       type: "memory_object_synchronize_completed",
       reply_to: second,
@@ -123,9 +129,13 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, PAGE);
     await a.ack(a.dataReturn(0, pageOf(7)));
-    const sync = a.synchronize(0, PAGE, 0x6);
+    const sync = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE | VM_SYNC_SYNCHRONOUS);
     const lock = await b.next(isLockRequest, 1_000);
-    expect(lock).toMatchObject({ should_return: 1, should_flush: true, lock_value: 8 });
+    expect(lock).toMatchObject({
+      should_return: MEMORY_OBJECT_RETURN_DIRTY,
+      should_flush: true,
+      lock_value: VM_PROT_NO_CHANGE,
+    });
     await b.ack(lockCompleted(b, lock));
     await expectQuiet(a);
     // The lock is settled but the page is not in R2 yet.
@@ -153,9 +163,14 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, 2 * PAGE);
     const asked = Date.now();
-    const sync = a.synchronize(PAGE, PAGE, 0x4);
+    const sync = a.synchronize(PAGE, PAGE, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 1_000);
-    expect(lock).toMatchObject({ should_return: 1, should_flush: true, lock_value: 8, mid: 1 });
+    expect(lock).toMatchObject({
+      should_return: MEMORY_OBJECT_RETURN_DIRTY,
+      should_flush: true,
+      lock_value: VM_PROT_NO_CHANGE,
+      mid: 1,
+    });
     await expectQuiet(a);
     expect(a.completions(sync)).toEqual([]);
     expect(await a.completion(sync, 5_000)).toMatchObject({
@@ -188,7 +203,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, PAGE);
-    const sync = a.synchronize(0, PAGE, 0x4);
+    const sync = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 1_000);
     await a.completion(sync, 5_000);
     const late = lockCompleted(b, lock);
@@ -208,7 +223,7 @@ describe("INVALIDATE and kernels that go away", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, PAGE);
-    const sync = a.synchronize(0, PAGE, 0x4);
+    const sync = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     await b.next(isLockRequest, 1_000);
     await a.completion(sync, 5_000);
     b.close();
@@ -226,7 +241,7 @@ describe("INVALIDATE and kernels that go away", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, PAGE);
-    a.synchronize(0, PAGE, 0x4);
+    a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     await b.next(isLockRequest, 1_000);
     const terminate = a.takeId();
     a.send({ type: "memory_object_terminate", id: terminate });
@@ -253,9 +268,9 @@ describe("INVALIDATE and kernels that go away", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, PAGE);
-    const first = a.synchronize(0, PAGE, 0x4);
+    const first = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     await b.next(isLockRequest, 1_000);
-    const queued = a.synchronize(0, PAGE, 0x4);
+    const queued = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     await a.ack(queued);
     const terminate = b.takeId();
     b.send({ type: "memory_object_terminate", id: terminate });
@@ -279,7 +294,7 @@ describe("INVALIDATE and kernels that need no lock request", () => {
     b.close();
     await untilDisconnected(object, "kB");
 
-    const sync = a.synchronize(0, PAGE, 0x4);
+    const sync = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     // Well before the lock timeout: nobody is waited for.
     expect(await a.completion(sync, LOCK_TIMEOUT_MS - 100)).toMatchObject({
       type: "memory_object_synchronize_completed",
@@ -308,7 +323,7 @@ describe("INVALIDATE and kernels that need no lock request", () => {
     await cache(c, 5 * PAGE, PAGE);
     // D never asked for anything.
 
-    const sync = a.synchronize(4 * PAGE, PAGE, 0x4);
+    const sync = a.synchronize(4 * PAGE, PAGE, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 1_000);
     await b.ack(lockCompleted(b, lock));
     await a.completion(sync, LOCK_TIMEOUT_MS);
@@ -329,7 +344,7 @@ describe("INVALIDATE and kernels that need no lock request", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, PAGE);
-    const sync = a.synchronize(PAGE / 2, 0, 0x4);
+    const sync = a.synchronize(PAGE / 2, 0, VM_SYNC_INVALIDATE);
     expect(await a.completion(sync, LOCK_TIMEOUT_MS - 100)).toMatchObject({
       type: "memory_object_synchronize_completed",
       offset: PAGE / 2,
@@ -348,7 +363,7 @@ describe("INVALIDATE and kernels that need no lock request", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     await cache(b, 0, 4 * PAGE);
-    const sync = a.synchronize(2 * PAGE + 100, 0, 0x4);
+    const sync = a.synchronize(2 * PAGE + 100, 0, VM_SYNC_INVALIDATE);
     expect(await a.completion(sync, LOCK_TIMEOUT_MS - 100)).toMatchObject({
       type: "memory_object_synchronize_completed",
       offset: 2 * PAGE + 100,
@@ -367,14 +382,14 @@ describe("INVALIDATE and replies still being read", () => {
     const { kernel: a } = await TestKernel.open(object, "kA");
     const { kernel: b } = await TestKernel.open(object, "kB");
     a.dataReturn(0, pageOf(1));
-    await a.completion(a.synchronize(0, PAGE, 0x2));
+    await a.completion(a.synchronize(0, PAGE, VM_SYNC_SYNCHRONOUS));
     const control = await wrapObjectBucket(object, { readDelayMs: 300 });
 
     // B's read of the old version waits on R2 while A writes a new one and invalidates.
     const request = b.dataRequest(0, PAGE);
     await waitFor(() => control.reads >= 1, "B's read to reach R2");
     await a.ack(a.dataReturn(0, pageOf(2)));
-    const sync = a.synchronize(0, PAGE, 0x4);
+    const sync = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 2_000);
     const supplyAt = b.received.findIndex((m) => m.reply_to === request);
     const lockAt = b.received.indexOf(lock);
