@@ -1,11 +1,11 @@
 /**
  * The HTTP operations of docs/protocol.md §9 as the Durable Object serves them: each is a message of
  * kernel `http`, takes a seqno, and runs the same handlers as the socket path. The Worker routes
- * them (schema/http-api.ts defines them once): status, syncs and DELETE come as typed RPC calls;
- * page reads, page writes and synchronize come as `fetch` with the operation named in a header,
- * for their streamed bodies and for the request signal that withdraws a synchronize whose
- * caller went away. Query strings and bodies are checked here, with the definition's schemas,
- * inside the admission: a bad one consumes its seqno like a bad frame (docs/protocol.md §8).
+ * them (schema/http-api.ts defines them once) and calls them by typed RPC, page bodies streamed
+ * both ways; synchronize alone comes as `fetch` (`handleHttp`), for the request signal that
+ * withdraws it when its caller goes away: an RPC call has no such signal. Query strings and bodies
+ * are checked here, with the definition's schemas, inside the admission: a bad one consumes its
+ * seqno like a bad frame (docs/protocol.md §8).
  */
 import {
   CLOSE_NORMAL,
@@ -37,40 +37,29 @@ import {
   type HttpOutcome,
   type ObjectStatusBody,
   type OutstandingSyncBody,
+  type WriteResultBody,
 } from "../schema/http-api";
 import { checkRoomFor } from "./handlers/data-return";
 import { handleSynchronize } from "./handlers/synchronize";
 import type { HandlerContext } from "./handlers";
 import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
-import { receiveBody } from "./incoming-body";
+import { receiveBody, type Upload } from "./incoming-body";
 import { R2_READS_PER_REQUEST } from "./r2-bounds";
 import { closeQuietly } from "./sockets";
 
-type FetchedOperation = (pager: Pager, request: Request, url: URL) => Promise<Response>;
-
-/** The operations the Worker forwards with `fetch`, by the operation id it names in a header. */
-const FETCHED: Record<string, FetchedOperation> = { readPages, writePages, synchronize };
-
 /**
- * Answers one operation forwarded with `fetch`. A HEAD is its GET without the body
- * (docs/protocol.md §9): the same operation, checks and seqno, the same status and headers; a
- * page read's HEAD reads no pages.
+ * Answers an operation the Worker forwarded with `fetch`, named in a header: synchronize, the
+ * only one (the control socket's upgrade goes to durable/upgrade.ts).
  */
 export async function handleHttp(pager: Pager, request: Request): Promise<Response> {
-  const response = await answer(pager, request);
-  return request.method === "HEAD" ? withoutBody(response) : response;
-}
-
-async function answer(pager: Pager, request: Request): Promise<Response> {
-  const operation = FETCHED[request.headers.get(OPERATION_HEADER) ?? ""];
-  if (!operation) {
+  if (request.headers.get(OPERATION_HEADER) !== "synchronize") {
     return errorResponse(
       new ProtocolError(KERN_INVALID_ARGUMENT, "not_found", "no such operation"),
     );
   }
   try {
-    return await operation(pager, request, new URL(request.url));
+    return await synchronize(pager, request);
   } catch (error) {
     return errorResponse(causeOf(error), "HTTP operation failed");
   }
@@ -141,10 +130,20 @@ export function listSyncs(pager: Pager): { syncs: OutstandingSyncBody[] } {
   return { syncs: result };
 }
 
+/** A page read's answer: its length, and its bytes as a stream (none for a HEAD). */
+export interface PagesAnswer {
+  length: number;
+  body: ReadableStream<Uint8Array> | null;
+}
+
 /** Any byte range; pages never written read as zeros. */
-async function readPages(pager: Pager, request: Request, url: URL): Promise<Response> {
+export async function readPages(
+  pager: Pager,
+  query: Record<string, string>,
+  isHead: boolean,
+): Promise<PagesAnswer> {
   const { result } = pager.admit(() => {
-    const { offset, length } = parseRequest(ReadPagesQuery, queryOf(url));
+    const { offset, length } = parseRequest(ReadPagesQuery, query);
     if (length > pager.limits.maxBodyBytes) {
       throw invalidField(
         "length",
@@ -169,11 +168,10 @@ async function readPages(pager: Pager, request: Request, url: URL): Promise<Resp
     return { offset, length, pageSize, span, plan };
   });
   const { offset, length, pageSize, span, plan } = result;
-  const headers = { "content-type": "application/octet-stream", "content-length": String(length) };
-  if (request.method === "HEAD") {
+  if (isHead) {
     // Judged like the GET (range, limits, fragmentation) but no page is read from storage.
     pager.store.finishRead(plan);
-    return new Response(null, { headers });
+    return { length, body: null };
   }
   // Streamed a piece at a time, so a 64 MiB read holds about one piece in memory, not 64 MiB.
   const piecePages = piecePagesOf(pageSize);
@@ -219,7 +217,7 @@ async function readPages(pager: Pager, request: Request, url: URL): Promise<Resp
     },
     cancel: finish,
   });
-  return new Response(body, { headers });
+  return { length, body };
 }
 
 /** Bytes read from storage per piece of a streamed HTTP read. */
@@ -235,15 +233,18 @@ function piecePagesOf(pageSize: number): number {
  * one SQL value over 1 MiB), then journaled in one ordered step, so it lands all at once at one
  * seqno like a frame.
  */
-async function writePages(pager: Pager, request: Request, url: URL): Promise<Response> {
+export async function writePages(
+  pager: Pager,
+  query: Record<string, string>,
+  upload: Upload,
+): Promise<WriteResultBody> {
   const epoch = pager.destroyedCount();
-  const body = await receiveBody(pager, request, spoolPageSize(pager, url));
+  const body = await receiveBody(pager, upload, spoolPageSize(pager, query));
   try {
     const { seqno, result } = pager.admit((seqno) => {
       if (body.tooLarge) throw bodyTooLarge(pager.limits.maxBodyBytes);
-      const query = parseRequest(WritePagesQuery, queryOf(url));
-      const { offset } = query;
-      const pageSize = fixPageSize(pager, query.page_size);
+      const { offset, page_size } = parseRequest(WritePagesQuery, query);
+      const pageSize = fixPageSize(pager, page_size);
       if (pager.destroyedCount() !== epoch) {
         throw new ProtocolError(KERN_ABORTED, "object_deleted", "the object was deleted meanwhile");
       }
@@ -262,7 +263,7 @@ async function writePages(pager: Pager, request: Request, url: URL): Promise<Res
       else pager.store.journalSpool(body.spool, span.first, span.end - span.first, seqno);
       return { offset, length: body.length };
     });
-    return Response.json({ ...result, seqno });
+    return { ...result, seqno };
   } finally {
     body.done();
   }
@@ -272,8 +273,8 @@ async function writePages(pager: Pager, request: Request, url: URL): Promise<Res
  * The page size a body is cut into while it arrives: the object's, else the one asked, else the
  * default. Only judged here; `fixPageSize` checks it in order.
  */
-function spoolPageSize(pager: Pager, url: URL): number {
-  const asked = Number(url.searchParams.get("page_size"));
+function spoolPageSize(pager: Pager, query: Record<string, string>): number {
+  const asked = Number(query.page_size);
   return pager.pageSize() ?? (isPageSize(asked) ? asked : DEFAULT_PAGE_SIZE);
 }
 
@@ -413,13 +414,6 @@ function fixPageSize(pager: Pager, pageSize: number | undefined): number {
   return pageSize;
 }
 
-/** The query string as the definition checks it: the first value of each parameter. */
-function queryOf(url: URL): Record<string, string> {
-  const query: Record<string, string> = {};
-  for (const [key, value] of url.searchParams) if (!Object.hasOwn(query, key)) query[key] = value;
-  return query;
-}
-
 /** The body as a JSON object, or null; judged inside admit, so a bad body consumes its seqno. */
 async function readJsonObject(request: Request): Promise<Record<string, unknown> | null> {
   try {
@@ -430,13 +424,4 @@ async function readJsonObject(request: Request): Promise<Record<string, unknown>
   } catch {
     return null;
   }
-}
-
-/**
- * The answer to a HEAD: the GET's status and headers, no body. A JSON answer gets no
- * `content-length` its GET does not have (the runtime may compress the GET's body).
- */
-async function withoutBody(response: Response): Promise<Response> {
-  await response.body?.cancel();
-  return new Response(null, { status: response.status, headers: response.headers });
 }

@@ -8,6 +8,12 @@
 import type { Pager } from "./pager";
 import { SPOOL_SLICE_BYTES } from "./spools";
 
+/** A body as it comes over RPC from the Worker: its stream, and its declared length if any. */
+export interface Upload {
+  body: ReadableStream<Uint8Array> | null;
+  declaredLength: number | null;
+}
+
 export interface ReceivedBody {
   pageSize: number;
   /** Bytes that arrived (counting stops just past MAX_BODY_BYTES). */
@@ -26,14 +32,14 @@ export interface ReceivedBody {
  * of unknown length through to be counted here). A tail shorter than a page is not kept: the
  * length check refuses such a body anyway.
  *
- * @example const body = await receiveBody(pager, request, 4096); try { … } finally { body.done(); }
+ * @example const body = await receiveBody(pager, upload, 4096); try { … } finally { body.done(); }
  */
 export async function receiveBody(
   pager: Pager,
-  request: Request,
+  upload: Upload,
   pageSize: number,
 ): Promise<ReceivedBody> {
-  const declared = Number(request.headers.get("content-length") ?? NaN);
+  const declared = upload.declaredLength ?? NaN;
   // A small body of known length takes only what it needs from the budget.
   const sliceBytes =
     Number.isSafeInteger(declared) && declared < SPOOL_SLICE_BYTES
@@ -61,7 +67,7 @@ export async function receiveBody(
   };
   let filled = 0;
   try {
-    const reader = request.body?.getReader();
+    const reader = upload.body?.getReader();
     for (
       let next = await reader?.read();
       reader && next && !next.done;

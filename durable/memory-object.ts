@@ -1,19 +1,29 @@
 /**
  * The MemoryObject Durable Object: one per object name. A thin class (CONTRIBUTING.md §4) holding only
- * the platform's entry points; the `Pager` does the work. `fetch` takes the control socket's
- * upgrade and the HTTP operations with streamed bodies; the others are typed RPC methods
- * (schema/http-api.ts defines them all).
+ * the platform's entry points; the `Pager` does the work. The HTTP operations (schema/http-api.ts
+ * defines them) are typed RPC methods, page bodies streamed; `fetch` takes only what depends on
+ * the caller's connection: the control socket's upgrade, and synchronize (withdrawn when its
+ * caller goes away).
  */
 import { DurableObject } from "cloudflare:workers";
 import { OBJECT_NAME_HEADER, parseObjectName } from "../schema";
-import type { DeleteResultBody, HttpOutcome, ObjectStatusBody } from "../schema/http-api";
+import type {
+  DeleteResultBody,
+  HttpOutcome,
+  ObjectStatusBody,
+  WriteResultBody,
+} from "../schema/http-api";
+import type { Upload } from "./incoming-body";
 import {
   answerCall,
   destroy,
   handleHttp,
   listSyncs,
+  readPages,
   stat,
+  writePages,
   type ObjectCall,
+  type PagesAnswer,
 } from "./http-operations";
 import { Pager } from "./pager";
 import { handleFrame } from "./socket-loop";
@@ -41,6 +51,24 @@ export class MemoryObject extends DurableObject<Env> {
   /** `GET /v1/objects/{name}`. */
   async stat(call: ObjectCall): Promise<HttpOutcome<ObjectStatusBody>> {
     return answerCall(this.pager, call, stat);
+  }
+
+  /** `GET /v1/objects/{name}/pages`: the bytes stream back over RPC; a HEAD reads none. */
+  async readPages(
+    call: ObjectCall,
+    query: Record<string, string>,
+    head: boolean,
+  ): Promise<HttpOutcome<PagesAnswer>> {
+    return answerCall(this.pager, call, (pager) => readPages(pager, query, head));
+  }
+
+  /** `PUT /v1/objects/{name}/pages`: the body streams in over RPC, counted as it comes. */
+  async writePages(
+    call: ObjectCall,
+    query: Record<string, string>,
+    upload: Upload,
+  ): Promise<HttpOutcome<WriteResultBody>> {
+    return answerCall(this.pager, call, (pager) => writePages(pager, query, upload));
   }
 
   /** `GET /v1/objects/{name}/syncs`. */

@@ -78,6 +78,6 @@ export const OBJECT_NAME_HEADER = "x-edgepager-object";
 export const GRANT_HEADER = "x-edgepager-grant";
 /**
  * The header by which the Worker names the operation (schema/http-api.ts) of a request it
- * forwards with `fetch` (page bodies and synchronize), so the object never parses the path.
+ * forwards with `fetch` (synchronize; the rest are RPC calls), so the object never parses the path.
  */
 export const OPERATION_HEADER = "x-edgepager-operation";

@@ -56,6 +56,13 @@ export function parseRequest<T extends z.ZodType>(schema: T, input: unknown): z.
   return result.data;
 }
 
+/** A query string as the definition checks it: the first value of each parameter. */
+export function queryOf(url: URL): Record<string, string> {
+  const query: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) if (!Object.hasOwn(query, key)) query[key] = value;
+  return query;
+}
+
 // ---- Fields -------------------------------------------------------------------------------------
 
 const ObjectName = z

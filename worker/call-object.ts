@@ -1,7 +1,8 @@
 /**
- * `callObject(c, method)`: a typed RPC call to the memory object's Durable Object, for the
- * operations without a streamed body (durable/http-operations.ts `answerCall`). An error comes
- * back as its body and is thrown again here as the same `ProtocolError`, for the error boundary.
+ * `callObject(c, method)`: a typed RPC call to the memory object's Durable Object, for every
+ * operation but synchronize (durable/http-operations.ts `answerCall`); page bodies travel as
+ * streams. An error comes back as its body and is thrown again here as the same `ProtocolError`,
+ * for the error boundary.
  */
 import type { Context } from "hono";
 import { ProtocolError } from "../schema";

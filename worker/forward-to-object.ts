@@ -1,10 +1,11 @@
 /**
  * `forwardToObject(operation)`: hands the raw request to the Durable Object of the `{name}` in the
- * path, for the operations that stream a body or wait on the caller's connection (page reads and
- * writes, synchronize) and the control socket's upgrade. Headers carry the name (the object cannot
- * read its name from its id), the operation (so the object never parses the path) and the verified
- * grant. WebSocket upgrades pass through untouched, so the object accepts the socket itself and
- * may hibernate (docs/architecture.md §2).
+ * path, for what depends on the caller's connection: the control socket's upgrade, which passes
+ * through untouched so the object accepts the socket itself and may hibernate
+ * (docs/architecture.md §2), and synchronize, which is withdrawn when its caller goes away (the
+ * request's signal; an RPC call has none). The other operations are typed RPC calls
+ * (worker/call-object.ts). Headers carry the name (the object cannot read its name from its id),
+ * the operation (so the object never parses the path) and the verified grant.
  */
 import type { Context } from "hono";
 import { GRANT_HEADER, OBJECT_NAME_HEADER, OPERATION_HEADER } from "../schema";

@@ -5,7 +5,13 @@
  * path, its right, the parts the Worker checks; `GET /` and `GET /openapi.json` describe it.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { OPERATIONS, describeApi, openApiDocument, requestError } from "../schema/http-api";
+import {
+  OPERATIONS,
+  describeApi,
+  openApiDocument,
+  queryOf,
+  requestError,
+} from "../schema/http-api";
 import { allowOrigins } from "./allow-origins";
 import type { AppEnv } from "./app-env";
 import { callObject } from "./call-object";
@@ -41,10 +47,29 @@ serve(app, OPERATIONS.listSyncs, async (c) =>
 serve(app, OPERATIONS.destroy, async (c) =>
   c.json(await callObject(c, (o, call) => o.destroy(call))),
 );
-serve(app, OPERATIONS.readPages, forwardToObject("readPages"));
-serve(app, OPERATIONS.writePages, forwardToObject("writePages"), {
-  after: [(c, next) => limitStreamedBody({ maxBytes: Number(c.env.MAX_BODY_BYTES) })(c, next)],
+serve(app, OPERATIONS.readPages, async (c) => {
+  const query = queryOf(new URL(c.req.url));
+  const head = c.req.method === "HEAD";
+  const { length, body } = await callObject(c, (o, call) => o.readPages(call, query, head));
+  return c.body(body as ReadableStream, 200, {
+    "content-type": "application/octet-stream",
+    "content-length": String(length),
+  });
 });
+serve(
+  app,
+  OPERATIONS.writePages,
+  async (c) => {
+    const query = queryOf(new URL(c.req.url));
+    // A declared length lets the object take only the memory a small body needs.
+    const declared = c.req.header("transfer-encoding") ? null : c.req.header("content-length");
+    const upload = { body: c.req.raw.body, declaredLength: declared ? Number(declared) : null };
+    return c.json(await callObject(c, (o, call) => o.writePages(call, query, upload)));
+  },
+  {
+    after: [(c, next) => limitStreamedBody({ maxBytes: Number(c.env.MAX_BODY_BYTES) })(c, next)],
+  },
+);
 serve(app, OPERATIONS.synchronize, forwardToObject("synchronize"), {
   after: [limitBody({ maxBytes: 64 * 1024 })],
 });
