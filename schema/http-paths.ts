@@ -16,6 +16,18 @@ export const HTTP_PATHS = {
 export type HttpPath = (typeof HTTP_PATHS)[keyof typeof HTTP_PATHS];
 
 /**
+ * Whether `pathname` is `path` with some object name in it.
+ *
+ * @example isPathOf(HTTP_PATHS.control, "/v1/objects/db/control") // true
+ */
+export function isPathOf(path: HttpPath, pathname: string): boolean {
+  const [before, after] = path.split("{name}") as [string, string];
+  if (!pathname.startsWith(before) || !pathname.endsWith(after)) return false;
+  const name = pathname.slice(before.length, pathname.length - after.length);
+  return name.length > 0 && !name.includes("/");
+}
+
+/**
  * The path of one object's operation, relative (no leading slash) so that it resolves under a
  * base URL that has a path of its own, with `query` appended (entries left undefined are left out).
  *

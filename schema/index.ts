@@ -13,7 +13,7 @@ export {
   type ErrorBody,
   type ErrorCode,
 } from "./protocol-error";
-export { HTTP_PATHS, objectPath, type HttpPath } from "./http-paths";
+export { HTTP_PATHS, isPathOf, objectPath, type HttpPath } from "./http-paths";
 export { parseObjectName, parseKernelId } from "./names";
 export { encodeFrame, decodeFrame, type Frame } from "./frame";
 export { isPageSize, readCount } from "./fields";

@@ -442,6 +442,7 @@ describe("public surface", () => {
       "internalError",
       "invalidField",
       "isPageSize",
+      "isPathOf",
       "missingRight",
       "objectPath",
       "pageSpanOf",

@@ -5,6 +5,7 @@
  * path, its right, the parts the Worker checks; `GET /` and `GET /openapi.json` describe it.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { HTTP_PATHS } from "../schema";
 import {
   OPERATIONS,
   describeApi,
@@ -35,8 +36,9 @@ const app = new OpenAPIHono<AppEnv>({
 // First, so that every answer to an allowed web origin, errors included, carries CORS headers.
 app.use(allowOrigins());
 app.use(failClosed());
-app.use("/v1/objects/:name/*", requireToken());
-app.use("/v1/objects/:name", requireToken());
+const objectPaths = HTTP_PATHS.object.replace("{name}", ":name");
+app.use(objectPaths, requireToken());
+app.use(`${objectPaths}/*`, requireToken());
 
 serve(app, OPERATIONS.describe, (c) => c.json(describeApi()));
 serve(app, OPERATIONS.openapi, (c) => c.json(openApiDocument()));

@@ -8,11 +8,13 @@
  */
 import { createMiddleware } from "hono/factory";
 import {
+  HTTP_PATHS,
   KERN_PROTECTION_FAILURE,
   ProtocolError,
   RIGHTS,
   TokenError,
   grantCovers,
+  isPathOf,
   verifyToken,
   type Grant,
 } from "../schema";
@@ -37,7 +39,7 @@ export function requireToken() {
       throw new ProtocolError(
         KERN_PROTECTION_FAILURE,
         "unauthorized",
-        "access_token is accepted only on a WebSocket upgrade of /v1/objects/{name}/control; " +
+        `access_token is accepted only on a WebSocket upgrade of ${HTTP_PATHS.control}; ` +
           "send Authorization: Bearer <token>",
       );
     }
@@ -74,7 +76,7 @@ const OPEN_GRANT: Grant = { object: "*", rights: [...RIGHTS], exp: Number.MAX_SA
 
 /** The one request that may carry its token as `access_token`: a control socket's upgrade. */
 function isSocketUpgrade(path: string, upgrade: string | undefined): boolean {
-  return /^\/v1\/objects\/[^/]+\/control$/.test(path) && upgrade?.toLowerCase() === "websocket";
+  return isPathOf(HTTP_PATHS.control, path) && upgrade?.toLowerCase() === "websocket";
 }
 
 function bearerToken(header: string | undefined): string | undefined {

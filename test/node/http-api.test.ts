@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { format, resolveConfig } from "prettier";
 import { describe, expect, it } from "vitest";
+import { HTTP_PATHS, isPathOf, objectPath } from "../../schema";
 import { OPERATIONS, httpTable, openApiDocument, spelled } from "../../schema/http-api";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -54,5 +55,29 @@ describe("README's HTTP table", () => {
       "PUT /v1/objects/{name}/pages?offset=[&page_size=]",
     );
     expect(spelled(OPERATIONS.control.route)).toBe("GET /v1/objects/{name}/control?kernel=");
+  });
+});
+
+describe("the paths the client shares (schema/http-paths.ts)", () => {
+  it("fills in a name, encoded, and a query, leaving out what is undefined", () => {
+    expect(objectPath(HTTP_PATHS.pages, "a b", { offset: 0, length: 4096 })).toBe(
+      "v1/objects/a%20b/pages?offset=0&length=4096",
+    );
+    expect(objectPath(HTTP_PATHS.pages, "db", { offset: 8192, page_size: undefined })).toBe(
+      "v1/objects/db/pages?offset=8192",
+    );
+    expect(objectPath(HTTP_PATHS.object, "db")).toBe("v1/objects/db");
+  });
+
+  it("tells a path of some object from others", () => {
+    expect(isPathOf(HTTP_PATHS.control, "/v1/objects/db/control")).toBe(true);
+    expect(isPathOf(HTTP_PATHS.control, "/v1/objects//control")).toBe(false);
+    expect(isPathOf(HTTP_PATHS.control, "/v1/objects/a/b/control")).toBe(false);
+    expect(isPathOf(HTTP_PATHS.control, "/v1/objects/db/syncs")).toBe(false);
+  });
+
+  it("are the paths of the definition's routes", () => {
+    const routePaths = new Set(Object.values(OPERATIONS).map(({ route }) => route.path));
+    for (const path of Object.values(HTTP_PATHS)) expect(routePaths.has(path), path).toBe(true);
   });
 });
