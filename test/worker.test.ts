@@ -41,7 +41,7 @@ describe("the API description", () => {
     const response = await call("/");
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toMatch(/application\/json/);
-    const body = await response.json<Record<string, any>>();
+    const body = await response.json<{ description: unknown; routes: Record<string, string> }>();
     expect(body).toMatchObject({ service: "edgepager", protocol: 1 });
     expect(typeof body.description).toBe("string");
     expect(Object.keys(body.routes)).toEqual(
@@ -63,7 +63,7 @@ describe("the OpenAPI document", () => {
     const response = await call("/openapi.json");
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toMatch(/application\/json/);
-    const document = await response.json<Record<string, any>>();
+    const document = await response.json<{ openapi: string; paths: Record<string, unknown> }>();
     // test/node/http-api.test.ts validates it.
     expect(document).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
     expect(document.openapi).toBe("3.1.0");
@@ -73,7 +73,7 @@ describe("the OpenAPI document", () => {
   });
 
   it("GET / lists exactly the operations of the definition", async () => {
-    const body = await (await call("/")).json<Record<string, any>>();
+    const body = await (await call("/")).json<{ routes: Record<string, string> }>();
     expect(body).toEqual(describeApi());
     expect(Object.keys(body.routes)).toHaveLength(Object.keys(OPERATIONS).length);
   });

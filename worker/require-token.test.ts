@@ -184,13 +184,13 @@ describe("sockets", () => {
     );
     const socket = response.webSocket!;
     socket.accept();
-    const received: Record<string, any>[] = [];
+    const received: Record<string, unknown>[] = [];
     socket.addEventListener("message", (event) => {
       const data = event.data as string | Blob;
       if (typeof data === "string") received.push(decodeFrame(data).header);
       else void data.arrayBuffer().then((bytes) => received.push(decodeFrame(bytes).header));
     });
-    const next = async (match: (m: Record<string, any>) => boolean) => {
+    const next = async (match: (m: Record<string, unknown>) => boolean) => {
       for (let i = 0; i < 200; i++) {
         const found = received.find(match);
         if (found) return found;
