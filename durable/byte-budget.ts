@@ -15,7 +15,7 @@
 const RETRY_MS = 5;
 
 /** A hold older than this no longer counts (its holder is gone, or slower than any real I/O). */
-export const LEASE_MS = 60_000;
+const LEASE_MS = 60_000;
 
 export class ByteBudget {
   private readonly leases = new Map<number, { bytes: number; until: number }>();
@@ -67,7 +67,7 @@ export class ByteBudget {
 }
 
 /** Page bytes in flight per isolate: a quarter of its 128 MB. */
-export const ISOLATE_IO_BYTES = 32 * 1024 * 1024;
+const ISOLATE_IO_BYTES = 32 * 1024 * 1024;
 
 let shared: ByteBudget | null = null;
 

@@ -8,7 +8,7 @@
  * Entries per JSON list bound to one statement. The widest entry is a segment key (about 100
  * bytes), so a chunk is at most about 200 KB, a tenth of the limit.
  */
-export const SQL_LIST_ITEMS = 2048;
+const SQL_LIST_ITEMS = 2048;
 
 /**
  * The list in consecutive chunks of at most `size` entries (none for an empty list).

@@ -23,7 +23,7 @@ export function handleUpgrade(pager: Pager, request: Request): Response {
 }
 
 /** The Worker's grant header; anything else grants nothing (fail closed). */
-export function readGrant(header: string | null): SocketGrant {
+function readGrant(header: string | null): SocketGrant {
   try {
     const grant = JSON.parse(header ?? "") as SocketGrant;
     const rights = Array.isArray(grant.rights)

@@ -117,7 +117,7 @@ const SyncFlags = z
 
 // ---- Answers ------------------------------------------------------------------------------------
 
-export const ObjectStatus = z
+const ObjectStatus = z
   .object({
     object: z.string(),
     page_size: z.int().nullable(),
@@ -131,7 +131,7 @@ export const ObjectStatus = z
   })
   .openapi("ObjectStatus");
 
-export const OutstandingSync = z
+const OutstandingSync = z
   .object({
     kernel: z.string(),
     id: z.int(),
@@ -143,18 +143,18 @@ export const OutstandingSync = z
   })
   .openapi("OutstandingSync");
 
-export const SyncList = z.object({ syncs: z.array(OutstandingSync) });
+const SyncList = z.object({ syncs: z.array(OutstandingSync) });
 
-export const WriteResult = z.object({ offset: z.int(), length: z.int(), seqno: z.int() });
+const WriteResult = z.object({ offset: z.int(), length: z.int(), seqno: z.int() });
 
-export const SynchronizeCompleted = z.object({
+const SynchronizeCompleted = z.object({
   type: z.literal("memory_object_synchronize_completed"),
   offset: z.int(),
   length: z.int(),
   seqno: z.int(),
 });
 
-export const DeleteResult = z.object({ object: z.string(), deleted: z.literal(true) });
+const DeleteResult = z.object({ object: z.string(), deleted: z.literal(true) });
 
 const ErrorBody = z
   .object({

@@ -7,7 +7,7 @@ import { connect, pattern } from "../session";
 import { PAGE, freshObject } from "../settings";
 import { elapsed } from "../timing";
 
-export interface ManyKernels {
+interface ManyKernels {
   kernels: number;
   msyncs: number;
   latencies: number[];

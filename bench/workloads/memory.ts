@@ -42,7 +42,7 @@ export interface MemoryFigures {
   verified: boolean;
 }
 
-export interface HeapPeaks {
+interface HeapPeaks {
   jsHeap: number;
   arrayBuffers: number;
   embedder: number;

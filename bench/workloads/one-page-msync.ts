@@ -7,7 +7,7 @@ import { connect, finish } from "../session";
 import { PAGE, freshObject } from "../settings";
 import { elapsed } from "../timing";
 
-export interface Latencies {
+interface Latencies {
   edgepager: number[];
   baseline: number[];
 }

@@ -3,7 +3,7 @@
  * JSON object with --json) and one exit code from `exit-codes.ts`. Commands throw; only
  * `describeFailure` decides what the user sees.
  */
-import * as constants from "../../schema/constants";
+import * as schema from "../../schema";
 import { ConnectionClosedError, KernReturnError } from "../errors";
 import { EXIT, type ExitCode } from "./exit-codes";
 
@@ -72,8 +72,8 @@ export function unreachable(url: string, reason: string): Failure {
 }
 
 /** `KERN_INVALID_ADDRESS` for 1, … (docs/protocol.md §7); unknown values read `KERN_<n>`. */
-export function kernReturnName(value: number): string {
-  for (const [name, constant] of Object.entries(constants)) {
+function kernReturnName(value: number): string {
+  for (const [name, constant] of Object.entries(schema)) {
     if (name.startsWith("KERN_") && constant === value) return name;
   }
   return `KERN_${value}`;

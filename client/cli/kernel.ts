@@ -17,7 +17,7 @@ export interface KernelTarget {
 }
 
 /** How long a first connect, and later a reconnect, may take before the command gives up. */
-export const CONNECT_TIMEOUT_MS = 15_000;
+const CONNECT_TIMEOUT_MS = 15_000;
 
 /** Connects and initialises, or throws the unreachable error after `timeoutMs`. */
 export async function openKernel(

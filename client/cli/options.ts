@@ -14,8 +14,9 @@ import {
   VM_SYNC_REUSABLEPAGES,
   VM_SYNC_SYNCHRONOUS,
   HTTP_KERNEL,
-} from "../../schema/constants";
-import { parseKernelId as parseKernel, parseObjectName as parseName } from "../../schema/names";
+  parseKernelId as parseKernel,
+  parseObjectName as parseName,
+} from "../../schema";
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 
@@ -91,7 +92,7 @@ export function parseUrl(value: string): string {
 }
 
 /** Mach's sync_flags by name (docs/protocol.md §6.3). */
-export const SYNC_FLAG_BITS: Record<string, number> = {
+const SYNC_FLAG_BITS: Record<string, number> = {
   SYNCHRONOUS: VM_SYNC_SYNCHRONOUS,
   ASYNCHRONOUS: VM_SYNC_ASYNCHRONOUS,
   INVALIDATE: VM_SYNC_INVALIDATE,

@@ -30,7 +30,7 @@ export const COMMANDS = [
   "smoke",
 ] as const;
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command("edgepager")
     .description("Command line for edgepager, a Mach-style external memory manager on Workers.")
     .addOption(

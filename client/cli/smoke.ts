@@ -8,7 +8,7 @@
  */
 import { randomBytes, randomFillSync } from "node:crypto";
 import { HttpClient } from "../http";
-import { VM_SYNC_SYNCHRONOUS } from "../../schema/constants";
+import { VM_SYNC_SYNCHRONOUS } from "../../schema";
 import { EXIT } from "./exit-codes";
 import { CliError, describeFailure, type Failure } from "./failure";
 import { formatBytes } from "./output";
@@ -26,7 +26,7 @@ export interface SmokeOptions {
   onStep?: (step: StepResult) => void;
 }
 
-export type StepStatus = "ok" | "failed" | "skipped";
+type StepStatus = "ok" | "failed" | "skipped";
 
 export interface StepResult {
   step: string;

@@ -51,12 +51,12 @@ export interface Target {
 }
 
 /** A JSON number literal written as is, for values JSON.stringify cannot produce (1e999, -0). */
-export const raw = (literal: string) => `@@RAW:${literal}@@`;
+const raw = (literal: string) => `@@RAW:${literal}@@`;
 export function serialize(header: Record<string, unknown>): string {
   return JSON.stringify(header).replace(/"@@RAW:([^@"]*)@@"/g, "$1");
 }
 
-export const NASTY_VALUES: unknown[] = [
+const NASTY_VALUES: unknown[] = [
   0,
   -1,
   1.5,
@@ -93,7 +93,7 @@ export const NASTY_VALUES: unknown[] = [
   raw("4096.0"),
   raw("1e2"),
 ];
-export const JUNK_TYPES: unknown[] = [
+const JUNK_TYPES: unknown[] = [
   "memory_object_bogus",
   "",
   "MEMORY_OBJECT_INIT",
@@ -110,7 +110,7 @@ export const JUNK_TYPES: unknown[] = [
 ];
 
 /** A well-formed message of a random type; state-changing ones get an id above `lastId`. */
-export function template(rng: Rng, target: Target, shape: FrameShape): Record<string, unknown> {
+function template(rng: Rng, target: Target, shape: FrameShape): Record<string, unknown> {
   const type = rng.pick(MESSAGE_TYPES);
   const id = STATE_CHANGING.has(type) ? target.lastId + 1 + rng.int(1000) : 1 + rng.int(10_000);
   const { pageSize } = shape;
@@ -136,7 +136,7 @@ export function template(rng: Rng, target: Target, shape: FrameShape): Record<st
 }
 
 type Mutation = (h: Record<string, unknown>, rng: Rng, target: Target, shape: FrameShape) => void;
-export const MUTATIONS: Mutation[] = [
+const MUTATIONS: Mutation[] = [
   (h, rng) => delete h[rng.pick(Object.keys(h))],
   (h, rng) => (h[rng.pick(Object.keys(h))] = rng.pick(NASTY_VALUES)),
   (h, rng) => (h.type = rng.pick(JUNK_TYPES)),

@@ -26,16 +26,16 @@
 import { FIELDS, STATE_CHANGING, keepsRule } from "./message-rules";
 
 // Protocol numbers (docs/protocol.md §7).
-export const KERN_INVALID_ADDRESS = 1;
-export const KERN_PROTECTION_FAILURE = 2;
-export const KERN_INVALID_ARGUMENT = 4;
-export const KERN_RESOURCE_SHORTAGE = 6;
+const KERN_INVALID_ADDRESS = 1;
+const KERN_PROTECTION_FAILURE = 2;
+const KERN_INVALID_ARGUMENT = 4;
+const KERN_RESOURCE_SHORTAGE = 6;
 const VM_SYNC_SYNCHRONOUS = 0x02;
 const VM_SYNC_INVALIDATE = 0x04;
 const MEMORY_OBJECT_COPY_DELAY = 2;
-export const CLOSE_NORMAL = 1000;
-export const CLOSE_POLICY_VIOLATION = 1008;
-export const CLOSE_REPLACED = 4409;
+const CLOSE_NORMAL = 1000;
+const CLOSE_POLICY_VIOLATION = 1008;
+const CLOSE_REPLACED = 4409;
 
 /** The deployment's limits that decide answers (wrangler.toml vars, docs/protocol.md). */
 export interface ReferenceLimits {
@@ -1169,11 +1169,7 @@ function peekId(header: Record<string, unknown>): number | null {
 }
 
 /** The pages a byte range touches, rounded outward (docs/protocol.md §6.2). */
-export function spanOf(
-  offset: number,
-  length: number,
-  pageSize: number,
-): { first: number; end: number } {
+function spanOf(offset: number, length: number, pageSize: number): { first: number; end: number } {
   const first = Math.floor(offset / pageSize);
   return { first, end: length === 0 ? first : Math.ceil((offset + length) / pageSize) };
 }

@@ -239,8 +239,9 @@ export class TestKernel {
     return this.received.filter((m) => m.type === type);
   }
 
+  /** What arrived, without binary payloads (for a readable failure message). */
   summary(): object[] {
-    return this.received.map(({ payload, ...rest }) => rest);
+    return this.received.map(({ payload: _payload, ...rest }) => rest);
   }
 
   close(): void {

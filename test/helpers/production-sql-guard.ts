@@ -30,7 +30,7 @@ export const PRODUCTION_SQL_LIMITS = {
 
 const GUARD = Symbol.for("edgepager.productionSqlGuard");
 /** The object whose SqlStorage the set-up reaches the shared prototype through. */
-export const GUARD_PROBE_OBJECT = "production-sql-guard-probe";
+const GUARD_PROBE_OBJECT = "production-sql-guard-probe";
 
 const SOURCE = "test/helpers/production-sql-guard.ts";
 
@@ -57,7 +57,7 @@ export function utf8Length(text: string): number {
 }
 
 /** Bytes SQLite stores for a bound string or BLOB; null for anything else. */
-export function boundValueBytes(value: unknown): { kind: "string" | "BLOB"; bytes: number } | null {
+function boundValueBytes(value: unknown): { kind: "string" | "BLOB"; bytes: number } | null {
   if (typeof value === "string") {
     // Each UTF-16 unit is 1 to 3 bytes: only the middle range needs counting.
     const max = PRODUCTION_SQL_LIMITS.maxValueBytes;
@@ -122,7 +122,7 @@ function skipQuoted(sql: string, i: number, close: string, doubled: boolean): nu
   return j;
 }
 
-export function tokenize(sql: string): Token[] {
+function tokenize(sql: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
   const push = (kind: TokenKind, text: string, start: number) =>
@@ -183,7 +183,7 @@ export function tokenize(sql: string): Token[] {
   return tokens;
 }
 
-export interface FunctionCall {
+interface FunctionCall {
   /** As written (case kept). */
   name: string;
   args: number;
@@ -394,7 +394,7 @@ export function checkStatement(query: string, bindings: readonly unknown[]): voi
 type Exec = SqlStorage["exec"];
 
 /** Wraps `exec` of a SqlStorage prototype (once). Returns false if it was already guarded. */
-export function guardSqlStoragePrototype(prototype: SqlStorage): boolean {
+function guardSqlStoragePrototype(prototype: SqlStorage): boolean {
   const original = prototype.exec as Exec & { [GUARD]?: true };
   if (original[GUARD]) return false;
   const guarded = function (this: SqlStorage, query: string, ...bindings: any[]) {

@@ -74,7 +74,7 @@ export async function startAuthHarness(
 }
 
 /** One frame as seen on the wire: its JSON header, and for binary frames the payload. */
-export interface WireFrame {
+interface WireFrame {
   header: Record<string, any> & { type: string };
   payload: Uint8Array | null;
   /** Which of the connection's sockets carried it (an index into `WireLog.sockets`). */

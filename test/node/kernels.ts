@@ -131,7 +131,7 @@ export class TrackedKernel {
   }
 }
 
-export const STATE_CHANGING = new Set([
+const STATE_CHANGING = new Set([
   "memory_object_data_return",
   "memory_object_synchronize",
   "memory_object_lock_completed",

@@ -13,7 +13,7 @@ import { globalsOf, parseCount, parseObjectName, parsePositiveCount } from "../o
 import { formatBytes, printResult } from "../output";
 
 /** The most bytes one HTTP read may ask for (`MAX_BODY_BYTES`). */
-export const MAX_READ_BYTES = 64 * 1024 * 1024;
+const MAX_READ_BYTES = 64 * 1024 * 1024;
 
 interface GetOptions {
   offset: number;

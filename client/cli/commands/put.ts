@@ -16,7 +16,7 @@ import {
   MAX_PAGE_SIZE,
   MIN_PAGE_SIZE,
   VM_SYNC_SYNCHRONOUS,
-} from "../../../schema/constants";
+} from "../../../schema";
 import { EXIT } from "../exit-codes";
 import { CliError } from "../failure";
 import { interrupted } from "../interrupt";

@@ -5,7 +5,7 @@
  * answer) and its message on stderr, like every other command.
  */
 import { InvalidArgumentError, type Command } from "commander";
-import { DEFAULT_PAGE_SIZE } from "../../../schema/constants";
+import { DEFAULT_PAGE_SIZE } from "../../../schema";
 import { CliError } from "../failure";
 import { globalsOf, parsePositiveCount } from "../options";
 import { printResult } from "../output";

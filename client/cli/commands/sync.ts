@@ -6,7 +6,7 @@
  */
 import { Option, type Command } from "commander";
 import { HttpClient } from "../../http";
-import { VM_SYNC_SYNCHRONOUS } from "../../../schema/constants";
+import { VM_SYNC_SYNCHRONOUS } from "../../../schema";
 import { globalsOf, parseCount, parseObjectName, parseSyncFlags, syncFlagNames } from "../options";
 import { printResult } from "../output";
 

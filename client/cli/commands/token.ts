@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
-import { TokenError, parseRights, signToken, type Right } from "../../../schema/token";
+import { TokenError, parseRights, signToken, type Right } from "../../../schema";
 import { globalsOf } from "../options";
 import { printResult } from "../output";
 
@@ -65,7 +65,7 @@ function parseRightsOption(value: string): Right[] {
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
 /** `90s`, `30m`, `1h`, `7d` → seconds. */
-export function parseTtl(value: string): number {
+function parseTtl(value: string): number {
   const match = /^([0-9]+)([smhd])$/.exec(value);
   if (!match || Number(match[1]) === 0) {
     throw new InvalidArgumentError("expected a positive duration like 90s, 30m, 1h or 7d.");
