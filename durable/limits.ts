@@ -31,7 +31,7 @@ export const MAX_DATABASE_BYTES = 8_000_000_000;
 
 /**
  * SQLite bytes one stored page costs in the page index (its row and its entry in the index by
- * segment), an upper bound measured by test/storage-cost.test.ts. It decides the honest
+ * segment), an upper bound measured by test/bench-counts.test.ts. It decides the honest
  * `max_size` for each page size.
  */
 export const SQLITE_BYTES_PER_PAGE = 48;

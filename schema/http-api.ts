@@ -1,7 +1,7 @@
 /**
  * The HTTP API of docs/protocol.md §9, defined once: each operation with its path, the right it
  * needs, its request (path, query, headers, body) and its answers, as zod schemas. From this the
- * Worker builds its routes and their checks (worker/routes.ts), `GET /` its description,
+ * Worker builds its routes and their checks (worker/serve-operation.ts), `GET /` its description,
  * `GET /openapi.json` the OpenAPI document, and `npm run docs:http` the README's table; the
  * object checks query strings and bodies with the same schemas (durable/http-operations.ts).
  *

@@ -32,6 +32,7 @@ it("reports each kind of reference that leads nowhere, with its file and line", 
     `// Good: ${md("docs/guide")} ${S}1, ${md("other")} ${S}2, ${md("docs/guide")}.`,
     `// Bad: ${md("docs/guide")} ${S}2, ${md("docs/lost")} ${S}1, bare ${S}4, ${md("lost")}.`,
     `// Outside: the ${md("design")} notes, ${["..", "shared", "notes"].join("/")}.`,
+    "// Files: src/code.ts is here, src/moved.ts is not, dist/src/built.js is not ours.",
   ].join("\n");
   const files = new Map([
     [md("docs/guide"), guide],
@@ -50,5 +51,6 @@ it("reports each kind of reference that leads nowhere, with its file and line", 
     `src/code.ts:2: ${md("lost")}: no such file in the repository`,
     `src/code.ts:3: ${md("design")}: outside the repository; cite a document in it`,
     `src/code.ts:3: ${["..", "shared"].join("/")}: outside the repository; cite a document in it`,
+    "src/code.ts:4: src/moved.ts: no such file",
   ]);
 });

@@ -13,6 +13,8 @@
  * - a mention of a markdown file (any name ending in .md) that is in neither place;
  * - any mention of the notes that live outside the repository (the shared design and style
  *   notes, or a path into the shared folder beside it): the repository must explain itself;
+ * - a path to a file in one of the repository's folders (`durable/journal.ts`, in a comment or
+ *   in prose) that does not exist: modules move, and the comments that name them must follow;
  * - in markdown files, a relative link whose target file is missing or, with `#anchor`, has no
  *   heading of that GitHub anchor, and a path in backticks into one of the repository's folders
  *   (`durable/journal.ts`) that does not exist.
@@ -47,6 +49,8 @@ const OUTSIDE_NOTES = new RegExp(
 );
 const MARKDOWN_LINK = /\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g;
 const BACKTICKED_PATH = /`([\w.-]+(?:\/[\w.-]+)+\/?)`/g;
+/** A path to a source or config file, not inside a longer path (`dist/types/client/…`). */
+const FILE_PATH = /(?<![\w./-])([\w-]+(?:\/[\w.-]+)+\.(?:ts|mjs|js|json|toml|svg))(?![\w/-])/g;
 
 /** Every tracked or new (not ignored) file of the repository at `root`, with the text of those to scan. */
 export function repositoryFiles(root: string): {
@@ -135,8 +139,13 @@ export function checkReferences(
         const exists = path.endsWith("/")
           ? [...paths].some((p) => p.startsWith(path))
           : paths.has(path) || [...paths].some((p) => p.startsWith(`${path}/`));
-        if (!exists) report(match.index, `${path}: no such file or folder`);
+        if (!exists) report(match.index + 1, `${path}: no such file or folder`);
       }
+    }
+    for (const match of text.matchAll(FILE_PATH)) {
+      const path = match[1]!;
+      if (directories.has(path.split("/")[0]!) && !paths.has(path))
+        report(match.index, `${path}: no such file`);
     }
     for (const match of text.matchAll(MARKDOWN_NAME)) {
       if (resolve(file, match[1]!, paths) === null)
