@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMANDS } from "../../client/cli/program";
 import { signToken, type Right } from "../../schema";
 import { ROOT, buildCliIfStale, cliEnv, runCli, startCli, type RunningCli } from "./cli-process";
+import { expectGeneratedSection } from "./generated-section";
 
 Object.assign(process.env, {
   CLOUDFLARE_CF_FETCH_ENABLED: "false",
@@ -388,21 +389,15 @@ describe("help and docs/cli.md", () => {
 
   it("keeps docs/cli.md equal to the --help output", async () => {
     // UPDATE_CLI_REFERENCE=1 npx vitest run --project node test/node/cli.test.ts rewrites it.
-    const referencePath = join(ROOT, "docs/cli.md");
-    const reference = readFileSync(referencePath, "utf8");
-    const begin = "<!-- cli-reference:begin -->\n";
-    const end = "<!-- cli-reference:end -->";
-    const from = reference.indexOf(begin) + begin.length;
-    const to = reference.indexOf(end, from);
-    expect(from >= begin.length && to >= from, "docs/cli.md lacks the cli-reference markers").toBe(
-      true,
+    expectGeneratedSection(
+      {
+        path: join(ROOT, "docs/cli.md"),
+        begin: "<!-- cli-reference:begin -->\n",
+        end: "<!-- cli-reference:end -->",
+        updateVariable: "UPDATE_CLI_REFERENCE",
+      },
+      await cliReference(),
     );
-    const expected = await cliReference();
-    if (process.env.UPDATE_CLI_REFERENCE === "1") {
-      writeFileSync(referencePath, reference.slice(0, from) + expected + reference.slice(to));
-      return;
-    }
-    expect(reference.slice(from, to)).toBe(expected);
   });
 });
 

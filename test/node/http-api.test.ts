@@ -2,12 +2,12 @@
 // Worker: its OpenAPI document passes a maintained validator, and README's HTTP table is the
 // definition's (`npm run docs:http` rewrites it).
 import { validate } from "@readme/openapi-parser";
-import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { format, resolveConfig } from "prettier";
 import { describe, expect, it } from "vitest";
 import { HTTP_PATHS, isPathOf, objectPath } from "../../schema";
 import { OPERATIONS, httpTable, openApiDocument, spelled } from "../../schema/http-api";
+import { expectGeneratedSection } from "./generated-section";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -31,20 +31,18 @@ describe("the OpenAPI document", () => {
 describe("README's HTTP table", () => {
   it("is the definition's", async () => {
     // `npm run docs:http` (UPDATE_HTTP_TABLE=1) rewrites it.
-    const readmePath = join(ROOT, "README.md");
-    const readme = readFileSync(readmePath, "utf8");
-    const begin = "<!-- http-table:start -->\n";
-    const end = "<!-- http-table:end -->";
-    const from = readme.indexOf(begin) + begin.length;
-    const to = readme.indexOf(end, from);
-    expect(from >= begin.length && to >= from, "README lacks the http-table markers").toBe(true);
-    const options = (await resolveConfig(readmePath)) ?? {};
+    const path = join(ROOT, "README.md");
+    const options = (await resolveConfig(path)) ?? {};
     const expected = `\n${await format(httpTable(), { ...options, parser: "markdown" })}\n`;
-    if (process.env.UPDATE_HTTP_TABLE === "1") {
-      writeFileSync(readmePath, readme.slice(0, from) + expected + readme.slice(to));
-      return;
-    }
-    expect(readme.slice(from, to)).toBe(expected);
+    expectGeneratedSection(
+      {
+        path,
+        begin: "<!-- http-table:start -->\n",
+        end: "<!-- http-table:end -->",
+        updateVariable: "UPDATE_HTTP_TABLE",
+      },
+      expected,
+    );
   });
 
   it("spells each route with its query: `[&x=]` when optional", () => {
