@@ -12,7 +12,6 @@ import {
   DEFAULT_PAGE_SIZE,
   GRANT_HEADER,
   HTTP_KERNEL,
-  KERN_ABORTED,
   KERN_INVALID_ARGUMENT,
   KERN_RESOURCE_SHORTAGE,
   OPERATION_HEADER,
@@ -23,6 +22,8 @@ import {
   errorResponse,
   invalidField,
   isPageSize,
+  objectDeleted,
+  pageSizeMismatch,
   pageSpanOf,
   parseObjectName,
   toProtocolError,
@@ -246,7 +247,7 @@ export async function writePages(
       const { offset, page_size } = parseRequest(WritePagesQuery, query);
       const pageSize = fixPageSize(pager, page_size);
       if (pager.destroyedCount() !== epoch) {
-        throw new ProtocolError(KERN_ABORTED, "object_deleted", "the object was deleted meanwhile");
+        throw objectDeleted("meanwhile");
       }
       if (pageSize !== body.pageSize) {
         // Only when a first init fixed another page size while this body was arriving.
@@ -404,11 +405,7 @@ function fixPageSize(pager: Pager, pageSize: number | undefined): number {
     return current ?? DEFAULT_PAGE_SIZE;
   }
   if (current !== null && current !== pageSize) {
-    throw new ProtocolError(
-      KERN_INVALID_ARGUMENT,
-      "page_size_mismatch",
-      `page_size (${pageSize}) differs from the object's page size (${current})`,
-    );
+    throw pageSizeMismatch(pageSize, current);
   }
   if (current === null) pager.setPageSize(pageSize);
   return pageSize;

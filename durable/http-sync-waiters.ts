@@ -4,7 +4,7 @@
  * lives in memory only and a restart loses it, and the connection with it (the tracker then
  * withdraws such requests, durable/sync-tracker.ts `dropHttpRequests`).
  */
-import { KERN_ABORTED, ProtocolError } from "../schema";
+import { objectDeleted, type ProtocolError } from "../schema";
 
 /** What an HTTP synchronize resolves with once its completion is due. */
 export interface SyncOutcome {
@@ -43,11 +43,7 @@ export class HttpSyncWaiters {
 
   /** The object was destroyed: every waiting caller gets an error instead of hanging. */
   abortAll(): void {
-    const error = new ProtocolError(
-      KERN_ABORTED,
-      "object_deleted",
-      "the object was deleted while this synchronize waited",
-    );
+    const error = objectDeleted("while this synchronize waited");
     for (const waiter of this.waiting.values()) waiter.reject(error);
     this.waiting.clear();
   }

@@ -13,11 +13,11 @@
  */
 import {
   HTTP_KERNEL,
-  KERN_MEMORY_ERROR,
-  ProtocolError,
   VM_SYNC_INVALIDATE,
   VM_SYNC_SYNCHRONOUS,
+  errorFrame,
   spansOverlap,
+  storageFailed,
   type PageSpan,
 } from "../schema";
 import type { HttpSyncWaiters, SyncOutcome } from "./http-sync-waiters";
@@ -204,21 +204,9 @@ export class SyncTracker {
         continue;
       }
       this.remove(row);
-      if (row.kernel === HTTP_KERNEL) {
-        this.deps.waiters.reject(
-          row.seqno,
-          new ProtocolError(KERN_MEMORY_ERROR, "storage_failed", reason),
-        );
-      } else {
-        this.deps.outbox.push(row.kernel, {
-          type: "error",
-          reply_to: row.id,
-          seqno: row.seqno,
-          kern_return: KERN_MEMORY_ERROR,
-          code: "storage_failed",
-          message: reason,
-        });
-      }
+      const error = storageFailed(reason);
+      if (row.kernel === HTTP_KERNEL) this.deps.waiters.reject(row.seqno, error);
+      else this.deps.outbox.push(row.kernel, errorFrame(error, row.seqno, row.id));
     }
     this.drain();
   }

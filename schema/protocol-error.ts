@@ -4,8 +4,10 @@
  * docs/protocol.md §9 (HTTP) and docs/protocol.md §5 (sockets).
  */
 import {
+  KERN_ABORTED,
   KERN_FAILURE,
   KERN_INVALID_ARGUMENT,
+  KERN_MEMORY_ERROR,
   KERN_PROTECTION_FAILURE,
   type KernReturn,
 } from "./constants";
@@ -171,4 +173,34 @@ export function missingRight(subject: string, right: string, granted: readonly s
  */
 export function invalidField(field: string, rule: string): ProtocolError {
   return new ProtocolError(KERN_INVALID_ARGUMENT, "bad_field", `${field} ${rule}`);
+}
+
+/**
+ * A page size that differs from the one the object has fixed, from an init or an HTTP write.
+ *
+ * @example throw pageSizeMismatch(8192, 4096); // 409 over HTTP
+ */
+export function pageSizeMismatch(asked: number, fixed: number): ProtocolError {
+  return new ProtocolError(
+    KERN_INVALID_ARGUMENT,
+    "page_size_mismatch",
+    `page_size (${asked}) differs from the object's page size (${fixed})`,
+  );
+}
+
+/**
+ * Every R2 attempt failed: the synchronize that waited on it fails (docs/protocol.md §6.9), over
+ * HTTP or through a kernel's outbox.
+ */
+export function storageFailed(reason: string): ProtocolError {
+  return new ProtocolError(KERN_MEMORY_ERROR, "storage_failed", reason);
+}
+
+/**
+ * The object was deleted while a request was under way; `when` says at which point.
+ *
+ * @example throw objectDeleted("while this synchronize waited");
+ */
+export function objectDeleted(when: string): ProtocolError {
+  return new ProtocolError(KERN_ABORTED, "object_deleted", `the object was deleted ${when}`);
 }

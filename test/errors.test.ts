@@ -2,15 +2,21 @@
 // which has one HTTP form (its JSON body, the status of its code) and one socket form (`error`).
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
+  KERN_ABORTED,
   KERN_FAILURE,
   KERN_INVALID_ARGUMENT,
+  KERN_MEMORY_ERROR,
   KERN_PROTECTION_FAILURE,
   KERN_RESOURCE_SHORTAGE,
   ProtocolError,
   bodyTooLarge,
   errorFrame,
   errorResponse,
+  httpStatusOf,
   missingRight,
+  objectDeleted,
+  pageSizeMismatch,
+  storageFailed,
   toProtocolError,
 } from "../schema";
 
@@ -83,6 +89,27 @@ describe("factories of errors built in two places", () => {
       "memory_object_data_return needs the write right; the token grants read",
     );
     expect(missingRight("this request", "admin", []).message).toMatch(/grants none$/);
+    expect(pageSizeMismatch(8192, 4096)).toMatchObject({
+      kernReturn: KERN_INVALID_ARGUMENT,
+      code: "page_size_mismatch",
+      message: "page_size (8192) differs from the object's page size (4096)",
+    });
+    expect(storageFailed("R2 is down")).toMatchObject({
+      kernReturn: KERN_MEMORY_ERROR,
+      code: "storage_failed",
+      message: "R2 is down",
+    });
+    expect(objectDeleted("meanwhile")).toMatchObject({
+      kernReturn: KERN_ABORTED,
+      code: "object_deleted",
+      message: "the object was deleted meanwhile",
+    });
+  });
+
+  it("answer with the status of their code", () => {
+    expect(httpStatusOf(pageSizeMismatch(8192, 4096))).toBe(409);
+    expect(httpStatusOf(storageFailed("R2 is down"))).toBe(500);
+    expect(httpStatusOf(objectDeleted("meanwhile"))).toBe(409);
   });
 
   it("cross from the object to the Worker by their body", () => {

@@ -4,23 +4,14 @@
  * kind go if its kind is full), drop outbox messages it has received and clear its stale mark;
  * answers `memory_object_ready`, then resends the outbox in mid order (docs/protocol.md §3).
  */
-import {
-  MEMORY_OBJECT_COPY_DELAY,
-  ProtocolError,
-  KERN_INVALID_ARGUMENT,
-  type InitMessage,
-} from "../../schema";
+import { MEMORY_OBJECT_COPY_DELAY, pageSizeMismatch, type InitMessage } from "../../schema";
 import type { Handler } from "./context";
 
 export const handleInit: Handler<InitMessage> = (ctx, message) => {
   const { pager, kernel } = ctx;
   const pageSize = pager.pageSize();
   if (pageSize !== null && pageSize !== message.page_size) {
-    throw new ProtocolError(
-      KERN_INVALID_ARGUMENT,
-      "page_size_mismatch",
-      `page_size (${message.page_size}) differs from the object's page size (${pageSize})`,
-    );
+    throw pageSizeMismatch(message.page_size, pageSize);
   }
   const writer = pager.mayWrite(ctx.socket!);
   const known = pager.kernelRecord(kernel) !== undefined;
