@@ -35,9 +35,7 @@ import { Spools } from "./spools";
 import { Sweeper } from "./sweeper";
 import { SyncTracker, type NewSyncRequest } from "./sync-tracker";
 import { testHooksOf, type TestHooks } from "./test-hooks";
-
-/** After a flush failed every attempt, the next try waits this long (then the alarm retries). */
-const FLUSH_FAILURE_BACKOFF_MS = 10_000;
+import { Upkeep } from "./upkeep";
 
 export class Pager implements HandlerOperations {
   /** The deployment's limits, read by the parts at each use (tests change them through `testHooks`). */
@@ -57,17 +55,11 @@ export class Pager implements HandlerOperations {
   private readonly locks: LockRequests;
   private readonly httpWaiters = new HttpSyncWaiters();
   readonly tracker: SyncTracker;
-  private readonly flusher: Flusher;
   readonly sequencer: Sequencer;
-  private readonly sweeper: Sweeper;
-  private readonly compactor: Compactor;
+  private readonly upkeep: Upkeep;
   private readonly sql: SqlStorage;
   /** Bumped by destroy, so I/O started before it does not write into the fresh object. */
   private epoch = 0;
-  private alarmAt: number | null = null;
-  private flushRetryAt: number | null = null;
-  /** A flush ran since the last sweep and compaction. */
-  private maintenanceDue = false;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -116,7 +108,7 @@ export class Pager implements HandlerOperations {
     // ended there (durable/sync-tracker.ts).
     ctx.storage.transactionSync(() => this.tracker.dropHttpRequests());
     this.sequencer = new Sequencer(this.meta, (step) => this.transact(step));
-    this.flusher = new Flusher(this.store.owners, this.limits, {
+    const flusher = new Flusher(this.store.owners, this.limits, {
       nextSeqno: () => this.sequencer.peek(),
       objectName: () => this.objectName(),
       transact: (step) => this.transact(step),
@@ -124,30 +116,43 @@ export class Pager implements HandlerOperations {
       failWaiting: (seqno, reason) => this.transact(() => this.tracker.failWaiting(seqno, reason)),
       epoch: () => this.epoch,
     });
-    this.sweeper = new Sweeper(this.store.owners, this.meta, {
+    const sweeper = new Sweeper(this.store.owners, this.meta, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
       objectName: () => this.meta.get<string>("object"),
     });
-    this.compactor = new Compactor(this.store.owners, this.store.budget, this.limits, {
+    const compactor = new Compactor(this.store.owners, this.store.budget, this.limits, {
       transact: (step) => this.transact(step),
       epoch: () => this.epoch,
       objectName: () => this.objectName(),
       nextSeqno: () => this.sequencer.peek(),
       pageSize: () => this.pageSize() ?? DEFAULT_PAGE_SIZE,
     });
-    this.testHooks = testHooksOf({
-      limits,
-      store: this.store,
-      sweeper: this.sweeper,
-      compactor: this.compactor,
-    });
+    this.upkeep = new Upkeep(
+      {
+        storage: ctx.storage,
+        limits,
+        store: this.store,
+        tracker: this.tracker,
+        locks: this.locks,
+        sockets: this.sockets,
+        flusher,
+        sweeper,
+        compactor,
+      },
+      {
+        transact: (step) => this.transact(step),
+        pageSize: () => this.pageSize(),
+        objectName: () => this.objectName(),
+        disconnected: (socket) => this.disconnected(socket),
+      },
+    );
+    this.testHooks = testHooksOf({ limits, store: this.store, sweeper, compactor });
   }
 
   /** Start-up after a restart or eviction: pick up work that was under way (docs/architecture.md §6). */
-  async start(): Promise<void> {
-    this.alarmAt = await this.ctx.storage.getAlarm();
-    this.afterChange();
+  start(): Promise<void> {
+    return this.upkeep.start();
   }
 
   /**
@@ -180,88 +185,22 @@ export class Pager implements HandlerOperations {
     }
   }
 
-  /**
-   * After every change: flush now if a SYNCHRONOUS request waits or the journal passed the segment
-   * target, and keep an alarm for the idle flush and lock deadlines, so work left when the object
-   * is evicted still happens.
-   */
+  /** After every change: starts the work it calls for (durable/upkeep.ts). */
   afterChange(): void {
-    const journalBytes = this.store.journalPages() * (this.pageSize() ?? DEFAULT_PAGE_SIZE);
-    const retryWaits = this.flushRetryAt !== null && this.flushRetryAt > Date.now();
-    // A waiting SYNCHRONOUS request starts the write at once even during a failure backoff
-    // (docs/protocol.md §6.4): every failed round answers the requests it covered, so this ends.
-    // An empty journal has nothing to flush: skip asking the tracker (most messages end here).
-    const due =
-      journalBytes > 0 &&
-      ((!retryWaits && journalBytes >= this.limits.segmentTargetBytes) ||
-        this.tracker.needsFlush());
-    if (due) this.flushNow();
-    this.scheduleAlarm(journalBytes > 0);
+    this.upkeep.afterChange();
+  }
+
+  /** The alarm (durable/upkeep.ts). */
+  onAlarm(): Promise<void> {
+    return this.upkeep.onAlarm();
   }
 
   /**
-   * Flushes the journal and resolves when done; failures are retried later, never thrown. A flush
-   * that moved pages may have left segments with none, or mostly garbage: the alarm after it
-   * sweeps and compacts (`maintain`), off the path of the requests that wait on flushes.
+   * Sweeps and compacts now (durable/upkeep.ts). Called by the alarm; tests call it to sweep at a
+   * moment of their choosing.
    */
-  async flushNow(): Promise<void> {
-    try {
-      await this.flusher.flush();
-      this.flushRetryAt = null;
-    } catch (error) {
-      console.warn(`flush of ${this.objectName()} failed after every attempt: ${String(error)}`);
-      this.flushRetryAt = Date.now() + FLUSH_FAILURE_BACKOFF_MS;
-    }
-    this.maintenanceDue = true;
-    this.afterChange();
-  }
-
-  /**
-   * The alarm: close sockets whose token expired, expire lock requests, flush what the journal
-   * holds, sweep and compact if a flush ran since the last time, then re-arm for what is left.
-   */
-  async onAlarm(): Promise<void> {
-    this.alarmAt = null;
-    for (const socket of this.sockets.closeExpired()) this.disconnected(socket);
-    this.transact(() => this.tracker.expireLocks(Date.now()));
-    this.flushRetryAt = null;
-    if (this.store.journalPages() > 0) await this.flushNow();
-    if (this.maintenanceDue) await this.maintain();
-    this.afterChange();
-  }
-
-  /**
-   * Deletes the segments no page lives in any more, then compacts the mostly dead ones and sweeps
-   * what that killed; once a day also deletes orphan segments. Called by the alarm; tests call it
-   * to sweep at a moment of their choosing.
-   */
-  async maintain(): Promise<void> {
-    this.maintenanceDue = false;
-    let more = await this.sweeper.sweep();
-    if (await this.compactor.compact()) more = (await this.sweeper.sweep()) || more;
-    if (this.sweeper.orphanScanDue()) await this.sweeper.sweepOrphans();
-    // Each round is bounded (durable/r2-bounds.ts): a backlog or an unfinished scan takes the
-    // next alarm.
-    if (more || this.sweeper.orphanScanUnfinished()) this.maintenanceDue = true;
-  }
-
-  private scheduleAlarm(journalWaiting: boolean): void {
-    const candidates: number[] = [];
-    if (journalWaiting) candidates.push(this.flushRetryAt ?? Date.now() + this.limits.flushDelayMs);
-    // Garbage may wait after a flush: swept at the idle time (lost on eviction; the next flush
-    // asks again).
-    if (this.maintenanceDue) candidates.push(Date.now() + this.limits.flushDelayMs);
-    const lockDeadline = this.locks.nextDeadline();
-    if (lockDeadline !== null) candidates.push(lockDeadline);
-    // A socket is closed when its token expires, even if it says nothing.
-    const tokenExpiry = this.sockets.nextExpiry();
-    if (tokenExpiry !== null) candidates.push(tokenExpiry);
-    if (candidates.length === 0) return;
-    const wake = Math.min(...candidates);
-    // Keep an earlier alarm: the idle flush is due a fixed time after the first unflushed page.
-    if (this.alarmAt !== null && this.alarmAt <= wake) return;
-    this.alarmAt = wake;
-    void this.ctx.storage.setAlarm(wake);
+  maintain(): Promise<void> {
+    return this.upkeep.maintain();
   }
 
   /**
@@ -333,9 +272,7 @@ export class Pager implements HandlerOperations {
     this.pageSizeCache = undefined;
     this.rememberName(name);
     this.sequencer.reset();
-    this.alarmAt = null;
-    this.flushRetryAt = null;
-    this.maintenanceDue = false;
+    this.upkeep.reset();
     return segments;
   }
 
