@@ -43,17 +43,16 @@ import {
 import { checkRoomFor } from "./handlers/data-return";
 import { handleSynchronize } from "./handlers/synchronize";
 import type { HandlerContext } from "./handlers";
-import type { Pager } from "./pager";
+import type { HttpOperations } from "./handlers/transport-operations";
 import { SequencedError } from "./sequencer";
 import { receiveBody, type Upload } from "./incoming-body";
 import { R2_READS_PER_REQUEST } from "./r2-bounds";
-import { closeQuietly } from "./sockets";
 
 /**
  * Answers an operation the Worker forwarded with `fetch`, named in a header: synchronize, the
  * only one (the control socket's upgrade goes to durable/upgrade.ts).
  */
-export async function handleHttp(pager: Pager, request: Request): Promise<Response> {
+export async function handleHttp(pager: HttpOperations, request: Request): Promise<Response> {
   if (request.headers.get(OPERATION_HEADER) !== "synchronize") {
     return errorResponse(
       new ProtocolError(KERN_INVALID_ARGUMENT, "not_found", "no such operation"),
@@ -76,9 +75,9 @@ export interface ObjectCall {
  * the same `ProtocolError` (an RPC error would lose its code).
  */
 export async function answerCall<T>(
-  pager: Pager,
+  pager: HttpOperations,
   call: ObjectCall,
-  operation: (pager: Pager) => T | Promise<T>,
+  operation: (pager: HttpOperations) => T | Promise<T>,
 ): Promise<HttpOutcome<T>> {
   try {
     pager.rememberName(parseObjectName(call.name));
@@ -93,32 +92,28 @@ function causeOf(error: unknown): unknown {
   return error instanceof SequencedError ? error.cause : error;
 }
 
-export function stat(pager: Pager): ObjectStatusBody {
+export function stat(pager: HttpOperations): ObjectStatusBody {
   const { result } = pager.admit(() => ({
     object: pager.objectName(),
     page_size: pager.pageSize(),
     max_size: pager.maxSize(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
     ...pageCounts(pager),
-    journal_pages: pager.store.journalPages(),
-    seqno: pager.sequencer.peek(),
-    kernels: pager.kernels.list().map((k) => ({
-      kernel: k.kernel,
-      connected: pager.sockets.isConnected(k.kernel),
-      last_id: k.last_id,
-    })),
-    syncs: pager.tracker.count(),
+    journal_pages: pager.journalPages(),
+    seqno: pager.nextSeqno(),
+    kernels: pager.kernelStates(),
+    syncs: pager.outstandingSyncCount(),
   }));
   return result;
 }
 
-function pageCounts(pager: Pager): { pages: number; bytes: number } {
-  const pages = pager.store.storedPages();
+function pageCounts(pager: HttpOperations): { pages: number; bytes: number } {
+  const pages = pager.storedPages();
   return { pages, bytes: pages * (pager.pageSize() ?? 0) };
 }
 
-export function listSyncs(pager: Pager): { syncs: OutstandingSyncBody[] } {
+export function listSyncs(pager: HttpOperations): { syncs: OutstandingSyncBody[] } {
   const { result } = pager.admit(() =>
-    pager.tracker.list().map(({ kernel, id, seqno, offset, length, sync_flags, since }) => ({
+    pager.outstandingSyncs().map(({ kernel, id, seqno, offset, length, sync_flags, since }) => ({
       kernel,
       id,
       seqno,
@@ -139,7 +134,7 @@ export interface PagesAnswer {
 
 /** Any byte range; pages never written read as zeros. */
 export async function readPages(
-  pager: Pager,
+  pager: HttpOperations,
   query: Record<string, string>,
   isHead: boolean,
 ): Promise<PagesAnswer> {
@@ -154,11 +149,11 @@ export async function readPages(
     const pageSize = pager.pageSize() ?? DEFAULT_PAGE_SIZE;
     checkWithinObject(offset, length, pager.maxSize(pageSize));
     const span = pageSpanOf(offset, length, pageSize);
-    const plan = pager.store.planRead(span, pageSize);
+    const plan = pager.planRead(span, pageSize);
     // Refused before any byte is sent: past the subrequest cap the body would be cut mid-way.
-    const reads = pager.store.r2ReadsFor(plan, piecePagesOf(pageSize));
+    const reads = pager.r2ReadsFor(plan, piecePagesOf(pageSize));
     if (reads > R2_READS_PER_REQUEST) {
-      pager.store.finishRead(plan);
+      pager.finishRead(plan);
       throw new ProtocolError(
         KERN_RESOURCE_SHORTAGE,
         "too_fragmented",
@@ -171,7 +166,7 @@ export async function readPages(
   const { offset, length, pageSize, span, plan } = result;
   if (isHead) {
     // Judged like the GET (range, limits, fragmentation) but no page is read from storage.
-    pager.store.finishRead(plan);
+    pager.finishRead(plan);
     return { length, body: null };
   }
   // Streamed a piece at a time, so a 64 MiB read holds about one piece in memory, not 64 MiB.
@@ -183,15 +178,13 @@ export async function readPages(
   const readPiece = async ({ first, end }: { first: number; end: number }) => {
     // Bulk reads use cached pages but do not fill the cache: one export must not evict the pages
     // kernels keep faulting on.
-    const bytes = await pager.store.read(pager.store.slicePlan(plan, first, end), pageSize, {
-      fillCache: false,
-    });
+    const bytes = await pager.readPlannedPiece(plan, first, end, pageSize);
     const from = Math.max(offset, first * pageSize) - first * pageSize;
     const to = Math.min(offset + length, end * pageSize) - first * pageSize;
     return bytes.subarray(from, to);
   };
   // The plan holds its segments in R2 until the stream ends, however it ends.
-  const finish = () => pager.store.finishRead(plan);
+  const finish = () => pager.finishRead(plan);
   let head: Uint8Array;
   try {
     // The first piece is read before answering, so a storage failure up front is a JSON error.
@@ -235,7 +228,7 @@ function piecePagesOf(pageSize: number): number {
  * seqno like a frame.
  */
 export async function writePages(
-  pager: Pager,
+  pager: HttpOperations,
   query: Record<string, string>,
   upload: Upload,
 ): Promise<WriteResultBody> {
@@ -260,8 +253,8 @@ export async function writePages(
       const ctx = httpContext(pager, seqno, pageSize);
       const span = checkPageRange(offset, body.length, ctx.geometry);
       checkRoomFor(ctx, span);
-      if (body.spool === null) pager.store.journal(span.first, pageSize, body.bytes, seqno);
-      else pager.store.journalSpool(body.spool, span.first, span.end - span.first, seqno);
+      if (body.spool === null) pager.journalReturn(span.first, pageSize, body.bytes, seqno);
+      else pager.journalSpool(body.spool, span.first, span.end - span.first, seqno);
       return { offset, length: body.length };
     });
     return { ...result, seqno };
@@ -274,7 +267,7 @@ export async function writePages(
  * The page size a body is cut into while it arrives: the object's, else the one asked, else the
  * default. Only judged here; `fixPageSize` checks it in order.
  */
-function spoolPageSize(pager: Pager, query: Record<string, string>): number {
+function spoolPageSize(pager: HttpOperations, query: Record<string, string>): number {
   const asked = Number(query.page_size);
   return pager.pageSize() ?? (isPageSize(asked) ? asked : DEFAULT_PAGE_SIZE);
 }
@@ -285,7 +278,7 @@ function spoolPageSize(pager: Pager, query: Record<string, string>): number {
  * withdraws it (durable/sync-tracker.ts `withdraw`): workerd aborts the request's signal when
  * the client disconnects (compatibility flag `enable_request_signal`, wrangler.toml).
  */
-async function synchronize(pager: Pager, request: Request): Promise<Response> {
+async function synchronize(pager: HttpOperations, request: Request): Promise<Response> {
   const body = await readJsonObject(request);
   const caller = callerOf(request);
   const { seqno, result: completion } = pager.admit((seqno) => {
@@ -302,20 +295,17 @@ async function synchronize(pager: Pager, request: Request): Promise<Response> {
       ...parseRequest(SynchronizeBody, body),
     };
     // Wait before admitting: a clean range completes inside the admission itself.
-    const completion = pager.tracker.waitFor(seqno);
+    const completion = pager.waitForSync(seqno);
     try {
       const ctx = httpContext(pager, seqno, pager.pageSize() ?? DEFAULT_PAGE_SIZE);
       handleSynchronize({ ...ctx, caller }, message);
     } catch (error) {
-      pager.tracker.stopWaiting(seqno);
+      pager.stopWaitingForSync(seqno);
       throw error;
     }
     return completion;
   });
-  const outcome = await unlessAborted(request.signal, completion, () => {
-    pager.transact(() => pager.tracker.withdraw(seqno));
-    pager.afterChange();
-  });
+  const outcome = await unlessAborted(request.signal, completion, () => pager.withdrawSync(seqno));
   // Nobody reads this: the caller is gone.
   if (outcome === null) return new Response(null, { status: 499 });
   return Response.json({ type: "memory_object_synchronize_completed", ...outcome });
@@ -368,19 +358,17 @@ function unlessAborted<T>(
   });
 }
 
-export async function destroy(pager: Pager): Promise<DeleteResultBody> {
-  pager.admit(() => {
-    for (const socket of pager.sockets.all()) {
-      pager.mail.post(socket, { type: "memory_object_destroy", reason: "the object was deleted" });
-    }
-  });
+export async function destroy(pager: HttpOperations): Promise<DeleteResultBody> {
+  pager.admit(() =>
+    pager.tellEverySocket({ type: "memory_object_destroy", reason: "the object was deleted" }),
+  );
   const segments = await pager.destroy();
-  for (const socket of pager.sockets.all()) closeQuietly(socket, CLOSE_NORMAL, "object deleted");
-  await pager.store.deleteSegments(segments);
+  pager.closeEverySocket(CLOSE_NORMAL, "object deleted");
+  await pager.deleteSegments(segments);
   return { object: pager.objectName(), deleted: true };
 }
 
-function httpContext(pager: Pager, seqno: number, pageSize: number): HandlerContext {
+function httpContext(pager: HttpOperations, seqno: number, pageSize: number): HandlerContext {
   return {
     pager,
     kernel: HTTP_KERNEL,
@@ -398,7 +386,7 @@ function httpContext(pager: Pager, seqno: number, pageSize: number): HandlerCont
  * The first write fixes the page size: `page_size` (checked by the definition), else 4096; later
  * ones must agree (409).
  */
-function fixPageSize(pager: Pager, pageSize: number | undefined): number {
+function fixPageSize(pager: HttpOperations, pageSize: number | undefined): number {
   const current = pager.pageSize();
   if (pageSize === undefined) {
     if (current === null) pager.setPageSize(DEFAULT_PAGE_SIZE);

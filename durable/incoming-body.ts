@@ -5,7 +5,7 @@
  * memory and is journaled straight from it. The slice's bytes come from the isolate's byte budget,
  * so concurrent uploads wait for room instead of passing the isolate's memory.
  */
-import type { Pager } from "./pager";
+import type { BodyOperations } from "./handlers/transport-operations";
 import { SPOOL_SLICE_BYTES } from "./spools";
 
 /** A body as it comes over RPC from the Worker: its stream, and its declared length if any. */
@@ -35,7 +35,7 @@ export interface ReceivedBody {
  * @example const body = await receiveBody(pager, upload, 4096); try { … } finally { body.done(); }
  */
 export async function receiveBody(
-  pager: Pager,
+  pager: BodyOperations,
   upload: Upload,
   pageSize: number,
 ): Promise<ReceivedBody> {
@@ -45,7 +45,7 @@ export async function receiveBody(
     Number.isSafeInteger(declared) && declared < SPOOL_SLICE_BYTES
       ? Math.max(pageSize, Math.ceil(declared / pageSize) * pageSize)
       : SPOOL_SLICE_BYTES;
-  const release = await pager.store.budget.take(sliceBytes);
+  const release = await pager.takeBytes(sliceBytes);
   const slice = new Uint8Array(sliceBytes);
   let spool: number | null = null;
   let part = 0;
@@ -56,13 +56,13 @@ export async function receiveBody(
     spool: null,
     bytes: new Uint8Array(0),
     done: () => {
-      if (spool !== null) pager.spools.drop(spool);
+      if (spool !== null) pager.dropSpool(spool);
       release();
     },
   };
   const spoolSlice = (bytes: Uint8Array) => {
-    spool ??= pager.spools.open();
-    pager.spools.appendSlice(spool, part, bytes, pageSize);
+    spool ??= pager.openSpool();
+    pager.appendToSpool(spool, part, bytes, pageSize);
     part += bytes.byteLength / pageSize;
   };
   let filled = 0;

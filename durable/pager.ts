@@ -3,21 +3,30 @@
  * tables, the sequencer, the page store and its flusher, the synchronize tracker, the outbox and
  * the sockets. `MemoryObject` forwards the platform's entry points here.
  *
- * Message handlers see the object only through the operations of durable/handlers/operations.ts,
- * which the Pager implements (at the end of the class); its parts stay private where nothing
- * else needs them.
+ * Nothing outside sees its parts: message handlers use the operations of
+ * durable/handlers/operations.ts, and the ways in (the socket loop, the upgrade, the HTTP
+ * operations and their body receiver) those of durable/handlers/transport-operations.ts, which
+ * the Pager implements at the end of the class, each a call into a part. Public besides: the
+ * limits, what `MemoryObject` forwards (`start`, `onAlarm`, `disconnected`), `transact` and
+ * `maintain`, which tests also call at a moment of their choosing, and `testHooks`, the tests'
+ * one door into the parts.
  */
 import {
   DEFAULT_PAGE_SIZE,
   type ObjectGeometry,
+  type ManagerMessage,
   type PageSpan,
   type UnnumberedOutboxMessage,
 } from "../schema";
 import { isolateByteBudget } from "./byte-budget";
 import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
-import type { HandlerOperations } from "./handlers/operations";
-import { HttpSyncWaiters } from "./http-sync-waiters";
+import type {
+  HttpOperations,
+  KernelState,
+  SocketOperations,
+} from "./handlers/transport-operations";
+import { HttpSyncWaiters, type SyncOutcome } from "./http-sync-waiters";
 import { admitNewKernel, mayHaveForgotten } from "./kernel-budget";
 import { Kernels, type KernelRecord } from "./kernels";
 import { maxSizeFor, readLimits, type Limits } from "./limits";
@@ -30,32 +39,30 @@ import { PageStore, type ReadPlan } from "./page-store";
 import { Residency } from "./residency";
 import { sharedSegmentCache } from "./segment-cache";
 import { Sequencer } from "./sequencer";
-import { Sockets } from "./sockets";
+import { Sockets, closeQuietly, type SocketGrant, type SocketSession } from "./sockets";
 import { Spools } from "./spools";
 import { Sweeper } from "./sweeper";
-import { SyncTracker, type NewSyncRequest } from "./sync-tracker";
+import { SyncTracker, type NewSyncRequest, type SyncRequest } from "./sync-tracker";
 import { testHooksOf, type TestHooks } from "./test-hooks";
 import { Upkeep } from "./upkeep";
 
-export class Pager implements HandlerOperations {
+export class Pager implements SocketOperations, HttpOperations {
   /** The deployment's limits, read by the parts at each use (tests change them through `testHooks`). */
   readonly limits: Readonly<Limits>;
   /** For tests only (durable/test-hooks.ts): production code never calls it. */
   readonly testHooks: TestHooks;
   private readonly meta: Meta;
-  // Readable, for now, for durable/http-operations.ts, durable/socket-loop.ts,
-  // durable/upgrade.ts and durable/incoming-body.ts, which reach into them; the handlers do not.
-  readonly sockets: Sockets;
-  readonly mail: Mail;
-  readonly kernels: Kernels;
+  private readonly sockets: Sockets;
+  private readonly mail: Mail;
+  private readonly kernels: Kernels;
   private readonly outbox: Outbox;
   private readonly residency: Residency;
-  readonly spools: Spools;
-  readonly store: PageStore;
+  private readonly spools: Spools;
+  private readonly store: PageStore;
   private readonly locks: LockRequests;
   private readonly httpWaiters = new HttpSyncWaiters();
-  readonly tracker: SyncTracker;
-  readonly sequencer: Sequencer;
+  private readonly tracker: SyncTracker;
+  private readonly sequencer: Sequencer;
   private readonly upkeep: Upkeep;
   private readonly sql: SqlStorage;
   /** Bumped by destroy, so I/O started before it does not write into the fresh object. */
@@ -378,5 +385,125 @@ export class Pager implements HandlerOperations {
 
   resendOutbox(socket: WebSocket, kernel: string): void {
     this.outbox.resend(socket, kernel);
+  }
+
+  // --- the operations of the ways in (durable/handlers/transport-operations.ts) -----------------
+
+  acceptSocket(kernel: string, grant: SocketGrant): WebSocket {
+    return this.sockets.accept(kernel, grant);
+  }
+
+  sessionOf(socket: WebSocket): SocketSession {
+    return this.sockets.session(socket);
+  }
+
+  lastAppliedId(kernel: string): number {
+    return this.kernels.lastId(kernel);
+  }
+
+  recordApplied(kernel: string, id: number, seqno: number): void {
+    this.kernels.recordApplied(kernel, id, seqno);
+  }
+
+  send(socket: WebSocket, message: ManagerMessage, payload?: Uint8Array): void {
+    this.mail.post(socket, message, payload);
+  }
+
+  sendFirst(socket: WebSocket, message: ManagerMessage): void {
+    this.mail.postFirst(socket, message);
+  }
+
+  reserveSend(socket: WebSocket): (message: ManagerMessage, payload?: Uint8Array) => void {
+    return this.mail.reserve(socket);
+  }
+
+  countError(socket: WebSocket): { sockets: WebSocket[]; reason: string } | null {
+    return this.sockets.countError(socket);
+  }
+
+  tellEverySocket(message: ManagerMessage): void {
+    for (const socket of this.sockets.all()) this.mail.post(socket, message);
+  }
+
+  closeEverySocket(code: number, reason: string): void {
+    for (const socket of this.sockets.all()) closeQuietly(socket, code, reason);
+  }
+
+  takeBytes(bytes: number): Promise<() => void> {
+    return this.store.budget.take(bytes);
+  }
+
+  openSpool(): number {
+    return this.spools.open();
+  }
+
+  appendToSpool(spool: number, firstPart: number, bytes: Uint8Array, pageSize: number): void {
+    this.spools.appendSlice(spool, firstPart, bytes, pageSize);
+  }
+
+  dropSpool(spool: number): void {
+    this.spools.drop(spool);
+  }
+
+  journalSpool(spool: number, firstPage: number, pages: number, seqno: number): void {
+    this.store.journalSpool(spool, firstPage, pages, seqno);
+  }
+
+  planRead(span: PageSpan, pageSize: number): ReadPlan {
+    return this.store.planRead(span, pageSize);
+  }
+
+  r2ReadsFor(plan: ReadPlan, piecePages: number): number {
+    return this.store.r2ReadsFor(plan, piecePages);
+  }
+
+  readPlannedPiece(
+    plan: ReadPlan,
+    first: number,
+    end: number,
+    pageSize: number,
+  ): Promise<Uint8Array> {
+    return this.store.read(this.store.slicePlan(plan, first, end), pageSize, { fillCache: false });
+  }
+
+  deleteSegments(keys: string[]): Promise<void> {
+    return this.store.deleteSegments(keys);
+  }
+
+  storedPages(): number {
+    return this.store.storedPages();
+  }
+
+  nextSeqno(): number {
+    return this.sequencer.peek();
+  }
+
+  kernelStates(): KernelState[] {
+    return this.kernels.list().map(({ kernel, last_id }) => ({
+      kernel,
+      connected: this.sockets.isConnected(kernel),
+      last_id,
+    }));
+  }
+
+  outstandingSyncCount(): number {
+    return this.tracker.count();
+  }
+
+  outstandingSyncs(): SyncRequest[] {
+    return this.tracker.list();
+  }
+
+  waitForSync(seqno: number): Promise<SyncOutcome> {
+    return this.tracker.waitFor(seqno);
+  }
+
+  stopWaitingForSync(seqno: number): void {
+    this.tracker.stopWaiting(seqno);
+  }
+
+  withdrawSync(seqno: number): void {
+    this.transact(() => this.tracker.withdraw(seqno));
+    this.afterChange();
   }
 }

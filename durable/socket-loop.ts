@@ -20,17 +20,17 @@ import {
   type KernelMessage,
 } from "../schema";
 import { dispatch, type AfterStep } from "./handlers";
+import type { SocketOperations } from "./handlers/transport-operations";
 import type { Limits } from "./limits";
-import type { Pager } from "./pager";
 import { SequencedError } from "./sequencer";
 import { closeQuietly, type SocketSession } from "./sockets";
 
 export async function handleFrame(
-  pager: Pager,
+  pager: SocketOperations,
   socket: WebSocket,
   data: string | ArrayBuffer,
 ): Promise<void> {
-  const session = pager.sockets.session(socket);
+  const session = pager.sessionOf(socket);
   const kernel = session.kernel;
   let header: Record<string, unknown> | undefined;
   let after: AfterStep | void = undefined;
@@ -44,11 +44,11 @@ export async function handleFrame(
       checkSessionOrder(message, session.initialized);
       checkGrant(message, session);
       const stateChanging = STATE_CHANGING_TYPES.has(message.type);
-      if (stateChanging && message.id <= pager.kernels.lastId(kernel)) {
+      if (stateChanging && message.id <= pager.lastAppliedId(kernel)) {
         // A resend of an applied message: ack again, apply nothing (docs/protocol.md §3).
-        const record = pager.kernels.get(kernel)!;
+        const record = pager.kernelRecord(kernel)!;
         const original = message.id === record.last_id ? record.last_seqno : null;
-        pager.mail.post(socket, { type: "ack", id: message.id, seqno: original ?? seqno });
+        pager.send(socket, { type: "ack", id: message.id, seqno: original ?? seqno });
         return undefined;
       }
       const step = dispatch(
@@ -59,14 +59,14 @@ export async function handleFrame(
           socket,
           // Only init can run before the page size is fixed, and it does not read this.
           geometry: pager.geometry(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
-          reply: (reply, payload) => pager.mail.post(socket, reply, payload),
-          reserveReply: () => pager.mail.reserve(socket),
+          reply: (reply, payload) => pager.send(socket, reply, payload),
+          reserveReply: () => pager.reserveSend(socket),
         },
         message,
       );
       if (stateChanging) {
-        pager.kernels.recordApplied(kernel, message.id, seqno);
-        pager.mail.postFirst(socket, { type: "ack", id: message.id, seqno });
+        pager.recordApplied(kernel, message.id, seqno);
+        pager.sendFirst(socket, { type: "ack", id: message.id, seqno });
       }
       return step;
     }));
@@ -78,14 +78,14 @@ export async function handleFrame(
       `message ${error.seqno} failed unexpectedly`,
       "internal error; the message was not applied",
     );
-    pager.mail.post(socket, errorFrame(cause, error.seqno, peekId(header)));
-    closing = pager.sockets.countError(socket);
+    pager.send(socket, errorFrame(cause, error.seqno, peekId(header)));
+    closing = pager.countError(socket);
   }
   if (closing) {
     // Past an error limit: closed with 1008, once the answers before the error, a data_supply
     // still being read among them, and the error itself have gone out.
     const { sockets, reason } = closing;
-    await pager.mail.drained(kernel);
+    await pager.drained(kernel);
     for (const ws of sockets) closeQuietly(ws, CLOSE_POLICY_VIOLATION, reason);
     return;
   }
@@ -93,7 +93,7 @@ export async function handleFrame(
     // Told why (the error above), then gone: a socket must not outlive its rights. Closed once
     // the answers before the error (a data_supply still being read among them) have gone out.
     // The alarm closes silent ones at their expiry the same way.
-    await pager.mail.drained(kernel);
+    await pager.drained(kernel);
     closeQuietly(socket, CLOSE_TOKEN_EXPIRED, "the token expired");
     pager.disconnected(socket);
     return;

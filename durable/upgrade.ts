@@ -6,14 +6,14 @@
  * `too_many_kernels`, …; 500 for anything unexpected).
  */
 import { GRANT_HEADER, RIGHTS, errorResponse, parseKernelId, type Right } from "../schema";
-import type { Pager } from "./pager";
+import type { SocketOperations } from "./handlers/transport-operations";
 import type { SocketGrant } from "./sockets";
 
-export function handleUpgrade(pager: Pager, request: Request): Response {
+export function handleUpgrade(pager: SocketOperations, request: Request): Response {
   try {
     const kernel = parseKernelId(new URL(request.url).searchParams.get("kernel"));
     const grant = readGrant(request.headers.get(GRANT_HEADER));
-    const webSocket = pager.sockets.accept(kernel, grant);
+    const webSocket = pager.acceptSocket(kernel, grant);
     // The alarm closes the socket when its token expires (durable/sockets.ts).
     pager.afterChange();
     return new Response(null, { status: 101, webSocket });
