@@ -444,7 +444,9 @@ describe("public surface", () => {
       "isPageSize",
       "isPathOf",
       "missingRight",
+      "objectDeleted",
       "objectPath",
+      "pageSizeMismatch",
       "pageSpanOf",
       "parseKernelId",
       "parseKernelMessage",
@@ -455,6 +457,7 @@ describe("public surface", () => {
       "readSyncFlags",
       "signToken",
       "spansOverlap",
+      "storageFailed",
       "toProtocolError",
       "verifyToken",
     ]);
