@@ -4,6 +4,9 @@
  * Durable Object SQLite bills); also counts the statements themselves (each one a call from
  * JavaScript into SQLite). A cursor's `rowsRead` grows as it is iterated: read the figures once
  * the operation measured has answered.
+ * Also counts commits: top-level `transactionSync` calls. Every change the object makes goes
+ * through one (`Pager.transact`: the ordered step of a message or a batch, a flush's index
+ * update), and a nested call is a savepoint inside its parent, not a commit of its own.
  * Like the bucket wrappers, an eviction drops it.
  */
 import { runInDurableObject } from "cloudflare:test";
@@ -15,6 +18,8 @@ export interface SqlMeter {
   rowsWritten(): number;
   /** Statements run (each `exec` call), reads included. */
   statements(): number;
+  /** Top-level `transactionSync` calls: the object's commits. */
+  commits(): number;
   /** Rows written per statement text (whitespace collapsed), for explaining a figure. */
   byStatement(): Record<string, number>;
   /** Rows read by every statement run since the meter was installed or last reset. */
@@ -29,7 +34,20 @@ export interface SqlMeter {
 export async function meterObjectSql(name: string): Promise<SqlMeter> {
   let cursors: { query: string; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
   let restore: () => void = () => {};
+  let commits = 0;
   await runInDurableObject(objectStub(name), (_instance: MemoryObject, state) => {
+    const storage = state.storage;
+    const transactionSync = storage.transactionSync;
+    let depth = 0;
+    storage.transactionSync = function <T>(this: DurableObjectStorage, closure: () => T): T {
+      if (depth === 0) commits++;
+      depth++;
+      try {
+        return transactionSync.call(this, closure) as T;
+      } finally {
+        depth--;
+      }
+    };
     const sql = state.storage.sql;
     const original = sql.exec;
     sql.exec = function (this: SqlStorage, query: string, ...bindings: any[]) {
@@ -39,11 +57,13 @@ export async function meterObjectSql(name: string): Promise<SqlMeter> {
     } as typeof sql.exec;
     restore = () => {
       sql.exec = original;
+      storage.transactionSync = transactionSync;
     };
   });
   return {
     rowsWritten: () => cursors.reduce((sum, { cursor }) => sum + cursor.rowsWritten, 0),
     statements: () => cursors.length,
+    commits: () => commits,
     byStatement: () => {
       const totals: Record<string, number> = {};
       for (const { query, cursor } of cursors) {
@@ -61,6 +81,7 @@ export async function meterObjectSql(name: string): Promise<SqlMeter> {
     },
     reset: () => {
       cursors = [];
+      commits = 0;
     },
     stop: () =>
       runInDurableObject(objectStub(name), () => {
