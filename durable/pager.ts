@@ -354,8 +354,8 @@ export class Pager implements SocketOperations, HttpOperations {
     this.residency.forgetAll(kernel);
   }
 
-  markInitialized(socket: WebSocket): void {
-    this.sockets.markInitialized(socket);
+  markInitialized(socket: WebSocket, batch: boolean): void {
+    this.sockets.markInitialized(socket, batch);
   }
 
   forgetKernel(kernel: string): void {

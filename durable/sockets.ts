@@ -1,6 +1,7 @@
 /**
  * The kernels' control sockets. Each is a hibernatable WebSocket tagged with its kernel id; its
- * attachment (which survives hibernation) says whether the kernel has done its init.
+ * attachment (which survives hibernation) says whether the kernel has done its init and whether
+ * it asked for batches.
  */
 import {
   CLOSE_REPLACED,
@@ -25,6 +26,11 @@ export interface SocketGrant {
 export interface SocketSession extends SocketGrant {
   kernel: string;
   initialized: boolean;
+  /**
+   * The kernel asked for batches at its init (docs/protocol.md §11): it may send them, and gets
+   * its replies batched. Absent in the attachments of sockets accepted before batches existed.
+   */
+  batch?: boolean;
   /** Errors answered in the current minute, for the garbage limit of docs/protocol.md §8. */
   errors: number;
   errorWindowStart: number;
@@ -104,8 +110,8 @@ export class Sockets {
     this.sessions.set(ws, session);
   }
 
-  markInitialized(ws: WebSocket): void {
-    this.save(ws, { ...this.session(ws), initialized: true });
+  markInitialized(ws: WebSocket, batch: boolean): void {
+    this.save(ws, { ...this.session(ws), initialized: true, batch });
   }
 
   /** The kernel's open, initialized socket, if it has one. */

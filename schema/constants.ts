@@ -62,6 +62,12 @@ export const MAX_PAGE_SIZE = 65536;
 /** The page size of an object whose first message is an HTTP write without `page_size`. */
 export const DEFAULT_PAGE_SIZE = 4096;
 
+/**
+ * The most messages one batch frame may hold (docs/protocol.md §11), either way: a kernel's batch
+ * of more is a frame that cannot be parsed, and the manager sends none larger.
+ */
+export const MAX_BATCH_MESSAGES = 256;
+
 /** The kernel id that HTTP requests act as (docs/protocol.md §9); sockets may not claim it. */
 export const HTTP_KERNEL = "http";
 

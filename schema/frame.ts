@@ -34,7 +34,19 @@ export function encodeFrame(header: object, payload: Uint8Array): Uint8Array {
  * @example const { header, payload } = decodeFrame(event.data);
  */
 export function decodeFrame(data: string | ArrayBuffer | Uint8Array): Frame {
-  if (typeof data === "string") return { header: parseHeader(data), payload: null };
+  const { json, payload } = splitFrame(data);
+  return { header: asMessage(json), payload };
+}
+
+/**
+ * A frame's parsed JSON (a message, or a batch's array: schema/batch.ts) and the bytes after a
+ * binary frame's header (null for a text frame).
+ */
+export function splitFrame(data: string | ArrayBuffer | Uint8Array): {
+  json: unknown;
+  payload: Uint8Array | null;
+} {
+  if (typeof data === "string") return { json: parseJson(data), payload: null };
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
   if (bytes.byteLength < 4) {
     throw new ProtocolError(
@@ -58,16 +70,19 @@ export function decodeFrame(data: string | ArrayBuffer | Uint8Array): Frame {
   } catch {
     throw new ProtocolError(KERN_INVALID_ARGUMENT, "bad_json", "frame header is not valid UTF-8");
   }
-  return { header: parseHeader(text), payload: bytes.subarray(4 + headerLength) };
+  return { json: parseJson(text), payload: bytes.subarray(4 + headerLength) };
 }
 
-function parseHeader(text: string): Record<string, unknown> {
-  let value: unknown;
+function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new ProtocolError(KERN_INVALID_ARGUMENT, "bad_json", "message is not valid JSON");
   }
+}
+
+/** A message is a JSON object; anything else (an array too, outside a batch) is refused. */
+export function asMessage(value: unknown): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ProtocolError(KERN_INVALID_ARGUMENT, "bad_json", "message must be a JSON object");
   }

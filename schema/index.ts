@@ -19,6 +19,7 @@ export {
 export { HTTP_PATHS, isPathOf, objectPath, type HttpPath } from "./http-paths";
 export { parseObjectName, parseKernelId } from "./names";
 export { encodeFrame, decodeFrame, type Frame } from "./frame";
+export { decodeFrameOrBatch, encodeBatch, isBatch, type Batch, type BatchEntry } from "./batch";
 export { isPageSize, readCount } from "./fields";
 export {
   parseKernelMessage,

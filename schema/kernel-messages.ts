@@ -18,6 +18,8 @@ export interface InitMessage {
   id: number;
   page_size: number;
   received_mid: number;
+  /** The kernel asks for batches (docs/protocol.md §11); absent when it does not say. */
+  batch?: boolean;
 }
 export interface DataRequestMessage {
   type: "memory_object_data_request";
@@ -96,6 +98,7 @@ const parsers: { [T in KernelMessageType]: Parser } = {
     id: readPositive(f, "id"),
     page_size: readPageSize(f),
     received_mid: readCount(f, "received_mid"),
+    ...(f.batch !== undefined && { batch: readBoolean(f, "batch") }),
   }),
   memory_object_data_request: (f) => ({
     type: "memory_object_data_request",

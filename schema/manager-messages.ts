@@ -20,6 +20,8 @@ export interface ReadyMessage {
   copy_strategy: number;
   last_id: number;
   flush: boolean;
+  /** Batches are on for this socket (docs/protocol.md §11): only when the init asked. */
+  batch: boolean;
   seqno: number;
 }
 /** Sent as a binary frame whose payload is the `length` bytes of the range. */

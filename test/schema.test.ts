@@ -9,8 +9,12 @@ import {
   ProtocolError,
   checkPageRange,
   checkWithinObject,
+  MAX_BATCH_MESSAGES,
   decodeFrame,
+  decodeFrameOrBatch,
+  encodeBatch,
   encodeFrame,
+  isBatch,
   pageSpanOf,
   parseKernelId,
   parseKernelMessage,
@@ -18,6 +22,7 @@ import {
   peekId,
   readSyncFlags,
   spansOverlap,
+  type Batch,
   type Frame,
 } from "../schema";
 
@@ -108,6 +113,134 @@ describe("encodeFrame / decodeFrame", () => {
   });
 });
 
+describe("encodeBatch / decodeFrameOrBatch (docs/protocol.md §11)", () => {
+  const sync = (id: number) => ({ type: "memory_object_synchronize", id, offset: 0, length: 0 });
+  const ret = (id: number, length: number) => ({ type: "memory_object_data_return", id, length });
+
+  function batchOf(data: string | Uint8Array): Batch {
+    const decoded = decodeFrameOrBatch(data);
+    if (!isBatch(decoded)) throw new Error("expected a batch");
+    return decoded;
+  }
+
+  it("reads a message that is not an array as decodeFrame does", () => {
+    const frame = encodeFrame({ type: "x", id: 1 }, new Uint8Array([9]));
+    expect(decodeFrameOrBatch(frame)).toEqual(decodeFrame(frame));
+    const text = decodeFrameOrBatch('{"type":"received","id":3,"mid":1}');
+    expect(isBatch(text)).toBe(false);
+    expect(text).toEqual({ header: { type: "received", id: 3, mid: 1 }, payload: null });
+  });
+
+  it("encodes messages without pages as a JSON array text frame, and reads it back", () => {
+    const encoded = encodeBatch([{ message: sync(1) }, { message: sync(2) }]);
+    expect(encoded).toBe(JSON.stringify([sync(1), sync(2)]));
+    const batch = batchOf(encoded as string);
+    expect(batch.payloadBytes).toBe(0);
+    expect(batch.messages).toEqual([
+      { header: sync(1), payload: null },
+      { header: sync(2), payload: null },
+    ]);
+  });
+
+  it("encodes messages with pages as one binary frame, payloads back to back in array order", () => {
+    const a = new Uint8Array(3).fill(1);
+    const b = new Uint8Array(5).fill(2);
+    const encoded = encodeBatch([
+      { message: ret(1, 3), payload: a },
+      { message: sync(2) },
+      { message: ret(3, 5), payload: b },
+    ]) as Uint8Array;
+    expect(encoded).toBeInstanceOf(Uint8Array);
+    const header = new TextEncoder().encode(JSON.stringify([ret(1, 3), sync(2), ret(3, 5)]));
+    expect(new DataView(encoded.buffer).getUint32(0)).toBe(header.byteLength);
+    expect(encoded.byteLength).toBe(4 + header.byteLength + 8);
+    const batch = batchOf(encoded);
+    expect(batch.payloadBytes).toBe(8);
+    const [first, second, third] = batch.messages as Frame[];
+    expect(first!.header).toEqual(ret(1, 3));
+    expect([...first!.payload!]).toEqual([...a]);
+    expect(second).toEqual({ header: sync(2), payload: null });
+    expect([...third!.payload!]).toEqual([...b]);
+    // An ArrayBuffer (what a socket delivers) decodes the same way.
+    expect(batchOf(encoded.slice().buffer as unknown as Uint8Array).payloadBytes).toBe(8);
+  });
+
+  it("splits data_supply payloads too (the manager's replies)", () => {
+    const supply = { type: "memory_object_data_supply", reply_to: 1, seqno: 4, length: 2 };
+    const batch = batchOf(
+      encodeBatch([
+        { message: { type: "ack", id: 1, seqno: 3 } },
+        { message: supply, payload: new Uint8Array([7, 8]) },
+      ]) as Uint8Array,
+    );
+    expect([...(batch.messages[1] as Frame).payload!]).toEqual([7, 8]);
+  });
+
+  it("leaves an entry that is not an object to be that message's own error", () => {
+    const batch = batchOf(JSON.stringify([sync(1), 42, [1], null, sync(2)]));
+    expect(batch.messages).toHaveLength(5);
+    for (const bad of batch.messages.slice(1, 4)) {
+      expect(bad).toBeInstanceOf(ProtocolError);
+      expect(bad).toMatchObject({ code: "bad_json", kernReturn: KERN_INVALID_ARGUMENT });
+    }
+    expect(batch.messages[4]).toEqual({ header: sync(2), payload: null });
+  });
+
+  it("gives a data_return of a text batch no payload (refused by parseKernelMessage, as alone)", () => {
+    const whole = { ...ret(1, 4096), offset: 0, dirty: true, kernel_copy: false };
+    const [only] = batchOf(JSON.stringify([whole])).messages as Frame[];
+    expect(only!.payload).toBeNull();
+    expect(rejection(() => parseKernelMessage(only!)).message).toMatch(/binary frame/);
+  });
+
+  it("holds MAX_BATCH_MESSAGES messages, and no more", () => {
+    const most = Array.from({ length: MAX_BATCH_MESSAGES }, (_, i) => sync(i + 1));
+    expect(batchOf(JSON.stringify(most)).messages).toHaveLength(MAX_BATCH_MESSAGES);
+    const error = rejection(() => decodeFrameOrBatch(JSON.stringify([...most, sync(999)])));
+    expect(error).toMatchObject({ code: "bad_frame", kernReturn: KERN_INVALID_ARGUMENT });
+    expect(error.message).toMatch(/MAX_BATCH_MESSAGES/);
+  });
+
+  it.each([
+    ["an empty text batch", () => "[]", /at least one message/],
+    ["an empty binary batch", () => encodeFrame([], new Uint8Array(0)), /at least one message/],
+    [
+      "payload bytes short of the lengths",
+      () => encodeFrame([ret(1, 4), ret(2, 4)], new Uint8Array(6)),
+      /fewer than the lengths/,
+    ],
+    [
+      "payload bytes beyond the lengths",
+      () => encodeFrame([ret(1, 4), sync(2)], new Uint8Array(5)),
+      /but the messages that carry pages have 4/,
+    ],
+    [
+      "payload bytes with no message to carry them",
+      () => encodeFrame([sync(1)], new Uint8Array(1)),
+      /have 0/,
+    ],
+    [
+      "a data_return without a valid length",
+      () =>
+        encodeFrame([{ type: "memory_object_data_return", id: 1, length: "4" }], new Uint8Array(4)),
+      /no valid length/,
+    ],
+  ])("refuses %s as a frame that cannot be parsed", (_name, make, message) => {
+    const error = rejection(() => decodeFrameOrBatch(make()));
+    expect(error).toMatchObject({ code: "bad_frame", kernReturn: KERN_INVALID_ARGUMENT });
+    expect(error.message).toMatch(message);
+  });
+
+  it("refuses what decodeFrame refuses, before looking for an array", () => {
+    expect(rejection(() => decodeFrameOrBatch("[nope")).code).toBe("bad_json");
+    expect(rejection(() => decodeFrameOrBatch(new Uint8Array([0, 0]))).code).toBe("bad_frame");
+  });
+
+  it("decodeFrame still refuses an array, batch or not", () => {
+    expect(rejection(() => decodeFrame(JSON.stringify([sync(1)]))).message).toMatch(/JSON object/);
+  });
+});
+
 describe("parseKernelMessage", () => {
   const valid: Record<string, Record<string, unknown>> = {
     memory_object_init: { id: 1, page_size: 4096, received_mid: 0 },
@@ -122,6 +255,13 @@ describe("parseKernelMessage", () => {
   it.each(Object.entries(valid))("parses a valid %s", (type, fields) => {
     const message = parseKernelMessage(text({ type, ...fields, unknown_field: "ignored" }));
     expect(message).toEqual({ type, ...fields });
+  });
+
+  it("reads init's optional batch only when it is given (docs/protocol.md §11)", () => {
+    const init = { type: "memory_object_init", ...valid.memory_object_init };
+    expect(parseKernelMessage(text({ ...init, batch: true }))).toEqual({ ...init, batch: true });
+    expect(parseKernelMessage(text({ ...init, batch: false }))).toEqual({ ...init, batch: false });
+    expect(parseKernelMessage(text(init))).not.toHaveProperty("batch");
   });
 
   it("parses a valid binary data_return with its payload", () => {
@@ -168,6 +308,9 @@ describe("parseKernelMessage", () => {
     ["init page_size 256", { ...valid.memory_object_init, page_size: 256 }, "page_size"],
     ["init page_size 131072", { ...valid.memory_object_init, page_size: 131072 }, "page_size"],
     ["init received_mid -1", { ...valid.memory_object_init, received_mid: -1 }, "received_mid"],
+    ["init batch 1", { ...valid.memory_object_init, batch: 1 }, "batch"],
+    ["init batch 'true'", { ...valid.memory_object_init, batch: "true" }, "batch"],
+    ["init batch null", { ...valid.memory_object_init, batch: null }, "batch"],
     ["data_request offset -1", { ...valid.memory_object_data_request, offset: -1 }, "offset"],
     ["data_request offset 1.5", { ...valid.memory_object_data_request, offset: 1.5 }, "offset"],
     [
@@ -399,6 +542,7 @@ describe("public surface", () => {
       "KERN_PROTECTION_FAILURE",
       "KERN_RESOURCE_SHORTAGE",
       "KERN_SUCCESS",
+      "MAX_BATCH_MESSAGES",
       "MAX_PAGE_SIZE",
       "MEMORY_OBJECT_COPY_CALL",
       "MEMORY_OBJECT_COPY_DELAY",
@@ -434,6 +578,8 @@ describe("public surface", () => {
       "checkPageRange",
       "checkWithinObject",
       "decodeFrame",
+      "decodeFrameOrBatch",
+      "encodeBatch",
       "encodeFrame",
       "errorFrame",
       "errorResponse",
@@ -441,6 +587,7 @@ describe("public surface", () => {
       "httpStatusOf",
       "internalError",
       "invalidField",
+      "isBatch",
       "isPageSize",
       "isPathOf",
       "missingRight",

@@ -2,7 +2,8 @@
  * memory_object_init: a kernel starts (or resumes) on a socket. May fix the object's page size
  * (only a kernel whose token can write), register the kernel (letting a reclaimable one of its
  * kind go if its kind is full), drop outbox messages it has received and clear its stale mark;
- * answers `memory_object_ready`, then resends the outbox in mid order (docs/protocol.md §3).
+ * notes whether the socket takes batches (docs/protocol.md §11); answers `memory_object_ready`,
+ * then resends the outbox in mid order (docs/protocol.md §3).
  */
 import { MEMORY_OBJECT_COPY_DELAY, pageSizeMismatch, type InitMessage } from "../../schema";
 import type { Handler } from "./context";
@@ -23,7 +24,9 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
   const record = pager.registerKernel(kernel, writer);
   const flush = record.stale === 1 || (!known && pager.mayHaveForgotten());
   if (flush) pager.startClean(kernel);
-  pager.markInitialized(ctx.socket!);
+  // This manager always takes batches when asked (docs/protocol.md §11).
+  const batch = message.batch === true;
+  pager.markInitialized(ctx.socket!, batch);
   ctx.reply({
     type: "memory_object_ready",
     object: pager.objectName(),
@@ -35,6 +38,7 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
     copy_strategy: MEMORY_OBJECT_COPY_DELAY,
     last_id: record.last_id,
     flush,
+    batch,
     seqno: ctx.seqno,
   });
   pager.resendOutbox(ctx.socket!, kernel);

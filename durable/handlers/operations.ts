@@ -69,8 +69,11 @@ export interface HandlerOperations {
   registerKernel(kernel: string, writer: boolean): KernelRecord;
   /** The kernel flushes everything now: it is no longer stale and caches nothing. */
   startClean(kernel: string): void;
-  /** The socket's kernel has initialized: it counts as connected. */
-  markInitialized(socket: WebSocket): void;
+  /**
+   * The socket's kernel has initialized: it counts as connected, and its frames and replies are
+   * batches from now on when it asked for them (docs/protocol.md §11).
+   */
+  markInitialized(socket: WebSocket, batch: boolean): void;
   /**
    * Terminate: what the kernel caches, its outbox, its record and its outstanding requests go,
    * in that order (the requests that stop waiting on it must not ask a kernel that is gone).

@@ -23,7 +23,7 @@
  * (a frame whose answer depends on which of two racing sockets came first) it refuses the frame
  * and the runner draws another.
  */
-import { FIELDS, STATE_CHANGING, keepsRule } from "./message-rules";
+import { FIELDS, STATE_CHANGING, keepsRule, optionalFieldsKeepRules } from "./message-rules";
 
 // Protocol numbers (docs/protocol.md §7).
 const KERN_INVALID_ADDRESS = 1;
@@ -519,6 +519,8 @@ export class ReferenceObject {
     for (const [name, rule] of Object.entries(FIELDS[header.type as keyof typeof FIELDS])) {
       if (!keepsRule(rule, header[name])) return result(invalid("bad_field", name));
     }
+    const badOptional = optionalFieldsKeepRules(header.type as keyof typeof FIELDS, header);
+    if (badOptional !== null) return result(invalid("bad_field", badOptional));
     if (type === "memory_object_data_return") {
       if (parsed.payload === null) return result(invalid("bad_field", type));
       if (parsed.payload.byteLength !== header.length)
@@ -768,6 +770,7 @@ export class ReferenceObject {
             copy_strategy: MEMORY_OBJECT_COPY_DELAY,
             last_id: k.lastId,
             flush,
+            batch: m.batch === true,
           },
         });
         for (const entry of k.outbox) socket.stream.push({ kind: "outbox", entry, group: null });

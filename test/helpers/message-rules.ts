@@ -46,6 +46,23 @@ export const FIELDS: Record<KernelMessage["type"], Record<string, FieldRule>> = 
   received: { id: "positive", mid: "count" },
 };
 
+/** Fields a message may leave out, and the rule each keeps when given (docs/protocol.md §11). */
+const OPTIONAL_FIELDS: Partial<Record<KernelMessage["type"], Record<string, FieldRule>>> = {
+  memory_object_init: { batch: "boolean" },
+};
+
+/** Whether the header's optional fields, those it gives, keep their rules. */
+export function optionalFieldsKeepRules(
+  type: KernelMessage["type"],
+  header: object,
+): string | null {
+  const given = header as Record<string, unknown>;
+  for (const [name, rule] of Object.entries(OPTIONAL_FIELDS[type] ?? {})) {
+    if (given[name] !== undefined && !keepsRule(rule, given[name])) return name;
+  }
+  return null;
+}
+
 export const MESSAGE_TYPES = Object.keys(FIELDS) as KernelMessage["type"][];
 export const FIELD_NAMES = [...new Set(MESSAGE_TYPES.flatMap((t) => Object.keys(FIELDS[t])))];
 
@@ -88,6 +105,7 @@ export function isDocumentedMessage(frame: Frame): boolean {
   for (const [name, rule] of Object.entries(fields)) {
     if (!keepsRule(rule, frame.header[name])) return false;
   }
+  if (optionalFieldsKeepRules(type as KernelMessage["type"], frame.header) !== null) return false;
   if (type === "memory_object_data_return") {
     return frame.payload !== null && frame.payload.byteLength === frame.header.length;
   }
