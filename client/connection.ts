@@ -3,7 +3,8 @@
  * kernel → manager message as a typed async call, and survival across the network. It keeps each
  * state-changing message until acked and resends it after reconnecting, processes each outbox
  * message (completions, lock requests) exactly once by its mid, and reconnects with jittered,
- * capped backoff. Browser-safe: standard WebSocket, no Node imports.
+ * capped backoff. When the manager accepts batches (docs/protocol.md §11), what is sent in one
+ * turn leaves as one frame (client/batcher.ts) and batched replies are unpacked. Browser-safe: standard WebSocket, no Node imports.
  */
 import {
   CLOSE_NORMAL,
@@ -12,9 +13,11 @@ import {
   CLOSE_TOKEN_EXPIRED,
   DEFAULT_PAGE_SIZE,
   HTTP_PATHS,
+  MAX_BATCH_MESSAGES,
   VM_PROT_READ,
-  decodeFrame,
+  decodeFrameOrBatch,
   encodeFrame,
+  isBatch,
   objectPath,
   type AckMessage,
   type DataSupplyMessage,
@@ -24,6 +27,7 @@ import {
   type ReadyMessage,
   type SynchronizeCompletedMessage,
 } from "../schema";
+import { Batcher, MAX_BATCH_HEADER_BYTES } from "./batcher";
 import { Emitter } from "./emitter";
 import { ConnectionClosedError, KernReturnError } from "./errors";
 
@@ -49,6 +53,12 @@ export interface KernelOptions {
    * must report such failures sets this. Later reconnects are never given up.
    */
   connectTimeoutMs?: number;
+  /**
+   * Ask for batches (docs/protocol.md §11), default true: if the manager accepts, messages sent
+   * in the same turn leave as one frame and replies may arrive batched. `false` sends one frame
+   * per message.
+   */
+  batch?: boolean;
 }
 
 export interface KernelEvents extends Record<string, unknown> {
@@ -100,6 +110,8 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private stopped: Error | null = null;
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Set while the current socket's ready accepted batches. */
+  private batcher: Batcher | null = null;
 
   private constructor(private readonly options: KernelOptions) {
     super();
@@ -268,13 +280,27 @@ export class KernelConnection extends Emitter<KernelEvents> {
    * CLI) await this between frames; one message is always let through.
    */
   async capacity(): Promise<void> {
-    const max = this.options.maxPendingBytes ?? 8 * 1024 * 1024;
-    while (this.pendingBytes > max && !this.stopped) {
+    while (this.overCapacity) {
       await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
     }
   }
 
+  /**
+   * True while `capacity()` would wait. A caller that checks this before awaiting sends without
+   * yielding while there is room, so what it sends in one turn leaves as one batch.
+   */
+  get overCapacity(): boolean {
+    const max = this.options.maxPendingBytes ?? 8 * 1024 * 1024;
+    return this.pendingBytes > max && !this.stopped;
+  }
+
+  /** One message, as a single frame: batched with the rest of this turn's when batches are on. */
   private transmit(frame: string | Uint8Array): void {
+    if (this.batcher) this.batcher.add(frame);
+    else this.sendFrame(frame);
+  }
+
+  private sendFrame(frame: string | Uint8Array): void {
     try {
       this.socket?.send(frame);
     } catch {
@@ -334,21 +360,28 @@ export class KernelConnection extends Emitter<KernelEvents> {
         id: this.initId,
         page_size: this.options.pageSize ?? DEFAULT_PAGE_SIZE,
         received_mid: this.receivedMid,
+        // Omitted, not false, when not asked: the init of a kernel without batches is unchanged.
+        ...(this.options.batch === false ? {} : { batch: true }),
       }),
     );
   }
 
+  /** A frame from the manager: a plain one, or a batch whose messages are handled in order. */
   private receive(data: string | ArrayBuffer): void {
-    let message: ManagerMessage;
-    let payload: Uint8Array | null;
+    let decoded;
     try {
-      const frame = decodeFrame(data);
-      message = frame.header as unknown as ManagerMessage;
-      payload = frame.payload;
+      decoded = decodeFrameOrBatch(data);
     } catch (error) {
       this.emit("error", error as Error);
       return;
     }
+    for (const message of isBatch(decoded) ? decoded.messages : [decoded]) {
+      if (message instanceof Error) this.emit("error", message);
+      else this.handle(message.header as unknown as ManagerMessage, message.payload);
+    }
+  }
+
+  private handle(message: ManagerMessage, payload: Uint8Array | null): void {
     switch (message.type) {
       case "memory_object_ready":
         return this.onReady(message);
@@ -390,6 +423,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private onReady(ready: ReadyMessage): void {
     this.readyMessage = ready;
     this.attempt = 0;
+    this.batcher = this.batchesFor(ready);
     // A kernel that restarted may find the manager ahead of it: new ids must be higher.
     this.nextId = Math.max(this.nextId, ready.last_id + 1);
     // Messages at or below last_id were applied; their acks were lost with the old socket.
@@ -402,6 +436,26 @@ export class KernelConnection extends Emitter<KernelEvents> {
     this.readyWaiters = [];
     for (const waiter of waiters) waiter.resolve(ready);
     this.emit("connected", ready);
+  }
+
+  /**
+   * A batcher for this socket if the kernel asked for batches and the ready accepted them. Its
+   * frames go only to the socket it was made for: a frame queued before a drop is not sent on the
+   * next socket (the messages are resent from `outgoing` after the next ready).
+   */
+  private batchesFor(ready: ReadyMessage): Batcher | null {
+    if (this.options.batch === false || ready.batch !== true) return null;
+    const socket = this.socket;
+    return new Batcher(
+      (frame) => {
+        if (this.socket === socket) this.sendFrame(frame);
+      },
+      {
+        messages: MAX_BATCH_MESSAGES,
+        payloadBytes: ready.max_transfer,
+        headerBytes: MAX_BATCH_HEADER_BYTES,
+      },
+    );
   }
 
   /** An ack covers every lower id (docs/protocol.md §3). */
@@ -474,6 +528,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private lost(code: number, reason: string): void {
     this.socket = null;
     this.readyMessage = null;
+    this.batcher = null;
     this.emit("disconnected", { code, reason });
     if (this.stopped) return;
     if (code === CLOSE_REPLACED) {
@@ -502,9 +557,12 @@ export class KernelConnection extends Emitter<KernelEvents> {
     this.stopped = error;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.receivedTimer) clearTimeout(this.receivedTimer);
+    // What this turn sent leaves before the close, as it would have unbatched.
+    this.batcher?.flush();
     const socket = this.socket;
     this.socket = null;
     this.readyMessage = null;
+    this.batcher = null;
     try {
       socket?.close(CLOSE_NORMAL, "client closed");
     } catch {

@@ -109,7 +109,10 @@ export class PageCache {
 
   /**
    * Returns the dirty (and precious) pages of the range, contiguous runs coalesced up to
-   * `max_transfer` per frame, then sends the synchronize and resolves on its completion.
+   * `max_transfer` per frame, then sends the synchronize and resolves on its completion. Nothing
+   * is awaited between the sends unless the connection is over capacity, so with batches
+   * (docs/protocol.md §11) the returns and the synchronize leave together, in as few frames as
+   * the batch bounds allow.
    */
   async msync(
     offset: number,
@@ -119,7 +122,11 @@ export class PageCache {
     const { pageSize } = this.geometry();
     const first = Math.floor(offset / pageSize);
     const end = length === 0 ? first : Math.ceil((offset + length) / pageSize);
-    const returns = await this.returnPages(first, end, (page) => page.dirty || page.precious);
+    const returns: Promise<unknown>[] = [];
+    for (const run of this.runsOf(first, end, (page) => page.dirty || page.precious)) {
+      if (this.connection.overCapacity) await this.connection.capacity();
+      returns.push(this.returnRun(run));
+    }
     const completion = this.connection.synchronize(offset, length, syncFlags);
     await Promise.all(returns);
     return completion;
@@ -181,50 +188,65 @@ export class PageCache {
 
   /**
    * Sends data_returns for the pages of [first, end) that `select` picks, contiguous runs up to
-   * max_transfer each. Pages count as clean once sent; if a return fails, they are dirty again.
+   * max_transfer each, waiting for capacity only when over it (see `msync`).
    */
   private async returnPages(
     first: number,
     end: number,
     select: (page: CachedPage) => boolean,
   ): Promise<Promise<unknown>[]> {
+    const sent: Promise<unknown>[] = [];
+    for (const run of this.runsOf(first, end, select)) {
+      if (this.connection.overCapacity) await this.connection.capacity();
+      sent.push(this.returnRun(run));
+    }
+    return sent;
+  }
+
+  /** The pages of [first, end) that `select` picks, in contiguous runs of at most max_transfer. */
+  private runsOf(
+    first: number,
+    end: number,
+    select: (page: CachedPage) => boolean,
+  ): [number, CachedPage][][] {
     const { pageSize, maxTransfer } = this.geometry();
     const chosen = [...this.pages.entries()]
       .filter(([page, cached]) => page >= first && page < end && select(cached))
       .sort(([a], [b]) => a - b);
-    const sent: Promise<unknown>[] = [];
+    const runs: [number, CachedPage][][] = [];
     let run: [number, CachedPage][] = [];
-    const flushRun = async () => {
-      if (run.length === 0) return;
-      const pages = run;
-      run = [];
-      const body = new Uint8Array(pages.length * pageSize);
-      pages.forEach(([, cached], i) => body.set(cached.data, i * pageSize));
-      const dirty = pages.some(([, cached]) => cached.dirty);
-      const versions = pages.map(([, cached]) => cached.version);
-      for (const [, cached] of pages) {
-        cached.dirty = false;
-        cached.precious = false;
-      }
-      await this.connection.capacity();
-      sent.push(
-        this.connection.dataReturn(pages[0]![0] * pageSize, body, { dirty }).catch((error) => {
-          pages.forEach(([page, cached], i) => {
-            if (this.pages.get(page) === cached && cached.version === versions[i])
-              cached.dirty = true;
-          });
-          throw error;
-        }),
-      );
-    };
     for (const entry of chosen) {
       const last = run[run.length - 1];
-      if (last && (last[0] + 1 !== entry[0] || (run.length + 1) * pageSize > maxTransfer))
-        await flushRun();
+      if (last && (last[0] + 1 !== entry[0] || (run.length + 1) * pageSize > maxTransfer)) {
+        runs.push(run);
+        run = [];
+      }
       run.push(entry);
     }
-    await flushRun();
-    return sent;
+    if (run.length > 0) runs.push(run);
+    return runs;
+  }
+
+  /**
+   * One data_return of a run, its bytes as they are now. The pages count as clean once sent; if
+   * the return fails, those not written since are dirty again.
+   */
+  private returnRun(pages: [number, CachedPage][]): Promise<unknown> {
+    const { pageSize } = this.geometry();
+    const body = new Uint8Array(pages.length * pageSize);
+    pages.forEach(([, cached], i) => body.set(cached.data, i * pageSize));
+    const dirty = pages.some(([, cached]) => cached.dirty);
+    const versions = pages.map(([, cached]) => cached.version);
+    for (const [, cached] of pages) {
+      cached.dirty = false;
+      cached.precious = false;
+    }
+    return this.connection.dataReturn(pages[0]![0] * pageSize, body, { dirty }).catch((error) => {
+      pages.forEach(([page, cached], i) => {
+        if (this.pages.get(page) === cached && cached.version === versions[i]) cached.dirty = true;
+      });
+      throw error;
+    });
   }
 
   /** memory_object_lock_request: return what it asks, flush if told, apply the lock, answer. */
