@@ -6,10 +6,11 @@
  * - `startWranglerDev` runs `wrangler dev` as a child process on a persisted state directory, so
  *   a test can stop the whole server and start it again on the same state.
  * - `recordingWebSocket` is a WebSocket for `KernelConnection`'s `WebSocket` option that logs
- *   every frame both ways and keeps every socket, so a test can check the wire and drop a socket.
+ *   every message both ways (a batch frame's one by one) and every frame, and keeps every socket,
+ *   so a test can check the wire, count frames and drop a socket.
  */
 import { createTestHarness, type TestHarness } from "wrangler";
-import { decodeFrame } from "../../schema";
+import { decodeFrameOrBatch, isBatch } from "../../schema";
 import { QUIET_ENV } from "../../tools/wrangler-dev";
 
 Object.assign(process.env, QUIET_ENV);
@@ -73,20 +74,36 @@ export async function startAuthHarness(
   return { server, url };
 }
 
-/** One frame as seen on the wire: its JSON header, and for binary frames the payload. */
+/**
+ * One message as seen on the wire: its JSON header, and the payload of one that carries pages.
+ * A batch frame (docs/protocol.md §11) is logged as its messages, in order.
+ */
 interface WireFrame {
   header: Record<string, any> & { type: string };
   payload: Uint8Array | null;
   /** Which of the connection's sockets carried it (an index into `WireLog.sockets`). */
   socket: number;
+  /** Which frame of its direction carried it (an index into `sentFrames` or `receivedFrames`). */
+  frame: number;
+}
+
+/** One frame on the wire, however many messages it held. */
+interface WireFrameInfo {
+  socket: number;
+  messages: number;
+  binary: boolean;
+  bytes: number;
 }
 
 export interface WireLog {
   sent: WireFrame[];
   received: WireFrame[];
+  /** The frames themselves: fewer than the messages when batches are on. */
+  sentFrames: WireFrameInfo[];
+  receivedFrames: WireFrameInfo[];
   /** Every socket the connection opened, oldest first. */
   sockets: WebSocket[];
-  /** Called with each frame received, before the connection handles it. */
+  /** Called with each message received, before the connection handles it. */
   onReceive?: (frame: WireFrame) => void;
 }
 
@@ -103,24 +120,48 @@ export function recordingWebSocket(log: WireLog): typeof WebSocket {
       this.index = log.sockets.push(this) - 1;
       // Registered before the connection's own listener, so this runs first.
       this.addEventListener("message", (event) => {
-        const frame = readFrame(event.data as string | ArrayBuffer, this.index);
-        log.received.push(frame);
-        log.onReceive?.(frame);
+        const messages = readFrame(
+          event.data as string | ArrayBuffer,
+          this.index,
+          log.receivedFrames,
+        );
+        log.received.push(...messages);
+        for (const message of messages) log.onReceive?.(message);
       });
     }
 
     override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
       super.send(data); // logged only once it did not throw
-      log.sent.push(readFrame(data as string | Uint8Array, this.index));
+      log.sent.push(...readFrame(data as string | Uint8Array, this.index, log.sentFrames));
     }
   };
 }
 
 export function newWireLog(): WireLog {
-  return { sent: [], received: [], sockets: [] };
+  return { sent: [], received: [], sentFrames: [], receivedFrames: [], sockets: [] };
 }
 
-function readFrame(data: string | ArrayBuffer | Uint8Array, socket: number): WireFrame {
-  const frame = decodeFrame(data);
-  return { header: frame.header as WireFrame["header"], payload: frame.payload, socket };
+function readFrame(
+  data: string | ArrayBuffer | Uint8Array,
+  socket: number,
+  frames: WireFrameInfo[],
+): WireFrame[] {
+  const decoded = decodeFrameOrBatch(data);
+  const messages = isBatch(decoded) ? decoded.messages : [decoded];
+  const frame =
+    frames.push({
+      socket,
+      messages: messages.length,
+      binary: typeof data !== "string",
+      bytes: typeof data === "string" ? data.length : data.byteLength,
+    }) - 1;
+  return messages.map((message) => {
+    if (message instanceof Error) throw message;
+    return {
+      header: message.header as WireFrame["header"],
+      payload: message.payload,
+      socket,
+      frame,
+    };
+  });
 }
