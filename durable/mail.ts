@@ -6,9 +6,11 @@
  * - Each kernel gets its messages in seqno order. A reply that needs I/O first (a data_supply
  *   read from R2) reserves its place in line, and later messages to that kernel wait behind it:
  *   a lock request must never overtake the data it invalidates (docs/protocol.md §6.6).
+ * What leaves for a socket at one moment (a step's commit, a line drained once its reservation
+ * is filled) leaves in one call, so a kernel that asked for batches gets it as one frame.
  */
 import type { ManagerMessage } from "../schema";
-import { sendOn, type Sockets } from "./sockets";
+import type { Reply, Sockets } from "./sockets";
 
 interface Letter {
   /** A kernel id (sent on its socket if it has one), or the very socket a message came on. */
@@ -21,7 +23,12 @@ interface Letter {
 
 export class Mail {
   private held: Letter[] = [];
-  private holding = false;
+  /**
+   * Where each open transaction's letters begin in `held`, innermost last: a batch's messages
+   * each run in a savepoint of the batch's transaction (durable/sequencer.ts), and one that rolls
+   * back takes back only its own letters.
+   */
+  private readonly marks: number[] = [];
   /** Per kernel: letters waiting behind a reservation that is not filled yet. */
   private readonly lines = new Map<string, Letter[]>();
   /** Per kernel: who waits for its line to empty (`drained`). */
@@ -29,20 +36,27 @@ export class Mail {
 
   constructor(private readonly sockets: Sockets) {}
 
-  /** From now until `deliver` or `discard`, letters wait for the transaction to commit. */
+  /**
+   * A transaction begins: from now until its `deliver` or `discard`, letters wait for it to
+   * commit. Transactions nest (a savepoint within a transaction); only the outermost one's
+   * commit sends.
+   */
   hold(): void {
-    this.holding = true;
+    this.marks.push(this.held.length);
   }
 
   /** Sends now outside a transaction (I/O steps); holds the letter inside one. */
   post(to: string | WebSocket, message: ManagerMessage, payload?: Uint8Array): void {
     this.held.push(this.letter(to, message, payload));
-    if (!this.holding) this.deliver();
+    if (this.marks.length === 0) this.send(this.takeHeld());
   }
 
-  /** Puts a letter before the others of this step: an ack precedes what its message caused. */
+  /**
+   * Puts a letter before the others of this step (the innermost transaction, one message of a
+   * batch): an ack precedes what its message caused.
+   */
   postFirst(to: string | WebSocket, message: ManagerMessage): void {
-    this.held.unshift(this.letter(to, message));
+    this.held.splice(this.marks.at(-1) ?? 0, 0, this.letter(to, message));
   }
 
   /**
@@ -72,27 +86,37 @@ export class Mail {
     });
   }
 
+  /** The innermost transaction rolled back: what it posted is dropped. */
   discard(): void {
-    this.holding = false;
-    this.held = [];
+    this.held.length = this.marks.pop() ?? 0;
   }
 
+  /** The innermost transaction committed: the outermost one's commit sends what all posted. */
   deliver(): void {
-    this.holding = false;
+    this.marks.pop();
+    if (this.marks.length === 0) this.send(this.takeHeld());
+  }
+
+  /** Takes the held letters, leaving in line those behind a reservation; returns the rest. */
+  private takeHeld(): Letter[] {
     const letters = this.held;
     this.held = [];
+    const ready: Letter[] = [];
     for (const letter of letters) {
       const line = this.lines.get(letter.kernel);
       if (line) line.push(letter);
-      else if (letter.message) this.send(letter);
+      else if (letter.message) ready.push(letter);
       else this.lines.set(letter.kernel, [letter]);
     }
+    return ready;
   }
 
   private drain(kernel: string): void {
     const line = this.lines.get(kernel);
     if (!line) return;
-    while (line[0]?.message) this.send(line.shift()!);
+    const ready: Letter[] = [];
+    while (line[0]?.message) ready.push(line.shift()!);
+    this.send(ready);
     if (line.length > 0) return;
     this.lines.delete(kernel);
     const waiters = this.drainWaiters.get(kernel) ?? [];
@@ -100,9 +124,22 @@ export class Mail {
     for (const resolve of waiters) resolve();
   }
 
-  private send({ to, message, payload }: Letter): void {
-    if (typeof to === "string") this.sockets.send(to, message!, payload);
-    else sendOn(to, message!, payload);
+  /**
+   * Sends letters that leave together, in order. Those for one socket go out in one call, so a
+   * socket that takes batches gets them as one frame (docs/protocol.md §11).
+   */
+  private send(letters: Letter[]): void {
+    const bySocket = new Map<WebSocket, Reply[]>();
+    for (const letter of letters) {
+      const socket = typeof letter.to === "string" ? this.sockets.socketOf(letter.to) : letter.to;
+      // A kernel with no socket now: its outbox messages are resent after its next init.
+      if (!socket) continue;
+      const reply = { message: letter.message!, payload: letter.payload };
+      const mine = bySocket.get(socket);
+      if (mine) mine.push(reply);
+      else bySocket.set(socket, [reply]);
+    }
+    for (const [socket, mine] of bySocket) this.sockets.sendAll(socket, mine);
   }
 
   private letter(to: string | WebSocket, message?: ManagerMessage, payload?: Uint8Array): Letter {

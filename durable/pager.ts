@@ -38,7 +38,7 @@ import { Outbox } from "./outbox";
 import { PageStore, type ReadPlan } from "./page-store";
 import { Residency } from "./residency";
 import { sharedSegmentCache } from "./segment-cache";
-import { Sequencer } from "./sequencer";
+import { Sequencer, type SequencedError } from "./sequencer";
 import { Sockets, closeQuietly, type SocketGrant, type SocketSession } from "./sockets";
 import { Spools } from "./spools";
 import { Sweeper } from "./sweeper";
@@ -77,7 +77,7 @@ export class Pager implements SocketOperations, HttpOperations {
     this.sql = ctx.storage.sql;
     migrate(this.sql, (step) => ctx.storage.transactionSync(step));
     this.meta = new Meta(this.sql);
-    this.sockets = new Sockets(ctx, this.limits.errorsPerMinute);
+    this.sockets = new Sockets(ctx, this.limits.errorsPerMinute, () => this.limits.maxTransfer);
     this.mail = new Mail(this.sockets);
     this.kernels = new Kernels(this.sql);
     this.outbox = new Outbox(this.sql, this.kernels, this.mail);
@@ -174,8 +174,23 @@ export class Pager implements SocketOperations, HttpOperations {
     }
   }
 
+  /** Admits a batch's messages as one step (durable/sequencer.ts), then as `admit`. */
+  admitEach<T>(
+    count: number,
+    ordered: (seqno: number, index: number) => T,
+    failed: (error: SequencedError, index: number) => T,
+  ): T[] {
+    try {
+      return this.sequencer.admitEach(count, ordered, failed);
+    } finally {
+      this.afterChange();
+    }
+  }
+
   /**
    * Runs a state change as one SQLite transaction and sends what it posted only after it commits.
+   * Called within another, it is a savepoint of that one: it rolls back alone, and what it posted
+   * leaves when the outermost commits.
    */
   transact<T>(step: () => T): T {
     this.mail.hold();

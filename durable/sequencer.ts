@@ -1,6 +1,7 @@
 /**
  * The sequencer (docs/architecture.md §3, CONTRIBUTING.md §2): it owns the object's seqno counter and runs the
- * ordered part of each message, synchronously and in one SQLite transaction, in arrival order.
+ * ordered part of each message, synchronously and in one SQLite transaction, in arrival order
+ * (a batch's messages in one transaction together, docs/protocol.md §11).
  * Because that part never awaits, no later message can start before it ends; slow I/O (R2) runs
  * afterwards and may overlap. Every message consumes a seqno, rejected ones too (docs/protocol.md §3).
  */
@@ -45,6 +46,41 @@ export class Sequencer {
       return { seqno, result: this.transact(() => ordered(seqno)) };
     } catch (error) {
       throw new SequencedError(seqno, error);
+    }
+  }
+
+  /**
+   * Admits a batch (docs/protocol.md §11) as one ordered step: its `count` messages get
+   * consecutive seqnos, in order, and run in one transaction, each in a savepoint of its own
+   * (a transaction nested in another is one on this platform). A message whose `ordered` throws
+   * rolls back alone and `failed` runs in its place, still inside the step, so what it sends
+   * leaves in order with the rest once the step commits. Should the step itself fail to commit,
+   * nothing of it stays and every message gets `failed`.
+   *
+   * @example const outcomes = sequencer.admitEach(frames.length, (seqno, i) => apply(frames[i]), fail);
+   */
+  admitEach<T>(
+    count: number,
+    ordered: (seqno: number, index: number) => T,
+    failed: (error: SequencedError, index: number) => T,
+  ): T[] {
+    const first = this.nextSeqno;
+    this.nextSeqno += count;
+    this.meta.set("seqno", this.nextSeqno);
+    const each = (index: number): T => {
+      const seqno = first + index;
+      try {
+        return this.transact(() => ordered(seqno, index));
+      } catch (error) {
+        return failed(new SequencedError(seqno, error), index);
+      }
+    };
+    try {
+      return this.transact(() => Array.from({ length: count }, (_, index) => each(index)));
+    } catch (error) {
+      return Array.from({ length: count }, (_, index) =>
+        failed(new SequencedError(first + index, error), index),
+      );
     }
   }
 

@@ -1,6 +1,8 @@
 /**
  * The control socket's message loop: every frame gets a seqno, is decoded and checked, goes
  * through the duplicate and initialisation rules of docs/protocol.md §3 and docs/protocol.md §8, then to its handler.
+ * A batch frame of a kernel that asked for batches is one step whose messages each go through
+ * that same path, one seqno each (docs/protocol.md §11).
  * The one place where a socket's errors become `error` messages (CONTRIBUTING.md §5).
  */
 import {
@@ -11,12 +13,16 @@ import {
   ProtocolError,
   STATE_CHANGING_TYPES,
   decodeFrame,
+  decodeFrameOrBatch,
+  isBatch,
   parseKernelMessage,
   peekId,
   KERN_INVALID_ARGUMENT,
   errorFrame,
   missingRight,
   toProtocolError,
+  type Batch,
+  type Frame,
   type KernelMessage,
 } from "../schema";
 import { dispatch, type AfterStep } from "./handlers";
@@ -25,6 +31,15 @@ import type { Limits } from "./limits";
 import { SequencedError } from "./sequencer";
 import { closeQuietly, type SocketSession } from "./sockets";
 
+/** The sockets to close with 1008 once an error has gone out (durable/sockets.ts `countError`). */
+type Closing = { sockets: WebSocket[]; reason: string } | null;
+
+/** What one message's ordered step left to do: its I/O, and a close past an error limit. */
+interface Outcome {
+  after: AfterStep | void;
+  closing: Closing;
+}
+
 export async function handleFrame(
   pager: SocketOperations,
   socket: WebSocket,
@@ -32,73 +47,185 @@ export async function handleFrame(
 ): Promise<void> {
   const session = pager.sessionOf(socket);
   const kernel = session.kernel;
-  let header: Record<string, unknown> | undefined;
-  let after: AfterStep | void = undefined;
-  let closing: { sockets: WebSocket[]; reason: string } | null = null;
-  try {
-    ({ result: after } = pager.admit((seqno) => {
-      checkFrameSize(data, pager.limits);
-      const frame = decodeFrame(data);
-      header = frame.header;
-      const message = parseKernelMessage(frame);
-      checkSessionOrder(message, session.initialized);
-      checkGrant(message, session);
-      const stateChanging = STATE_CHANGING_TYPES.has(message.type);
-      if (stateChanging && message.id <= pager.lastAppliedId(kernel)) {
-        // A resend of an applied message: ack again, apply nothing (docs/protocol.md §3).
-        const record = pager.kernelRecord(kernel)!;
-        const original = message.id === record.last_id ? record.last_seqno : null;
-        pager.send(socket, { type: "ack", id: message.id, seqno: original ?? seqno });
-        return undefined;
-      }
-      const step = dispatch(
-        {
-          pager,
-          kernel,
-          seqno,
-          socket,
-          // Only init can run before the page size is fixed, and it does not read this.
-          geometry: pager.geometry(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
-          reply: (reply, payload) => pager.send(socket, reply, payload),
-          reserveReply: () => pager.reserveSend(socket),
-        },
-        message,
-      );
-      if (stateChanging) {
-        pager.recordApplied(kernel, message.id, seqno);
-        pager.sendFirst(socket, { type: "ack", id: message.id, seqno });
-      }
-      return step;
-    }));
-  } catch (error) {
-    if (!(error instanceof SequencedError)) throw error;
-    // Through the kernel's line, like every reply: it must not overtake a supply being read.
-    const cause = toProtocolError(
-      error.cause,
-      `message ${error.seqno} failed unexpectedly`,
-      "internal error; the message was not applied",
-    );
-    pager.send(socket, errorFrame(cause, error.seqno, peekId(header)));
-    closing = pager.countError(socket);
+  const { inBatch, messages } = messagesOf(data, session, pager.limits);
+  const apply = (seqno: number, index: number): Outcome => ({
+    after: applyMessage(pager, socket, seqno, messages[index]!, inBatch),
+    closing: null,
+  });
+  const fail = (error: SequencedError, index: number): Outcome => ({
+    after: undefined,
+    closing: answerError(pager, socket, error, messages[index]!.header),
+  });
+  let outcomes: Outcome[];
+  if (inBatch) {
+    outcomes = pager.admitEach(messages.length, apply, fail);
+  } else {
+    try {
+      outcomes = [pager.admit((seqno) => apply(seqno, 0)).result];
+    } catch (error) {
+      if (!(error instanceof SequencedError)) throw error;
+      outcomes = [fail(error, 0)];
+    }
   }
+  // The I/O of the step's messages starts in their order, once the step has committed.
+  const running = outcomes.flatMap(({ after }) => (after ? [after()] : []));
+  const closing = outcomes.find((outcome) => outcome.closing)?.closing;
   if (closing) {
     // Past an error limit: closed with 1008, once the answers before the error, a data_supply
     // still being read among them, and the error itself have gone out.
     const { sockets, reason } = closing;
     await pager.drained(kernel);
     for (const ws of sockets) closeQuietly(ws, CLOSE_POLICY_VIOLATION, reason);
-    return;
-  }
-  if (tokenExpired(session)) {
+  } else if (tokenExpired(session)) {
     // Told why (the error above), then gone: a socket must not outlive its rights. Closed once
     // the answers before the error (a data_supply still being read among them) have gone out.
     // The alarm closes silent ones at their expiry the same way.
     await pager.drained(kernel);
     closeQuietly(socket, CLOSE_TOKEN_EXPIRED, "the token expired");
     pager.disconnected(socket);
-    return;
   }
-  if (after) await after();
+  await settleAll(running);
+}
+
+/** Waits for every step's I/O; the first failure, if any, is rethrown once all have ended. */
+async function settleAll(running: Promise<void>[]): Promise<void> {
+  if (running.length === 1) return running[0];
+  for (const result of await Promise.allSettled(running)) {
+    if (result.status === "rejected") throw result.reason;
+  }
+}
+
+/** One message of a frame, not yet read. */
+interface Unread {
+  /** Reads the message, throwing what is wrong with the frame or with it. */
+  read(): Frame;
+  /** Its header once known, for the `reply_to` of its error (docs/protocol.md §8). */
+  header?: Record<string, unknown>;
+}
+
+/**
+ * The frame's messages, each as the function that reads it and throws what is wrong with it.
+ * A socket that did not ask for batches has one message per frame, read as always. One that
+ * did may send a batch (docs/protocol.md §11): a frame that cannot be parsed is still one
+ * message, whose error is the frame's; a batch whose payloads pass max_transfer is refused one
+ * message at a time, each with its own error.
+ */
+function messagesOf(
+  data: string | ArrayBuffer,
+  session: SocketSession,
+  limits: Limits,
+): { inBatch: boolean; messages: Unread[] } {
+  const readOne = () => {
+    checkFrameSize(data, limits);
+    return decodeFrame(data);
+  };
+  if (!session.batch) return { inBatch: false, messages: [{ read: readOne }] };
+  let decoded: Frame | Batch;
+  try {
+    checkHeaderSize(data, limits);
+    decoded = decodeFrameOrBatch(data);
+  } catch (error) {
+    return { inBatch: false, messages: [{ read: () => raise(error) }] };
+  }
+  if (!isBatch(decoded)) {
+    const frame = decoded;
+    return { inBatch: false, messages: [{ read: () => (checkFrameSize(data, limits), frame) }] };
+  }
+  const tooLarge =
+    decoded.payloadBytes > limits.maxTransfer
+      ? new ProtocolError(
+          KERN_INVALID_ARGUMENT,
+          "too_large",
+          `the batch carries ${decoded.payloadBytes} payload bytes, over max_transfer (${limits.maxTransfer})`,
+        )
+      : null;
+  return {
+    inBatch: true,
+    messages: decoded.messages.map((message) =>
+      message instanceof ProtocolError
+        ? { read: () => raise(message) }
+        : { header: message.header, read: () => (tooLarge ? raise(tooLarge) : message) },
+    ),
+  };
+}
+
+function raise(error: unknown): never {
+  throw error;
+}
+
+/**
+ * One message's ordered part, the same for a frame of its own and for a message of a batch: read
+ * and checked, the initialisation and duplicate rules of docs/protocol.md §3 and §4, the grant,
+ * then its handler; a state-changing message is recorded and acked. Throws what is wrong with it
+ * (its step rolls back); returns the handler's `after` step.
+ */
+function applyMessage(
+  pager: SocketOperations,
+  socket: WebSocket,
+  seqno: number,
+  unread: Unread,
+  inBatch: boolean,
+): AfterStep | void {
+  const session = pager.sessionOf(socket);
+  const kernel = session.kernel;
+  const frame = unread.read();
+  unread.header = frame.header;
+  const message = parseKernelMessage(frame);
+  if (inBatch && message.type === "memory_object_init") {
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "bad_frame",
+      "memory_object_init may not be inside a batch: send it in a frame of its own",
+    );
+  }
+  checkSessionOrder(message, session.initialized);
+  checkGrant(message, session);
+  const stateChanging = STATE_CHANGING_TYPES.has(message.type);
+  if (stateChanging && message.id <= pager.lastAppliedId(kernel)) {
+    // A resend of an applied message: ack again, apply nothing (docs/protocol.md §3).
+    const record = pager.kernelRecord(kernel)!;
+    const original = message.id === record.last_id ? record.last_seqno : null;
+    pager.send(socket, { type: "ack", id: message.id, seqno: original ?? seqno });
+    return undefined;
+  }
+  const step = dispatch(
+    {
+      pager,
+      kernel,
+      seqno,
+      socket,
+      // Only init can run before the page size is fixed, and it does not read this.
+      geometry: pager.geometry(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
+      reply: (reply, payload) => pager.send(socket, reply, payload),
+      reserveReply: () => pager.reserveSend(socket),
+    },
+    message,
+  );
+  if (stateChanging) {
+    pager.recordApplied(kernel, message.id, seqno);
+    pager.sendFirst(socket, { type: "ack", id: message.id, seqno });
+  }
+  return step;
+}
+
+/**
+ * Answers a message that failed with its `error` (the socket's one conversion, CONTRIBUTING.md
+ * §5) and counts it against the error limits; returns the sockets to close if it passed one.
+ * Through the kernel's line, like every reply: it must not overtake a supply being read.
+ */
+function answerError(
+  pager: SocketOperations,
+  socket: WebSocket,
+  error: SequencedError,
+  header: Record<string, unknown> | undefined,
+): Closing {
+  const cause = toProtocolError(
+    error.cause,
+    `message ${error.seqno} failed unexpectedly`,
+    "internal error; the message was not applied",
+  );
+  pager.send(socket, errorFrame(cause, error.seqno, peekId(header)));
+  return pager.countError(socket);
 }
 
 function tokenExpired(session: SocketSession): boolean {
@@ -139,6 +266,11 @@ function checkFrameSize(data: string | ArrayBuffer, limits: Limits): void {
       `frame of ${frameBytes} bytes exceeds MAX_HEADER_BYTES + max_transfer`,
     );
   }
+  checkHeaderSize(data, limits);
+}
+
+/** The frame's JSON, a batch's whole array too, is at most MAX_HEADER_BYTES. */
+function checkHeaderSize(data: string | ArrayBuffer, limits: Limits): void {
   // In UTF-8 bytes, as on the wire: `data.length` counts UTF-16 units, up to 3x fewer.
   const headerBytes =
     typeof data === "string"

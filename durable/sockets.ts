@@ -7,7 +7,9 @@ import {
   CLOSE_REPLACED,
   CLOSE_TOKEN_EXPIRED,
   KERN_RESOURCE_SHORTAGE,
+  MAX_BATCH_MESSAGES,
   ProtocolError,
+  encodeBatch,
   encodeFrame,
   type ManagerMessage,
   type Right,
@@ -51,6 +53,8 @@ export class Sockets {
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly errorsPerMinute: number,
+    /** The most payload bytes one frame carries (read at each use: tests change it). */
+    private readonly maxTransfer: () => number,
   ) {
     this.kernelErrors = new ErrorBudget(2 * errorsPerMinute);
     this.tokenErrors = new ErrorBudget(4 * errorsPerMinute);
@@ -130,10 +134,19 @@ export class Sockets {
     return this.ctx.getWebSockets(kernel).some((ws) => ws.readyState === WebSocket.OPEN);
   }
 
-  /** Sends to the kernel if it is connected; outbox messages are kept and resent anyway. */
-  send(kernel: string, message: ManagerMessage, payload?: Uint8Array): void {
-    const ws = this.socketOf(kernel);
-    if (ws) sendOn(ws, message, payload);
+  /**
+   * Sends replies that leave together, in order: to a socket that asked for batches as few batch
+   * frames as their bounds allow (docs/protocol.md §11), else one frame each.
+   */
+  sendAll(ws: WebSocket, replies: readonly Reply[]): void {
+    if (replies.length === 1 || !this.session(ws).batch) {
+      for (const { message, payload } of replies) sendOn(ws, message, payload);
+      return;
+    }
+    for (const frame of framesOf(replies, this.maxTransfer())) {
+      if (frame.length === 1) sendOn(ws, frame[0]!.message, frame[0]!.payload);
+      else sendRaw(ws, encodeBatch(frame));
+    }
   }
 
   /**
@@ -202,10 +215,71 @@ function tokenOf(grant: SocketGrant): string | null {
   return grant.caller?.startsWith("token:") ? grant.caller : null;
 }
 
+/** A message for a kernel, with its pages if it carries any. */
+export interface Reply {
+  message: ManagerMessage;
+  payload?: Uint8Array;
+}
+
+/**
+ * The JSON header of a batch the manager sends stays under this many bytes, below the 64 KiB a
+ * kernel may take as a frame's header (MAX_HEADER_BYTES by default), as the client keeps its own.
+ */
+const MAX_BATCH_HEADER_BYTES = 60_000;
+
+/**
+ * Splits replies, in order, into batch frames within the bounds of docs/protocol.md §11: at most
+ * MAX_BATCH_MESSAGES messages and max_transfer payload bytes each, headers under
+ * MAX_BATCH_HEADER_BYTES. A `memory_object_ready` goes in a frame of its own: it is what tells
+ * the kernel that batches are on.
+ */
+function framesOf(replies: readonly Reply[], maxTransfer: number): Reply[][] {
+  const frames: Reply[][] = [];
+  let frame: Reply[] = [];
+  let headerBytes = 2;
+  let payloadBytes = 0;
+  const close = () => {
+    if (frame.length > 0) frames.push(frame);
+    frame = [];
+    headerBytes = 2;
+    payloadBytes = 0;
+  };
+  for (const reply of replies) {
+    const alone = reply.message.type === "memory_object_ready";
+    const bytes = utf8Length(JSON.stringify(reply.message)) + 1;
+    const pages = reply.payload?.byteLength ?? 0;
+    if (
+      alone ||
+      frame.length === MAX_BATCH_MESSAGES ||
+      headerBytes + bytes > MAX_BATCH_HEADER_BYTES ||
+      payloadBytes + pages > maxTransfer
+    ) {
+      close();
+    }
+    frame.push(reply);
+    headerBytes += bytes;
+    payloadBytes += pages;
+    if (alone) close();
+  }
+  close();
+  return frames;
+}
+
+function utf8Length(text: string): number {
+  // Replies are ASCII but for what a kernel wrote into them (an unknown type named in an error).
+  return /^[\x00-\x7f]*$/.test(text) ? text.length : encoder.encode(text).byteLength;
+}
+
+const encoder = new TextEncoder();
+
 /** Sends a message as text, or as a binary frame when it carries page data. */
-export function sendOn(ws: WebSocket, message: ManagerMessage, payload?: Uint8Array): void {
+function sendOn(ws: WebSocket, message: ManagerMessage, payload?: Uint8Array): void {
+  sendRaw(ws, payload ? encodeFrame(message, payload) : JSON.stringify(message));
+}
+
+function sendRaw(ws: WebSocket, frame: string | Uint8Array): void {
   try {
-    ws.send(payload ? encodeFrame(message, payload) : JSON.stringify(message));
+    ws.send(frame);
   } catch {
     // The socket closed under us; outbox messages are resent after the kernel's next init.
   }

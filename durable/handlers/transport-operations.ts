@@ -9,6 +9,7 @@
 import type { ManagerMessage, ObjectGeometry, PageSpan } from "../../schema";
 import type { SyncOutcome } from "../http-sync-waiters";
 import type { ReadPlan } from "../page-store";
+import type { SequencedError } from "../sequencer";
 import type { SocketGrant, SocketSession } from "../sockets";
 import type { SyncRequest } from "../sync-tracker";
 import type { HandlerOperations } from "./operations";
@@ -21,6 +22,15 @@ interface OrderedOperations extends HandlerOperations {
    * calls for (a flush, an alarm).
    */
   admit<T>(ordered: (seqno: number) => T): { seqno: number; result: T };
+  /**
+   * Admits a batch's messages as one step: consecutive seqnos, one transaction, each message in
+   * a savepoint of its own; `failed` answers one that threw, in its place (durable/sequencer.ts).
+   */
+  admitEach<T>(
+    count: number,
+    ordered: (seqno: number, index: number) => T,
+    failed: (error: SequencedError, index: number) => T,
+  ): T[];
   /** Starts what a change made outside `admit` calls for: a flush, an alarm. */
   afterChange(): void;
   /** The object's page size and the limits of a socket's frames. */

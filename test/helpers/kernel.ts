@@ -5,13 +5,30 @@
  */
 import { exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import { GRANT_HEADER, OBJECT_NAME_HEADER, decodeFrame, encodeFrame } from "../../schema";
+import {
+  GRANT_HEADER,
+  OBJECT_NAME_HEADER,
+  decodeFrameOrBatch,
+  encodeFrame,
+  isBatch,
+} from "../../schema";
 import { objectStub } from "./buckets";
 
 export type Received = Record<string, any> & { type: string; payload?: Uint8Array };
 
+export interface InitOptions {
+  pageSize?: number;
+  receivedMid?: number;
+  id?: number;
+  /** Ask for batches (docs/protocol.md §11); left out of the init when unset. */
+  batch?: boolean;
+}
+
 export class TestKernel {
+  /** Every message received, those of a batch frame one by one (docs/protocol.md §11). */
   readonly received: Received[] = [];
+  /** Every frame received: how many messages it held, and whether it was a batch. */
+  readonly frames: { batch: boolean; messages: number }[] = [];
   private waiters: { match: (m: Received) => boolean; resolve: (m: Received) => void }[] = [];
   private watchers: ((m: Received) => void)[] = [];
   closed: { code: number; reason: string } | null = null;
@@ -39,8 +56,16 @@ export class TestKernel {
   }
 
   private take(data: string | ArrayBuffer): void {
-    const frame = decodeFrame(data);
-    const message = { ...frame.header, payload: frame.payload ?? undefined } as Received;
+    const decoded = decodeFrameOrBatch(data);
+    const frames = isBatch(decoded) ? decoded.messages : [decoded];
+    this.frames.push({ batch: isBatch(decoded), messages: frames.length });
+    for (const frame of frames) {
+      if (frame instanceof Error) throw frame; // the manager sends only objects
+      this.receive({ ...frame.header, payload: frame.payload ?? undefined } as Received);
+    }
+  }
+
+  private receive(message: Received): void {
     this.received.push(message);
     for (const watcher of this.watchers) watcher(message);
     this.waiters = this.waiters.filter((w) => {
@@ -95,26 +120,25 @@ export class TestKernel {
     return new TestKernel(socket, object, kernel);
   }
 
-  /** Connects and does the init/ready handshake. */
+  /** Connects and does the init/ready handshake (`batch`: ask for batches, docs/protocol.md §11). */
   static async open(
     object: string,
     kernel: string,
-    options: { pageSize?: number; receivedMid?: number; id?: number } = {},
+    options: InitOptions = {},
   ): Promise<{ kernel: TestKernel; ready: Received }> {
     const k = await TestKernel.connect(object, kernel);
     const ready = await k.init(options);
     return { kernel: k, ready };
   }
 
-  async init(
-    options: { pageSize?: number; receivedMid?: number; id?: number } = {},
-  ): Promise<Received> {
+  async init(options: InitOptions = {}): Promise<Received> {
     const id = options.id ?? this.takeId();
     this.send({
       type: "memory_object_init",
       id,
       page_size: options.pageSize ?? 4096,
       received_mid: options.receivedMid ?? 0,
+      ...(options.batch !== undefined && { batch: options.batch }),
     });
     return this.next(
       (m) => m.type === "memory_object_ready" || (m.type === "error" && m.reply_to === id),
@@ -138,24 +162,50 @@ export class TestKernel {
     this.socket.send(encodeFrame(header, payload));
   }
 
+  /**
+   * Sends messages as one batch frame (docs/protocol.md §11): a JSON array, or with `payloads`
+   * a binary frame whose header is the array and whose payloads follow back to back (as given:
+   * a test may send them not matching the lengths).
+   */
+  sendBatch(messages: unknown[], payloads?: Uint8Array[]): void {
+    if (!payloads) {
+      this.socket.send(JSON.stringify(messages));
+      return;
+    }
+    const bytes = new Uint8Array(payloads.reduce((sum, p) => sum + p.byteLength, 0));
+    let offset = 0;
+    for (const payload of payloads) {
+      bytes.set(payload, offset);
+      offset += payload.byteLength;
+    }
+    this.socket.send(encodeFrame(messages, bytes));
+  }
+
+  /** A dirty data_return of `data` at `offset`, for a batch (its payload goes beside it). */
+  returnOf(offset: number, data: Uint8Array, id = this.takeId()): Record<string, unknown> {
+    return {
+      type: "memory_object_data_return",
+      id,
+      offset,
+      length: data.byteLength,
+      dirty: true,
+      kernel_copy: false,
+    };
+  }
+
+  /** A synchronize, for a batch. */
+  synchronizeOf(offset: number, length: number, syncFlags: number, id = this.takeId()) {
+    return { type: "memory_object_synchronize", id, offset, length, sync_flags: syncFlags };
+  }
+
   /** Sends a dirty data_return and returns its id. */
   dataReturn(offset: number, data: Uint8Array, id = this.takeId()): number {
-    this.sendBinary(
-      {
-        type: "memory_object_data_return",
-        id,
-        offset,
-        length: data.byteLength,
-        dirty: true,
-        kernel_copy: false,
-      },
-      data,
-    );
+    this.sendBinary(this.returnOf(offset, data, id), data);
     return id;
   }
 
   synchronize(offset: number, length: number, syncFlags: number, id = this.takeId()): number {
-    this.send({ type: "memory_object_synchronize", id, offset, length, sync_flags: syncFlags });
+    this.send(this.synchronizeOf(offset, length, syncFlags, id));
     return id;
   }
 
