@@ -155,7 +155,7 @@ function raise(error: unknown): never {
 
 /**
  * One message's ordered part, the same for a frame of its own and for a message of a batch: read
- * and checked, the initialisation and duplicate rules of docs/protocol.md §3 and §4, the grant,
+ * and checked, the initialisation and duplicate rules (docs/protocol.md §3, docs/protocol.md §4), the grant,
  * then its handler; a state-changing message is recorded and acked. Throws what is wrong with it
  * (its step rolls back); returns the handler's `after` step.
  */
@@ -209,8 +209,9 @@ function applyMessage(
 }
 
 /**
- * Answers a message that failed with its `error` (the socket's one conversion, CONTRIBUTING.md
- * §5) and counts it against the error limits; returns the sockets to close if it passed one.
+ * Answers a message that failed with its `error` (the socket's one conversion,
+ * CONTRIBUTING.md §5) and counts it against the error limits; returns the sockets to close if it
+ * passed one.
  * Through the kernel's line, like every reply: it must not overtake a supply being read.
  */
 function answerError(
