@@ -372,6 +372,29 @@ describe("batch mode across a restart", () => {
   );
 });
 
+describe("outbox resends after ready", () => {
+  it("leave as one batch frame after a plain ready", async () => {
+    const object = "batch-outbox-resend";
+    const k = await openBatching(object);
+    const syncs = [0, 1, 2].map(() => k.synchronizeOf(0, 0, ASYNC));
+    k.sendBatch(syncs);
+    for (const { id } of syncs) await k.completion(id);
+    // Not reported received: the completions stay in the outbox.
+    k.close();
+    await waitFor(async () => !(await stat(object)).kernels[0].connected, "k1 gone");
+    const again = await TestKernel.connect(object, "k1");
+    const ready = await again.init({ batch: true, receivedMid: 0 });
+    expect(ready).toMatchObject({ batch: true, last_id: syncs[2]!.id });
+    for (const { id } of syncs) await again.completion(id);
+    expect(again.frames).toEqual([
+      { batch: false, messages: 1 },
+      { batch: true, messages: 3 },
+    ]);
+    expect(again.all("memory_object_synchronize_completed").map((m) => m.mid)).toEqual([1, 2, 3]);
+    again.close();
+  });
+});
+
 describe("a data_request inside a batch", () => {
   it("whose supply is read from R2 keeps the replies behind it in order, in one frame", async () => {
     const object = "batch-supply-order";
