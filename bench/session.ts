@@ -9,12 +9,14 @@ export function pattern(bytes: number, seed = 0): Uint8Array<ArrayBuffer> {
   return data;
 }
 
+/** A kernel's connection; `batch: false` for the rows that measure one frame per message. */
 export async function connect(
   url: string,
   object: string,
   kernel = "bench",
+  { batch = true }: { batch?: boolean } = {},
 ): Promise<KernelConnection> {
-  return KernelConnection.connect({ url, object, kernel, connectTimeoutMs: 30_000 });
+  return KernelConnection.connect({ url, object, kernel, batch, connectTimeoutMs: 30_000 });
 }
 
 /** Ends the kernel (the manager forgets it) and, unless kept, deletes the object's pages. */

@@ -33,9 +33,9 @@ export async function windowed(total: number, send: (offset: number) => Promise<
  * W3 against baseline (c), and the protocol floor (d) for reference, in rotating order; message
  * rates in requests per second.
  */
-export async function asyncSyncRate(url: string, messages: number, reps: number) {
+export async function asyncSyncRate(url: string, messages: number, reps: number, batch: boolean) {
   const object = freshObject("w3");
-  const connection = await connect(url, object);
+  const connection = await connect(url, object, "bench", { batch });
   const echoSocket = await BenchSocket.open(url, "echo", freshObject("w3-echo"));
   const floorSocket = await BenchSocket.open(url, "floor", freshObject("w3-floor"));
   const runners = {

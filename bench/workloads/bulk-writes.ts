@@ -21,20 +21,34 @@ export async function writeThroughCache(url: string, object: string, data: Uint8
   return ms;
 }
 
-/** W1b: one data_return frame per page (with the client's backpressure), then SYNCHRONOUS. */
-export async function writePagePerFrame(url: string, object: string, data: Uint8Array) {
-  const connection = await connect(url, object);
+/**
+ * W1b: one `data_return` per page, then SYNCHRONOUS. Unbatched, each is its own frame; batched
+ * (docs/protocol.md §11), the client packs the returns of one turn into frames of up to
+ * max_transfer, so the client's backpressure is consulted once per MiB instead of per page (an
+ * await between two returns would end the turn and so the batch).
+ */
+export async function writePagePerFrame(
+  url: string,
+  object: string,
+  data: Uint8Array,
+  batch: boolean,
+) {
+  const connection = await connect(url, object, "bench", { batch });
   const start = performance.now();
-  await returnPagePerFrame(connection, data);
+  await returnPagePerFrame(connection, data, batch ? (1 << 20) / PAGE : 1);
   const ms = elapsed(start);
   await finish(url, connection, object);
   return ms;
 }
 
-export async function returnPagePerFrame(connection: KernelConnection, data: Uint8Array) {
+export async function returnPagePerFrame(
+  connection: KernelConnection,
+  data: Uint8Array,
+  pagesPerCapacityCheck = 1,
+) {
   const acks: Promise<unknown>[] = [];
-  for (let offset = 0; offset < data.byteLength; offset += PAGE) {
-    await connection.capacity();
+  for (let offset = 0, page = 0; offset < data.byteLength; offset += PAGE, page++) {
+    if (page % pagesPerCapacityCheck === 0) await connection.capacity();
     acks.push(connection.dataReturn(offset, data.subarray(offset, offset + PAGE)));
   }
   const completion = connection.synchronize(0, data.byteLength, VM_SYNC_SYNCHRONOUS);
