@@ -5,7 +5,10 @@
  * asserted; the benchmarks (bench/README.md) time what they cost.
  */
 import { describe, expect, it } from "vitest";
-import { VM_SYNC_SYNCHRONOUS as SYNCHRONOUS } from "../schema";
+import {
+  VM_SYNC_ASYNCHRONOUS as ASYNCHRONOUS,
+  VM_SYNC_SYNCHRONOUS as SYNCHRONOUS,
+} from "../schema";
 import { wrapObjectBucket } from "./helpers/buckets";
 import { TestKernel } from "./helpers/kernel";
 import { meterObjectSql } from "./helpers/sql-meter";
@@ -31,5 +34,64 @@ describe("one dirty page and a SYNCHRONOUS msync", () => {
       commits: 3,
     });
     await meter.stop();
+  });
+
+  it("costs one R2 put and two commits when batched, and one frame each way before the completion", async () => {
+    const object = "costs-msync-batched";
+    const { kernel } = await TestKernel.open(object, "k1", { batch: true });
+    const bucket = await wrapObjectBucket(object);
+    const meter = await meterObjectSql(object);
+    const framesBefore = kernel.frames.length;
+
+    // What PageCache.msync sends for one dirty page: its return and its synchronize, one frame.
+    const page = new Uint8Array(PAGE).fill(7);
+    const ret = kernel.returnOf(0, page);
+    const sync = kernel.synchronizeOf(0, PAGE, SYNCHRONOUS);
+    kernel.sendBatch([ret, sync], [page]);
+    await kernel.completion(sync.id);
+
+    // The batch's commit (journal row, request, acks), then the flush's after the one put.
+    expect({ puts: bucket.attempts, reads: bucket.reads, commits: meter.commits() }).toEqual({
+      puts: 1,
+      reads: 0,
+      commits: 2,
+    });
+    // Received: the two acks in one frame, then the completion.
+    expect(kernel.frames.slice(framesBefore)).toEqual([
+      { batch: true, messages: 2 },
+      { batch: false, messages: 1 },
+    ]);
+    await meter.stop();
+  });
+});
+
+describe("64 ASYNCHRONOUS synchronize requests", () => {
+  it("cost one commit and one frame of replies when batched, 64 of each unbatched", async () => {
+    const costs: Record<string, { commits: number; framesIn: number; replies: number }> = {};
+    for (const batch of [false, true]) {
+      const object = `costs-64-syncs-${batch ? "batched" : "unbatched"}`;
+      const { kernel } = await TestKernel.open(object, "k1", { batch });
+      const meter = await meterObjectSql(object);
+      const framesBefore = kernel.frames.length;
+      const requests = Array.from({ length: 64 }, (_, i) =>
+        kernel.synchronizeOf(i * PAGE, PAGE, ASYNCHRONOUS),
+      );
+      if (batch) kernel.sendBatch(requests);
+      else for (const request of requests) kernel.send(request);
+      for (const request of requests) await kernel.completion(request.id);
+      const frames = kernel.frames.slice(framesBefore);
+      costs[batch ? "batched" : "unbatched"] = {
+        commits: meter.commits(),
+        framesIn: frames.length,
+        replies: frames.reduce((sum, frame) => sum + frame.messages, 0),
+      };
+      await meter.stop();
+    }
+    // Clean pages: each request completes on arrival, in the step that admits it (an ack and a
+    // completion each).
+    expect(costs).toEqual({
+      unbatched: { commits: 64, framesIn: 128, replies: 128 },
+      batched: { commits: 1, framesIn: 1, replies: 128 },
+    });
   });
 });
