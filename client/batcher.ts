@@ -14,6 +14,8 @@
 export class Batcher {
   private queued: (string | Uint8Array)[] = [];
   private scheduled = false;
+  /** A message that rides on the next frame going out anyway (`ride`). */
+  private rider: (() => string | null) | null = null;
 
   /** `send` puts one frame on the socket; it is called only from the microtask. */
   constructor(
@@ -29,11 +31,23 @@ export class Batcher {
     queueMicrotask(() => this.flush());
   }
 
+  /**
+   * Lets `make`'s message travel with the next frame that leaves anyway, last in it, instead of
+   * in a frame (and a commit) of its own; `make` may find by then that nothing needs saying.
+   * A newer rider replaces an older one.
+   */
+  ride(make: () => string | null): void {
+    this.rider = make;
+  }
+
   /** Sends what is queued now (the microtask then finds nothing). */
   flush(): void {
     this.scheduled = false;
     const frames = this.queued;
     this.queued = [];
+    const rider = frames.length > 0 ? this.rider?.() : null;
+    if (frames.length > 0) this.rider = null;
+    if (rider) frames.push(rider);
     for (const frame of packBatches(frames, this.limits)) this.send(frame);
   }
 }

@@ -99,6 +99,10 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private initId = 0;
   /** The highest outbox mid processed: each takes effect once (docs/protocol.md §3). */
   private receivedMid = 0;
+  /** The mid the last `received` sent reported (what the manager may have dropped). */
+  private receivedSaid = 0;
+  /** `terminate` was called: no `received` may follow it. */
+  private terminating = false;
   private receivedTimer: ReturnType<typeof setTimeout> | null = null;
   /** Sent or queued, by id (Map order is id order: ids only grow). */
   private readonly outgoing = new Map<number, Outgoing>();
@@ -242,6 +246,9 @@ export class KernelConnection extends Emitter<KernelEvents> {
 
   /** memory_object_terminate: the manager forgets this kernel; the connection ends. */
   async terminate(): Promise<void> {
+    // The manager forgets the kernel and its outbox: a `received` after the terminate would name
+    // mids it no longer knows.
+    this.terminating = true;
     await this.stateChange({ type: "memory_object_terminate" });
     this.stop(new ConnectionClosedError("terminated"));
   }
@@ -354,6 +361,8 @@ export class KernelConnection extends Emitter<KernelEvents> {
 
   private sendInit(): void {
     this.initId = this.nextId++;
+    // The init reports received_mid itself.
+    this.receivedSaid = this.receivedMid;
     this.socket?.send(
       JSON.stringify({
         type: "memory_object_init",
@@ -479,6 +488,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
       if (message.code === "mid_ahead") {
         // The manager forgot this kernel (terminated or deleted): mids start again from 1.
         this.receivedMid = 0;
+        this.receivedSaid = 0;
         return this.sendInit();
       }
       return this.stop(error);
@@ -494,16 +504,29 @@ export class KernelConnection extends Emitter<KernelEvents> {
     this.settleOutgoing(id, { value });
   }
 
-  /** True the first time a mid is seen; schedules `received` so the outbox may drop it. */
+  /**
+   * True the first time a mid is seen; schedules `received` so the outbox may drop it. With
+   * batches it rides on the next frame the kernel sends anyway (an msync's, typically), so it
+   * costs the manager no step of its own; the timer sends it alone if nothing goes out first.
+   */
   private takeOutbox(mid: number): boolean {
     if (mid <= this.receivedMid) return false;
     this.receivedMid = mid;
+    this.batcher?.ride(() => this.receivedMessage());
     this.receivedTimer ??= setTimeout(() => {
       this.receivedTimer = null;
       if (!this.readyMessage) return;
-      this.transmit(JSON.stringify({ type: "received", id: this.nextId++, mid: this.receivedMid }));
+      const message = this.receivedMessage();
+      if (message) this.transmit(message);
     }, 20);
     return true;
+  }
+
+  /** `received` up to the newest mid seen, unless that was said already. */
+  private receivedMessage(): string | null {
+    if (this.terminating || this.receivedSaid >= this.receivedMid) return null;
+    this.receivedSaid = this.receivedMid;
+    return JSON.stringify({ type: "received", id: this.nextId++, mid: this.receivedMid });
   }
 
   /** A lock request that grants a pending data_unlock's range answers that call. */
@@ -522,6 +545,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
     for (const id of [...this.outgoing.keys()]) this.settleOutgoing(id, { error });
     for (const id of [...this.completions.keys()]) this.settleCompletion(id, error);
     this.receivedMid = 0;
+    this.receivedSaid = 0;
     this.emit("destroyed", { reason });
   }
 

@@ -34,7 +34,20 @@ export interface Asked {
 }
 
 export class LockRequests {
+  /** The earliest deadline of the lock requests made since `takeNewDeadline` last ran. */
+  private newDeadline: number | null = null;
+
   constructor(private readonly deps: LockRequestDeps) {}
+
+  /**
+   * The earliest deadline set since the last call, for the alarm (durable/upkeep.ts). One from a
+   * step that rolled back only makes an alarm come early, which finds nothing due.
+   */
+  takeNewDeadline(): number | null {
+    const at = this.newDeadline;
+    this.newDeadline = null;
+    return at;
+  }
 
   /**
    * INVALIDATE of request `syncSeqno` over `span`: a lock request to each of `holders` (other
@@ -51,6 +64,8 @@ export class LockRequests {
         continue;
       }
       const lockId = this.deps.meta.take("next_lock_id", 1);
+      const deadline = Date.now() + this.deps.limits.lockTimeoutMs;
+      this.newDeadline = Math.min(this.newDeadline ?? deadline, deadline);
       this.deps.sql.exec(
         `INSERT INTO locks (lock_id, sync_seqno, kernel, first_page, end_page, deadline)
          VALUES (?, ?, ?, ?, ?, ?)`,
@@ -59,7 +74,7 @@ export class LockRequests {
         kernel,
         span.first,
         span.end,
-        Date.now() + this.deps.limits.lockTimeoutMs,
+        deadline,
       );
       this.deps.outbox.push(kernel, {
         type: "memory_object_lock_request",

@@ -40,6 +40,8 @@ export interface SocketSession extends SocketGrant {
 
 export class Sockets {
   private readonly sessions = new WeakMap<WebSocket, SocketSession>();
+  /** The earliest token expiry of the sockets accepted since `takeNewExpiry` last ran, in ms. */
+  private newExpiry: number | null = null;
 
   /** Errors per kernel id across its sockets: twice what one socket may have. */
   private readonly kernelErrors: ErrorBudget;
@@ -91,6 +93,9 @@ export class Sockets {
       errors: 0,
       errorWindowStart: Date.now(),
     });
+    // Tokens of a deployment without authentication never expire (MAX_SAFE_INTEGER).
+    const expiry = grant.exp * 1000;
+    if (Number.isSafeInteger(expiry)) this.newExpiry = Math.min(this.newExpiry ?? expiry, expiry);
     for (const old of previous) closeQuietly(old, CLOSE_REPLACED, "replaced by a newer socket");
     return pair[0];
   }
@@ -186,6 +191,13 @@ export class Sockets {
   }
 
   /** When the first token of an open socket expires (ms since the epoch), or null. */
+  /** The earliest expiry among sockets accepted since the last call, for the alarm (ms). */
+  takeNewExpiry(): number | null {
+    const at = this.newExpiry;
+    this.newExpiry = null;
+    return at;
+  }
+
   nextExpiry(): number | null {
     let first: number | null = null;
     for (const ws of this.ctx.getWebSockets()) {

@@ -46,6 +46,13 @@ export class Upkeep {
   private flushRetryAt: number | null = null;
   /** A flush ran since the last sweep and compaction. */
   private maintenanceDue = false;
+  /**
+   * The next alarm must be computed from every deadline: at start-up and after an alarm. Between
+   * those, each change brings at most new deadlines (a lock request sent, a socket accepted),
+   * which `scheduleAlarm` takes as they come: asking for the earliest of all on every message
+   * cost a query and a walk over every socket per message (W4 in bench/README.md).
+   */
+  private recomputeAlarm = true;
 
   constructor(
     private readonly parts: UpkeepParts,
@@ -102,6 +109,7 @@ export class Upkeep {
    */
   async onAlarm(): Promise<void> {
     this.alarmAt = null;
+    this.recomputeAlarm = true;
     for (const socket of this.parts.sockets.closeExpired()) this.hooks.disconnected(socket);
     this.hooks.transact(() => this.parts.tracker.expireLocks(Date.now()));
     this.flushRetryAt = null;
@@ -139,11 +147,20 @@ export class Upkeep {
     // Garbage may wait after a flush: swept at the idle time (lost on eviction; the next flush
     // asks again).
     if (this.maintenanceDue) candidates.push(Date.now() + limits.flushDelayMs);
-    const lockDeadline = locks.nextDeadline();
-    if (lockDeadline !== null) candidates.push(lockDeadline);
-    // A socket is closed when its token expires, even if it says nothing.
-    const tokenExpiry = sockets.nextExpiry();
-    if (tokenExpiry !== null) candidates.push(tokenExpiry);
+    // Lock deadlines, and token expiries (a socket is closed when its token expires, even if it
+    // says nothing): all of them when recomputing, else those that arrived since the last change.
+    const full = this.recomputeAlarm;
+    this.recomputeAlarm = false;
+    const lockDeadline = full ? locks.nextDeadline() : null;
+    const tokenExpiry = full ? sockets.nextExpiry() : null;
+    for (const at of [
+      lockDeadline,
+      tokenExpiry,
+      locks.takeNewDeadline(),
+      sockets.takeNewExpiry(),
+    ]) {
+      if (at !== null) candidates.push(at);
+    }
     if (candidates.length === 0) return;
     const wake = Math.min(...candidates);
     // Keep an earlier alarm: the idle flush is due a fixed time after the first unflushed page.

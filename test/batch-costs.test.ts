@@ -56,6 +56,8 @@ describe("one dirty page and a SYNCHRONOUS msync", () => {
       reads: 0,
       commits: 2,
     });
+    // The alarm learns of new deadlines as they are set: no step asks for the earliest of all.
+    expect(meter.countsByStatement()["SELECT min(deadline) AS at FROM locks"]).toBeUndefined();
     // Received: the two acks in one frame, then the completion.
     expect(kernel.frames.slice(framesBefore)).toEqual([
       { batch: true, messages: 2 },

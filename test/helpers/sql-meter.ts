@@ -20,6 +20,8 @@ export interface SqlMeter {
   statements(): number;
   /** Top-level `transactionSync` calls: the object's commits. */
   commits(): number;
+  /** Statements run per statement text (whitespace collapsed). */
+  countsByStatement(): Record<string, number>;
   /** Rows written per statement text (whitespace collapsed), for explaining a figure. */
   byStatement(): Record<string, number>;
   /** Rows read by every statement run since the meter was installed or last reset. */
@@ -64,6 +66,11 @@ export async function meterObjectSql(name: string): Promise<SqlMeter> {
     rowsWritten: () => cursors.reduce((sum, { cursor }) => sum + cursor.rowsWritten, 0),
     statements: () => cursors.length,
     commits: () => commits,
+    countsByStatement: () => {
+      const counts: Record<string, number> = {};
+      for (const { query } of cursors) counts[query] = (counts[query] ?? 0) + 1;
+      return counts;
+    },
     byStatement: () => {
       const totals: Record<string, number> = {};
       for (const { query, cursor } of cursors) {

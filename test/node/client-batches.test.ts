@@ -75,6 +75,30 @@ describe("with batches", () => {
     kernel.close();
   });
 
+  it("reports a completion received in the next msync's frame, not in a frame of its own", async () => {
+    const kernel = await connect("batches-received-rides");
+    const from = kernel.log.sentFrames.length;
+    for (let round = 0; round < 5; round++) {
+      await kernel.cache.write(0, pattern(3, round, PAGE));
+      await kernel.cache.msync(0, PAGE, VM_SYNC_SYNCHRONOUS);
+    }
+    // Each msync after the first carries `received` for the completion before it, last in its
+    // frame; the manager so drops each outbox entry in the step of the next msync.
+    const frames = new Map<number, string[]>();
+    for (const message of kernel.log.sent) {
+      if (message.frame < from) continue;
+      frames.set(message.frame, [...(frames.get(message.frame) ?? []), message.header.type]);
+    }
+    expect([...frames.values()]).toEqual([
+      [RETURN, SYNC],
+      ...Array.from({ length: 4 }, () => [RETURN, SYNC, "received"]),
+    ]);
+    // With nothing more to send, the last one goes alone, on the client's timer.
+    await waitFor(() => kernel.log.sentFrames.length === from + 6, "the last received");
+    expect(kernel.log.sent.at(-1)!.header).toMatchObject({ type: "received", mid: 5 });
+    kernel.close();
+  });
+
   it("sends 64 synchronizes issued in one turn as one frame; all complete; replies come batched", async () => {
     const kernel = await connect("batches-64-syncs");
     await kernel.cache.write(0, pattern(2, 0, PAGE));
