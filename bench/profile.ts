@@ -9,6 +9,7 @@ import { connect, finish, pattern } from "./session";
 import { MiB, PAGE, freshObject } from "./settings";
 import { returnPagePerFrame } from "./workloads/bulk-writes";
 import { windowed } from "./workloads/async-sync-rate";
+import { closeKernels, openKernels, writeAndMsync } from "./workloads/many-kernels";
 
 export interface ProfiledWorkload {
   id: string;
@@ -26,7 +27,7 @@ export interface ProfiledWorkload {
 const PROFILE_DIR = "node_modules/.cache/edgepager-bench";
 
 /**
- * Runs W1, W1b, W2 and W3 (smaller) on `wrangler dev` under V8's CPU profiler of the Worker isolate,
+ * Runs W1, W1b, W2, W3 and W4 (smaller) on `wrangler dev` under V8's CPU profiler of the Worker isolate,
  * which also runs the Durable Object. R2 and the WebSocket transport run elsewhere (the local R2
  * is another isolate); only this isolate's time shows.
  */
@@ -44,9 +45,18 @@ export async function profileWorkloads(persistTo: string): Promise<ProfiledWorkl
   ) => {
     const object = freshObject(`profile-${id}`);
     const connection = await connect(dev.url, object);
-    await work(connection); // warm-up, unprofiled
-    const profile = await inspector.profile(() => work(connection));
+    await profiled(id, what, units, unit, () => work(connection));
     await finish(dev.url, connection, object);
+  };
+  const profiled = async (
+    id: string,
+    what: string,
+    units: number,
+    unit: string,
+    work: () => Promise<void>,
+  ) => {
+    await work(); // warm-up, unprofiled
+    const profile = await inspector.profile(work);
     const file = `${PROFILE_DIR}/${id}.cpuprofile`;
     writeFileSync(file, JSON.stringify(profile));
     const summary = summarizeProfile(profile);
@@ -73,6 +83,13 @@ export async function profileWorkloads(persistTo: string): Promise<ProfiledWorkl
     await run("W3", "2,000 ASYNCHRONOUS synchronize, 64 in flight", 2000, "message", (c) =>
       windowed(2000, (offset) => c.synchronize(offset, PAGE, VM_SYNC_ASYNCHRONOUS)).then(() => {}),
     );
+    const w4Object = freshObject("profile-W4");
+    const w4 = await openKernels(dev.url, w4Object, 32);
+    await profiled("W4", "32 kernels x 5 rounds of writes + msync", 160, "msync", async () => {
+      const { errors } = await writeAndMsync(w4, 5);
+      if (errors.length > 0) throw new Error(`W4 under the profiler: ${errors[0]}`);
+    });
+    await closeKernels(dev.url, w4Object, w4);
     return results;
   } finally {
     inspector.close();

@@ -331,9 +331,11 @@ async function w6(rows: Row[]): Promise<void> {
   }
 }
 
-/** `--profile`: where the isolate's time goes in W1, W1b, W2 and W3; prints, records nothing. */
+/** `--profile`: where the isolate's time goes in W1, W1b, W2, W3 and W4; prints, records nothing. */
 async function profile(): Promise<void> {
-  console.log("edgepager bench --profile: W1, W1b, W2, W3 under the CPU profiler (wrangler dev)");
+  console.log(
+    "edgepager bench --profile: W1, W1b, W2, W3, W4 under the CPU profiler (wrangler dev)",
+  );
   const state = mkdtempSync(join(tmpdir(), "edgepager-profile-"));
   try {
     for (const result of await profileWorkloads(state)) {

@@ -1,7 +1,13 @@
 /**
  * W4: 32 kernels on one object, msync latency against W2's p50.
  */
-import { HttpClient, PageCache, VM_SYNC_ASYNCHRONOUS, VM_SYNC_SYNCHRONOUS } from "../../client";
+import {
+  HttpClient,
+  KernelConnection,
+  PageCache,
+  VM_SYNC_ASYNCHRONOUS,
+  VM_SYNC_SYNCHRONOUS,
+} from "../../client";
 import { seededRandom } from "../../tools/random";
 import { connect, pattern } from "../session";
 import { PAGE, freshObject } from "../settings";
@@ -22,6 +28,19 @@ interface ManyKernels {
  */
 export async function manyKernels(url: string, kernels: number, rounds: number) {
   const object = freshObject("w4");
+  const opened = await openKernels(url, object, kernels);
+  const result = await writeAndMsync(opened, rounds);
+  await closeKernels(url, object, opened);
+  return result;
+}
+
+/** The kernels of W4, connected, with their errors collected. */
+export interface OpenKernels {
+  connections: KernelConnection[];
+  errors: string[];
+}
+
+export async function openKernels(url: string, object: string, kernels: number) {
   const errors: string[] = [];
   const connections = await Promise.all(
     Array.from({ length: kernels }, (_, k) => connect(url, object, `k${k}`)),
@@ -29,6 +48,11 @@ export async function manyKernels(url: string, kernels: number, rounds: number) 
   connections.forEach((connection, k) =>
     connection.on("error", (error) => errors.push(`k${k}: ${error.message}`)),
   );
+  return { connections, errors } as OpenKernels;
+}
+
+/** W4's timed part: every kernel's rounds at once; latencies of each msync. */
+export async function writeAndMsync({ connections, errors }: OpenKernels, rounds: number) {
   const latencies: number[] = [];
   const start = performance.now();
   await Promise.all(
@@ -51,10 +75,20 @@ export async function manyKernels(url: string, kernels: number, rounds: number) 
           errors.push(`k${k} round ${round}: ${String(error)}`);
         }
       }
+      cache.detach();
     }),
   );
   const elapsedMs = elapsed(start);
+  return {
+    kernels: connections.length,
+    msyncs: latencies.length,
+    latencies,
+    errors,
+    elapsedMs,
+  } as ManyKernels;
+}
+
+export async function closeKernels(url: string, object: string, { connections }: OpenKernels) {
   for (const connection of connections) await connection.terminate().catch(() => {});
   await new HttpClient(url).remove(object);
-  return { kernels, msyncs: latencies.length, latencies, errors, elapsedMs } as ManyKernels;
 }
