@@ -70,8 +70,12 @@ export async function profileWorkloads(persistTo: string): Promise<ProfiledWorkl
       await cache.msync(0, 16 * MiB, VM_SYNC_SYNCHRONOUS);
       cache.detach();
     });
-    await run("W1b", "4 MiB as 1,024 one-page frames + SYNCHRONOUS", 1024, "frame", (c) =>
-      returnPagePerFrame(c, data),
+    await run(
+      "W1b",
+      "4 MiB as 1,024 one-page returns, batched, + SYNCHRONOUS",
+      1024,
+      "return",
+      (c) => returnPagePerFrame(c, data, (1 << 20) / PAGE),
     );
     await run("W2", "100 x (1 dirty page + msync SYNCHRONOUS)", 100, "msync", async (c) => {
       const cache = new PageCache(c);

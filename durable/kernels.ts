@@ -72,10 +72,6 @@ export class Kernels {
     return this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM kernels`).one().n;
   }
 
-  lastId(kernel: string): number {
-    return this.get(kernel)?.last_id ?? 0;
-  }
-
   recordApplied(kernel: string, id: number, seqno: number): void {
     this.sql.exec(
       `UPDATE kernels SET last_id = ?, last_seqno = ? WHERE kernel = ?`,

@@ -179,9 +179,11 @@ export class Pager implements SocketOperations, HttpOperations {
     count: number,
     ordered: (seqno: number, index: number) => T,
     failed: (error: SequencedError, index: number) => T,
+    /** Runs last inside the step's transaction, after every message (its bookkeeping). */
+    finish?: () => void,
   ): T[] {
     try {
-      return this.sequencer.admitEach(count, ordered, failed);
+      return this.sequencer.admitEach(count, ordered, failed, finish);
     } finally {
       this.afterChange();
     }
@@ -410,10 +412,6 @@ export class Pager implements SocketOperations, HttpOperations {
 
   sessionOf(socket: WebSocket): SocketSession {
     return this.sockets.session(socket);
-  }
-
-  lastAppliedId(kernel: string): number {
-    return this.kernels.lastId(kernel);
   }
 
   recordApplied(kernel: string, id: number, seqno: number): void {

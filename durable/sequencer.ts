@@ -63,6 +63,8 @@ export class Sequencer {
     count: number,
     ordered: (seqno: number, index: number) => T,
     failed: (error: SequencedError, index: number) => T,
+    /** Runs last inside the step's transaction, after every message (its bookkeeping). */
+    finish?: () => void,
   ): T[] {
     const first = this.nextSeqno;
     this.nextSeqno += count;
@@ -76,7 +78,11 @@ export class Sequencer {
       }
     };
     try {
-      return this.transact(() => Array.from({ length: count }, (_, index) => each(index)));
+      return this.transact(() => {
+        const results = Array.from({ length: count }, (_, index) => each(index));
+        finish?.();
+        return results;
+      });
     } catch (error) {
       return Array.from({ length: count }, (_, index) =>
         failed(new SequencedError(first + index, error), index),

@@ -28,6 +28,7 @@ import {
 import { dispatch, type AfterStep } from "./handlers";
 import type { SocketOperations } from "./handlers/transport-operations";
 import type { Limits } from "./limits";
+import { LastApplied } from "./last-applied";
 import { SequencedError } from "./sequencer";
 import { closeQuietly, type SocketSession } from "./sockets";
 
@@ -48,8 +49,9 @@ export async function handleFrame(
   const session = pager.sessionOf(socket);
   const kernel = session.kernel;
   const { inBatch, messages } = messagesOf(data, session, pager.limits);
+  const lastApplied = new LastApplied(pager, kernel);
   const apply = (seqno: number, index: number): Outcome => ({
-    after: applyMessage(pager, socket, seqno, messages[index]!, inBatch),
+    after: applyMessage(pager, socket, seqno, messages[index]!, inBatch, lastApplied),
     closing: null,
   });
   const fail = (error: SequencedError, index: number): Outcome => ({
@@ -58,10 +60,16 @@ export async function handleFrame(
   });
   let outcomes: Outcome[];
   if (inBatch) {
-    outcomes = pager.admitEach(messages.length, apply, fail);
+    outcomes = pager.admitEach(messages.length, apply, fail, () => lastApplied.save());
   } else {
     try {
-      outcomes = [pager.admit((seqno) => apply(seqno, 0)).result];
+      outcomes = [
+        pager.admit((seqno) => {
+          const outcome = apply(seqno, 0);
+          lastApplied.save();
+          return outcome;
+        }).result,
+      ];
     } catch (error) {
       if (!(error instanceof SequencedError)) throw error;
       outcomes = [fail(error, 0)];
@@ -165,6 +173,7 @@ function applyMessage(
   seqno: number,
   unread: Unread,
   inBatch: boolean,
+  lastApplied: LastApplied,
 ): AfterStep | void {
   const session = pager.sessionOf(socket);
   const kernel = session.kernel;
@@ -181,10 +190,9 @@ function applyMessage(
   checkSessionOrder(message, session.initialized);
   checkGrant(message, session);
   const stateChanging = STATE_CHANGING_TYPES.has(message.type);
-  if (stateChanging && message.id <= pager.lastAppliedId(kernel)) {
+  if (stateChanging && message.id <= lastApplied.id()) {
     // A resend of an applied message: ack again, apply nothing (docs/protocol.md §3).
-    const record = pager.kernelRecord(kernel)!;
-    const original = message.id === record.last_id ? record.last_seqno : null;
+    const original = lastApplied.seqnoOf(message.id);
     pager.send(socket, { type: "ack", id: message.id, seqno: original ?? seqno });
     return undefined;
   }
@@ -202,7 +210,9 @@ function applyMessage(
     message,
   );
   if (stateChanging) {
-    pager.recordApplied(kernel, message.id, seqno);
+    // A terminate forgot the kernel: its ids start afresh and nothing is left to record.
+    if (message.type === "memory_object_terminate") lastApplied.forgotten();
+    else lastApplied.applied(message.id, seqno);
     pager.sendFirst(socket, { type: "ack", id: message.id, seqno });
   }
   return step;

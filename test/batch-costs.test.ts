@@ -97,3 +97,32 @@ describe("64 ASYNCHRONOUS synchronize requests", () => {
     });
   });
 });
+
+describe("a batch of 64 one-page returns", () => {
+  it("reads and writes its kernel's applied id once, not once per return", async () => {
+    const object = "costs-64-returns";
+    const { kernel } = await TestKernel.open(object, "k1", { batch: true });
+    const meter = await meterObjectSql(object);
+    const pages = Array.from({ length: 64 }, (_, i) => new Uint8Array(PAGE).fill(i + 1));
+    const returns = pages.map((page, i) => kernel.returnOf(i * PAGE, page));
+    kernel.sendBatch(returns, pages);
+    await kernel.ack(returns.at(-1)!.id as number);
+    const counts = meter.countsByStatement();
+    expect({
+      reads: counts["SELECT * FROM kernels WHERE kernel = ?"],
+      writes: counts["UPDATE kernels SET last_id = ?, last_seqno = ? WHERE kernel = ?"],
+      commits: meter.commits(),
+    }).toEqual({ reads: 1, writes: 1, commits: 1 });
+    // And a resend of the batch is acked again, with the original seqnos, applying nothing.
+    const acks = kernel.all("ack").length;
+    kernel.sendBatch(returns, pages);
+    await kernel.next(
+      (m) =>
+        m.type === "ack" && m.id === returns.at(-1)!.id && kernel.all("ack").length === acks + 64,
+    );
+    const resent = kernel.all("ack").slice(acks);
+    const first = kernel.all("ack").slice(acks - 64, acks);
+    expect(resent.at(-1)!.seqno).toBe(first.at(-1)!.seqno);
+    await meter.stop();
+  });
+});

@@ -30,6 +30,8 @@ interface OrderedOperations extends HandlerOperations {
     count: number,
     ordered: (seqno: number, index: number) => T,
     failed: (error: SequencedError, index: number) => T,
+    /** Runs last inside the step's transaction, after every message (its bookkeeping). */
+    finish?: () => void,
   ): T[];
   /** Starts what a change made outside `admit` calls for: a flush, an alarm. */
   afterChange(): void;
@@ -44,7 +46,6 @@ export interface SocketOperations extends OrderedOperations {
   /** Who the socket belongs to, what its token grants, whether it has done its init. */
   sessionOf(socket: WebSocket): SocketSession;
   /** The highest message id applied for the kernel (0 for none): lower ones are resends. */
-  lastAppliedId(kernel: string): number;
   /** The kernel's message `id` was applied at `seqno` (an ack to a resend names it). */
   recordApplied(kernel: string, id: number, seqno: number): void;
   /**
