@@ -99,9 +99,7 @@ export class Journal {
       )
       .one();
     if (this.count !== null) this.count += end - first - journaled;
-    if (stored < end - first) {
-      this.meta.set("stored_pages", this.storedPages() + (end - first - stored));
-    }
+    if (stored < end - first) this.meta.add("stored_pages", end - first - stored);
   }
 
   /** Pages in the journal now. */

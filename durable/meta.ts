@@ -18,6 +18,16 @@ export class Meta {
     );
   }
 
+  /** Adds `n` to a counter (absent: 0) in one statement, without reading it first. */
+  add(key: string, n: number): void {
+    this.sql.exec(
+      `INSERT INTO meta (key, value) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = value + excluded.value`,
+      key,
+      n,
+    );
+  }
+
   delete(key: string): void {
     this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
   }
