@@ -1,8 +1,8 @@
 /**
  * A kernel's highest applied id (docs/protocol.md §3) during one step of the socket loop: read
  * from its row once, when a state-changing message first needs it, kept here while the step's
- * messages apply, and written back once at the step's end. A batch of N returns (docs/protocol.md
- * §11) so costs one read and one write of the kernel's row instead of N of each.
+ * messages apply, and written back once at the step's end. A batch of N returns
+ * (docs/protocol.md §11) so costs one read and one write of the kernel's row instead of N of each.
  */
 import type { SocketOperations } from "./handlers/transport-operations";
 
