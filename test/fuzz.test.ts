@@ -759,6 +759,7 @@ function report(f: FuzzFigures): string {
     `  state changes acked: ${total(f.stateChanges)} (${list(f.stateChanges)}); resends acked, not applied: ${f.duplicatesAcked}`,
     `  other answers: ${list(f.answers)}`,
     `  sockets: ${f.sockets} over ${f.kernels} kernel ids; closes ${list(f.closes)}; reconnects ${f.reconnects}; upgrades refused 429 ${f.upgradesRefused}`,
+    `  batches: ${f.batches.sent} sent (${f.batches.messages} messages), ${f.batches.received} received (${f.batches.receivedMessages} messages)`,
     `  scenarios: ${list(f.scenarios) || "none"}; checks: status ${f.checks.stat}, pages ${f.checks.pages}, tables ${f.checks.tables}`,
     `  crashes ${f.crashes}, resets ${f.resets}`,
     `  time: drawing and judging frames ${Math.round(f.timeMs.frames / 1000)} s, waiting for answers ${Math.round(f.timeMs.answers / 1000)} s (checking them ${Math.round(f.timeMs.matching / 1000)} s), checks ${Math.round(f.timeMs.checks / 1000)} s`,

@@ -216,3 +216,179 @@ export function candidate(rng: Rng, target: Target, shape: FrameShape): string |
   }
   return rng.chance(0.06) ? text.slice(0, rng.int(text.length)) : text;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batches (docs/protocol.md §11): frames holding several messages, for kernels that asked.
+
+/** One message of a batch as sent: its JSON text, and its pages in a binary batch. */
+export interface BatchPart {
+  text: string;
+  payload: Uint8Array | null;
+}
+
+/** Entries of a batch that are not JSON objects: each its own `bad_json`. */
+export const NON_OBJECT_ENTRIES = [
+  "7",
+  "null",
+  '"x"',
+  "true",
+  "[]",
+  "[1]",
+  '[{"type":"received"}]',
+];
+
+/** Messages whose pages follow them in a binary frame or batch (docs/protocol.md §2). */
+const CARRIES_PAGES: ReadonlySet<unknown> = new Set([
+  "memory_object_data_return",
+  "memory_object_data_supply",
+]);
+
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * A frame drawn for sending alone, as a message of a batch: null when it is no JSON value (or
+ * too long for a batch's header). In a binary batch a message that carries pages is followed by
+ * exactly its `length` bytes, so those are drawn afresh when the frame's do not match (and a
+ * small length allows); in a text batch it has none.
+ */
+export function batchPart(rng: Rng, data: string | Uint8Array, binary: boolean): BatchPart | null {
+  let text: string;
+  let payload: Uint8Array | null = null;
+  if (typeof data === "string") {
+    text = data;
+  } else {
+    if (data.byteLength < 4) return null;
+    const headerLength = new DataView(data.buffer, data.byteOffset).getUint32(0);
+    if (headerLength > data.byteLength - 4) return null;
+    try {
+      text = strict.decode(data.subarray(4, 4 + headerLength));
+    } catch {
+      return null;
+    }
+    payload = data.subarray(4 + headerLength);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (text.length > 4000) return null;
+  const header = value as Record<string, unknown> | null;
+  if (!binary || typeof header !== "object" || header === null || !CARRIES_PAGES.has(header.type)) {
+    return { text, payload: null };
+  }
+  const length = header.length;
+  if (typeof length === "number" && Number.isSafeInteger(length) && length >= 0) {
+    if (payload?.byteLength === length) return { text, payload };
+    if (length <= 16 * 4096) return { text, payload: rng.bytes(length) };
+  }
+  return { text, payload: payload ?? new Uint8Array(0) };
+}
+
+/** A batch frame of `parts`: a JSON array, and for a binary one their pages back to back. */
+export function batchOf(parts: readonly BatchPart[], binary: boolean): string | Uint8Array {
+  const header = `[${parts.map((part) => part.text).join(",")}]`;
+  return binary ? binaryFrame(header, concat(parts.map((p) => p.payload))) : header;
+}
+
+function concat(pieces: readonly (Uint8Array | null)[]): Uint8Array {
+  const all = new Uint8Array(pieces.reduce((sum, piece) => sum + (piece?.byteLength ?? 0), 0));
+  let offset = 0;
+  for (const piece of pieces) {
+    if (!piece) continue;
+    all.set(piece, offset);
+    offset += piece.byteLength;
+  }
+  return all;
+}
+
+/** What a malformed batch is made of: the kernel's next id, what it has received, its pages. */
+export interface BatchKernel {
+  nextId: () => number;
+  seenMid: number;
+  /** `pages` pages of bytes to write. */
+  pattern: (pages: number) => Uint8Array;
+}
+
+/**
+ * A batch that cannot be parsed, or whose pages pass max_transfer (docs/protocol.md §11): empty,
+ * over MAX_BATCH_MESSAGES, payload bytes that do not add up, a message that carries pages with
+ * no valid length, a header over MAX_HEADER_BYTES, or data_returns whose pages together pass
+ * max_transfer (`huge`: the caller allows a 1 MiB frame).
+ */
+export function malformedBatch(
+  rng: Rng,
+  shape: FrameShape,
+  kernel: BatchKernel,
+  maxMessages: number,
+  huge: boolean,
+): string | Uint8Array {
+  const { pageSize, maxTransfer, maxHeaderBytes } = shape;
+  const received = (): BatchPart => ({
+    text: JSON.stringify({ type: "received", id: kernel.nextId(), mid: kernel.seenMid }),
+    payload: null,
+  });
+  const dataReturn = (pages: number, length: unknown = pages * pageSize): BatchPart => ({
+    text: serialize({
+      type: "memory_object_data_return",
+      id: kernel.nextId(),
+      offset: rng.int(Math.max(1, shape.touchedPages - pages)) * pageSize,
+      length,
+      dirty: true,
+      kernel_copy: false,
+    }),
+    payload: kernel.pattern(pages),
+  });
+  switch (huge ? 5 : rng.int(5)) {
+    case 0:
+      // Empty: with stray bytes after a binary one's header, or none.
+      return rng.chance(0.5) ? "[]" : binaryFrame("[]", rng.bytes(rng.int(3) * 7));
+    case 1: {
+      const parts = Array.from({ length: maxMessages + 1 + rng.int(20) }, received);
+      return batchOf(parts, rng.chance(0.2));
+    }
+    case 2: {
+      // Pages that do not add up to the lengths: a byte or a page too many, or too few.
+      const parts = [dataReturn(1 + rng.int(3)), received()];
+      if (rng.chance(0.5)) parts.push(dataReturn(1));
+      const frame = batchOf(parts, true) as Uint8Array;
+      return rng.chance(0.5)
+        ? binaryFrame(
+            frame.subarray(4, 4 + headerLength(frame)),
+            concat([frame.subarray(4 + headerLength(frame)), rng.bytes(rng.pick([1, pageSize]))]),
+          )
+        : frame.subarray(0, frame.byteLength - 1 - rng.int(pageSize));
+    }
+    case 3: {
+      // A data_return whose length cannot split the pages.
+      const bad = dataReturn(1, rng.pick([-pageSize, 1.5, "4096", null, raw("1e999")]));
+      const parts = rng.chance(0.5) ? [received(), bad] : [bad, received()];
+      return batchOf(parts, true);
+    }
+    case 4: {
+      // A header over MAX_HEADER_BYTES.
+      const pad = "x".repeat(maxHeaderBytes);
+      return batchOf(
+        [
+          received(),
+          { text: JSON.stringify({ type: "received", id: 1, mid: 0, pad }), payload: null },
+        ],
+        rng.chance(0.3),
+      );
+    }
+    default: {
+      // Pages over max_transfer: two returns of half of it and a page more, and whatever else.
+      const half = maxTransfer / pageSize / 2 + 1;
+      const parts = [dataReturn(half), dataReturn(half)];
+      if (rng.chance(0.5)) parts.splice(1, 0, received());
+      if (rng.chance(0.3))
+        parts.push({ text: '{"type":"memory_object_bogus","id":3}', payload: null });
+      return batchOf(parts, true);
+    }
+  }
+}
+
+function headerLength(frame: Uint8Array): number {
+  return new DataView(frame.buffer, frame.byteOffset).getUint32(0);
+}

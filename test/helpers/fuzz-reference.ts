@@ -70,6 +70,11 @@ export class Block {
 
 /** A number known now, or once an answer names it (within its block, if it has one). */
 export class Cell {
+  /**
+   * The seqnos of one batch's messages, in array order: consecutive (docs/protocol.md §11), so
+   * binding one binds them all.
+   */
+  run?: Cell[];
   constructor(
     public value?: number,
     public block?: Block,
@@ -79,6 +84,24 @@ export class Cell {
 /** Why `value` cannot be the cell's value, or null if it can. */
 export function cannotBind(cell: Cell, value: unknown): string | null {
   if (typeof value !== "number" || !Number.isSafeInteger(value)) return `not an integer`;
+  if (!cell.run) return cannotBindOne(cell, value);
+  const index = cell.run.indexOf(cell);
+  for (let j = 0; j < cell.run.length; j++) {
+    const why = cannotBindOne(cell.run[j]!, value - index + j);
+    if (why) {
+      return `${why} (message ${j} of a batch whose message ${index} would have seqno ${value})`;
+    }
+  }
+  return null;
+}
+
+export function bind(cell: Cell, value: number): void {
+  if (!cell.run) return bindOne(cell, value);
+  const index = cell.run.indexOf(cell);
+  cell.run.forEach((other, j) => bindOne(other, value - index + j));
+}
+
+function cannotBindOne(cell: Cell, value: number): string | null {
   if (cell.value !== undefined) return cell.value === value ? null : `expected ${cell.value}`;
   const block = cell.block;
   if (!block) return null;
@@ -88,7 +111,7 @@ export function cannotBind(cell: Cell, value: unknown): string | null {
   return block.used.has(value) ? `${block.what} ${value} given twice` : null;
 }
 
-export function bind(cell: Cell, value: number): void {
+function bindOne(cell: Cell, value: number): void {
   if (cell.value !== undefined) return;
   cell.value = value;
   cell.block?.used.add(value);
@@ -99,6 +122,8 @@ export function bind(cell: Cell, value: number): void {
 
 export class SocketModel {
   initialized = false;
+  /** Its init asked for batches (docs/protocol.md §11): it may send them and be sent them. */
+  batch = false;
   /** Open as the object sees it: not closed by it, nor by the kernel. */
   open = true;
   /** Errors counted in the socket's minute (the runner keeps every socket inside one). */
@@ -206,6 +231,8 @@ export interface Outcome {
   /** It has a completion that may wait on a flush: the last of its socket's (or its) round. */
   delayed?: boolean;
   type?: string;
+  /** A batch: how many messages it held. */
+  batch?: number;
 }
 
 type Mode = "concurrent" | "solo";
@@ -224,10 +251,32 @@ class Fault {
 
 const invalid = (code: string, field?: string) => new Fault(code, KERN_INVALID_ARGUMENT, field);
 
-interface Parsed {
-  header: Record<string, any> | null;
+/** What one message's checks came to: its fault (null: it applies), and what it was. */
+interface MessageVerdict {
+  fault: Fault | null;
+  replyTo: number | null;
+  type: string;
+  header?: Record<string, any>;
   payload: Uint8Array | null;
 }
+
+/** A batch frame that parses: its messages (any JSON value) with their pages. */
+interface ParsedBatch {
+  entries: BatchEntry[];
+  payloadBytes: number;
+}
+
+export interface BatchEntry {
+  value: unknown;
+  payload: Uint8Array | null;
+}
+
+/** docs/protocol.md §11. */
+export const MAX_BATCH_MESSAGES = 256;
+const CARRIES_PAGES: ReadonlySet<unknown> = new Set([
+  "memory_object_data_return",
+  "memory_object_data_supply",
+]);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -302,13 +351,13 @@ export class ReferenceObject {
   }
 
   /** A frame's record; its seqno is somewhere in the round's block. */
-  newFrame(socket: SocketModel, data: string | Uint8Array): FrameRec {
+  newFrame(socket: SocketModel, data: string | Uint8Array, summary = summarize(data)): FrameRec {
     this.seqnoBlock.count++;
     const frame: FrameRec = {
       n: this.frameNo++,
       socket,
       seqno: new Cell(undefined, this.seqnoBlock),
-      summary: summarize(data),
+      summary,
       type: "?",
     };
     this.roundFrames.push(frame);
@@ -440,15 +489,22 @@ export class ReferenceObject {
 
   /**
    * Processes a frame sent on `socket`: queues what the socket (and others) must receive and
-   * changes the model as the object must change.
+   * changes the model as the object must change. A batch (docs/protocol.md §11) is judged here
+   * too; the runner's own batches are built message by message (`beginBatch`).
    */
   frame(socket: SocketModel, data: string | Uint8Array): Outcome {
-    const fault = this.check(socket, data);
-    if ("refused" in fault) return { refused: fault.refused };
+    const verdict = this.check(socket, data);
+    if ("refused" in verdict) return { refused: verdict.refused };
+    if ("batch" in verdict) return this.batchFrame(socket, data, verdict.batch);
     const frame = this.newFrame(socket, data);
-    frame.type = fault.type;
-    if (fault.fault) return this.answerError(socket, frame, fault.fault, fault.replyTo);
-    const outcome = this.apply(socket, frame, fault.header!, fault.payload);
+    frame.type = verdict.type;
+    return this.judged(socket, frame, verdict);
+  }
+
+  /** A message checked and not refused: its error, or its effects. */
+  private judged(socket: SocketModel, frame: FrameRec, verdict: MessageVerdict): Outcome {
+    if (verdict.fault) return this.answerError(socket, frame, verdict.fault, verdict.replyTo);
+    const outcome = this.apply(socket, frame, verdict.header!, verdict.payload);
     if (this.stepDelayed) outcome.delayed = true;
     this.finishStep();
     return outcome;
@@ -461,25 +517,224 @@ export class ReferenceObject {
   ): { refused?: string; error?: string; type: string; duplicate: boolean } {
     const verdict = this.check(socket, data);
     if ("refused" in verdict) return { refused: verdict.refused, type: "?", duplicate: false };
+    if ("batch" in verdict) {
+      // A batch that would end the kernel says so: the lane decides when it ends.
+      const passes = this.prejudge(socket, verdict.batch);
+      if (typeof passes === "string") return { refused: passes, type: "batch", duplicate: false };
+      return { type: passes ? "memory_object_terminate" : "batch", duplicate: false };
+    }
     if (verdict.fault) return { error: verdict.fault.code, type: verdict.type, duplicate: false };
-    const k = this.kernels.get(socket.kernel);
-    const duplicate = STATE_CHANGING.has(verdict.type) && verdict.header!.id <= (k?.lastId ?? 0);
-    return { type: verdict.type, duplicate };
+    return { type: verdict.type, duplicate: this.isDuplicate(socket, verdict) };
   }
 
-  /** The checks, in the object's order; the first that fails is the answer. Changes nothing. */
+  private isDuplicate(socket: SocketModel, verdict: MessageVerdict): boolean {
+    const k = this.kernels.get(socket.kernel);
+    return STATE_CHANGING.has(verdict.type) && verdict.header!.id <= (k?.lastId ?? 0);
+  }
+
+  // --- batches (docs/protocol.md §11) -----------------------------------------------------------
+
+  /**
+   * A batch frame that parsed: over max_transfer, one `too_large` per message; else each message
+   * judged in array order as if alone, with consecutive seqnos. Refused when the model would have
+   * to guess: an error limit passed inside it (the docs do not say which of its messages are
+   * still answered), a terminate or a completion that may wait on a flush before its last
+   * message, a non-object entry in a batch over max_transfer (its row and the entry's row of
+   * docs/protocol.md §11 give it different errors).
+   */
+  private batchFrame(socket: SocketModel, data: string | Uint8Array, batch: ParsedBatch): Outcome {
+    const n = batch.entries.length;
+    if (batch.payloadBytes > this.limits.maxTransfer) {
+      if (batch.entries.some((entry) => !isObject(entry.value))) {
+        return { refused: "a non-object entry in a batch over max_transfer" };
+      }
+      if (this.errorsWouldClose(socket, n)) return { refused: "errors past an error limit" };
+      const run: Cell[] = [];
+      batch.entries.forEach((entry, i) => {
+        const frame = this.batchRec(socket, entry.value, i, run);
+        this.answerError(
+          socket,
+          frame,
+          invalid("too_large"),
+          peekId(entry.value as Record<string, unknown>),
+        );
+      });
+      return { type: "batch", error: "too_large", batch: n };
+    }
+    const prejudged = this.prejudge(socket, batch);
+    if (typeof prejudged === "string") return { refused: prejudged };
+    this.beginBatch(socket, typeof data !== "string");
+    batch.entries.forEach((entry, i) => {
+      const outcome = this.batchEntry(entry.value, entry.payload);
+      if (outcome.refused) {
+        throw new Error(
+          `fuzz rule broken: message ${i} of a batch refused after the batch was judged: ${outcome.refused}`,
+        );
+      }
+    });
+    return this.endBatch(null);
+  }
+
+  /**
+   * A batch's messages against the state before it, changing nothing: the reason to refuse it,
+   * or whether it would terminate the kernel.
+   */
+  private prejudge(socket: SocketModel, batch: ParsedBatch): string | boolean {
+    if (batch.payloadBytes > this.limits.maxTransfer) return false;
+    if (this.errorsWouldClose(socket, batch.entries.length)) return "errors past an error limit";
+    let terminates = false;
+    for (const [i, entry] of batch.entries.entries()) {
+      if (!isObject(entry.value)) continue;
+      const verdict = this.checkMessage(socket, entry.value, entry.payload, true);
+      if ("refused" in verdict) return verdict.refused;
+      if (verdict.fault || this.isDuplicate(socket, verdict)) continue;
+      const ends = ["memory_object_terminate", "memory_object_synchronize"].includes(verdict.type);
+      if (ends && i < batch.entries.length - 1)
+        return "a batch that may end before its last message";
+      terminates ||= verdict.type === "memory_object_terminate";
+    }
+    return terminates;
+  }
+
+  /** The batch being built, message by message (`batchEntry`), by the runner or `batchFrame`. */
+  private building: {
+    socket: SocketModel;
+    binary: boolean;
+    run: Cell[];
+    entries: BatchEntry[];
+    outcome: Outcome;
+    ended: boolean;
+  } | null = null;
+
+  /** Starts a batch for `socket`: a binary one carries pages. */
+  beginBatch(socket: SocketModel, binary: boolean): void {
+    if (this.building) throw new Error("fuzz rule broken: a batch inside a batch");
+    this.building = {
+      socket,
+      binary,
+      run: [],
+      entries: [],
+      outcome: { type: "batch" },
+      ended: false,
+    };
+  }
+
+  /** Whether the batch being built must end: its last message closes the socket or waits. */
+  get batchEnded(): boolean {
+    return this.building?.ended ?? true;
+  }
+
+  /**
+   * The next message of the batch being built (any JSON value, and its pages in a binary batch):
+   * refused, changing nothing, when it would make the batch unparseable or the answers guesses,
+   * or when `veto` (the runner's) refuses what it would come to; else judged as if alone.
+   */
+  batchEntry(
+    value: unknown,
+    payload: Uint8Array | null,
+    veto?: (verdict: { error?: string; type: string; duplicate: boolean }) => boolean,
+  ): Outcome {
+    const b = this.building!;
+    const { socket } = b;
+    if (b.ended) return { refused: "the batch has ended" };
+    if (b.entries.length >= MAX_BATCH_MESSAGES) return { refused: "the batch is full" };
+    if (b.binary && carriesPages(value)) {
+      const length = (value as Record<string, unknown>).length;
+      if (!Number.isSafeInteger(length) || (length as number) < 0) {
+        return { refused: "pages with no valid length: the batch would not parse" };
+      }
+      if (payload?.byteLength !== length) return { refused: "pages not of their length" };
+      const carried = b.entries.reduce((sum, entry) => sum + (entry.payload?.byteLength ?? 0), 0);
+      if (carried + payload!.byteLength > this.limits.maxTransfer) {
+        return { refused: "pages over max_transfer" };
+      }
+    } else {
+      payload = null;
+    }
+    const verdict: { refused: string } | MessageVerdict = isObject(value)
+      ? this.checkMessage(socket, value, payload, true)
+      : { fault: invalid("bad_json"), replyTo: null, type: "?", payload: null };
+    if ("refused" in verdict) return { refused: verdict.refused };
+    if (verdict.fault && this.errorCloses(socket)) return { refused: "errors past an error limit" };
+    const duplicate = !verdict.fault && this.isDuplicate(socket, verdict);
+    if (veto?.({ error: verdict.fault?.code, type: verdict.type, duplicate })) {
+      return { refused: "vetoed" };
+    }
+    const frame = this.batchRec(socket, value, b.entries.length, b.run);
+    frame.type = verdict.type;
+    const outcome = this.judged(socket, frame, verdict);
+    b.entries.push({ value, payload });
+    const all = b.outcome;
+    all.error ??= outcome.error;
+    all.applied ||= outcome.applied;
+    all.closes ||= outcome.closes;
+    all.delayed ||= outcome.delayed;
+    b.ended = Boolean(outcome.closes || outcome.delayed);
+    return outcome;
+  }
+
+  /**
+   * The batch is built; `data` is the frame the runner sends for it, which must parse (by the
+   * model's own reading, docs/protocol.md §11) into exactly the messages judged. Null: nothing
+   * to check (no message was taken, or the frame is the one `batchFrame` parsed).
+   */
+  endBatch(data: string | Uint8Array | null): Outcome {
+    const b = this.building!;
+    this.building = null;
+    if (data !== null) {
+      const verdict = this.check(b.socket, data);
+      const parsed = "batch" in verdict ? verdict.batch : null;
+      const same =
+        parsed !== null &&
+        parsed.payloadBytes <= this.limits.maxTransfer &&
+        parsed.entries.length === b.entries.length &&
+        parsed.entries.every((entry, i) => {
+          const judged = b.entries[i]!;
+          return (
+            JSON.stringify(entry.value) === JSON.stringify(judged.value) &&
+            sameBytes(entry.payload, judged.payload)
+          );
+        });
+      if (!same) {
+        throw new Error(
+          `fuzz rule broken: the batch sent is not the batch judged (${b.entries.length} messages): ${summarize(data)}`,
+        );
+      }
+    }
+    return { ...b.outcome, batch: b.entries.length };
+  }
+
+  /** A record of a batch's message `index`: its seqno follows the one before it. */
+  private batchRec(socket: SocketModel, value: unknown, index: number, run: Cell[]): FrameRec {
+    const text = JSON.stringify(value) ?? String(value);
+    const frame = this.newFrame(
+      socket,
+      text,
+      `batch[${index}] ${text.slice(0, 300)}${text.length > 300 ? "…" : ""}`,
+    );
+    frame.seqno.run = run;
+    run.push(frame.seqno);
+    return frame;
+  }
+
+  private errorsWouldClose(socket: SocketModel, errors: number): boolean {
+    return (
+      (this.kernelErrors.get(socket.kernel) ?? 0) + errors > this.limits.kernelErrorsPerMinute ||
+      socket.errors + errors > this.limits.errorsPerMinute
+    );
+  }
+
+  /**
+   * The checks, in the object's order; the first that fails is the answer. Changes nothing.
+   * A socket that asked for batches reads a frame's JSON before its size (docs/protocol.md §11
+   * leaves the order open; this is the implementation's): the header's size, the framing and
+   * JSON, then an array is a batch, and anything else one message, whose frame size is checked
+   * next. Otherwise, as in version 1: the frame's size, the header's, the framing and JSON.
+   */
   private check(
     socket: SocketModel,
     data: string | Uint8Array,
-  ):
-    | { refused: string }
-    | {
-        fault: Fault | null;
-        replyTo: number | null;
-        type: string;
-        header?: Record<string, any>;
-        payload: Uint8Array | null;
-      } {
+  ): { refused: string } | MessageVerdict | { batch: ParsedBatch } {
     const L = this.limits;
     const none = { replyTo: null, type: "?", payload: null };
     if (typeof data === "string" && /[\uD800-\uDFFF]/.test(data)) {
@@ -487,9 +742,8 @@ export class ReferenceObject {
       data = lenientDecoder.decode(encoder.encode(data));
     }
     const frameBytes = typeof data === "string" ? data.length : data.byteLength;
-    if (frameBytes > 4 + 3 * L.maxHeaderBytes + L.maxTransfer) {
-      return { ...none, fault: invalid("too_large") };
-    }
+    const frameTooLarge = frameBytes > 4 + 3 * L.maxHeaderBytes + L.maxTransfer;
+    if (frameTooLarge && !socket.batch) return { ...none, fault: invalid("too_large") };
     const headerBytes =
       typeof data === "string"
         ? encoder.encode(data).byteLength
@@ -497,14 +751,32 @@ export class ReferenceObject {
           ? new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0)
           : 0;
     if (headerBytes > L.maxHeaderBytes) return { ...none, fault: invalid("too_large") };
-    let parsed: Parsed;
+    let parsed: { json: unknown; payload: Uint8Array | null };
     try {
       parsed = parseFrame(data);
+      if (Array.isArray(parsed.json) && socket.batch) {
+        return { batch: splitBatch(parsed.json, parsed.payload) };
+      }
+      asObject(parsed.json);
     } catch (fault) {
       if (fault instanceof Fault) return { ...none, fault };
       throw fault;
     }
-    const header = parsed.header!;
+    if (frameTooLarge) return { ...none, fault: invalid("too_large") };
+    return this.checkMessage(socket, parsed.json as Record<string, any>, parsed.payload, false);
+  }
+
+  /**
+   * One message's checks, for a frame of its own or a message of a batch (`inBatch`: each is
+   * checked as if alone, but an init in a batch is `bad_frame`, docs/protocol.md §11).
+   */
+  private checkMessage(
+    socket: SocketModel,
+    header: Record<string, any>,
+    payload: Uint8Array | null,
+    inBatch: boolean,
+  ): { refused: string } | MessageVerdict {
+    const L = this.limits;
     const replyTo = peekId(header);
     const type = typeof header.type === "string" ? header.type : "?";
     const result = (fault: Fault | null) => ({
@@ -512,7 +784,7 @@ export class ReferenceObject {
       replyTo,
       type,
       header,
-      payload: parsed.payload,
+      payload,
     });
     if (typeof header.type !== "string") return result(invalid("bad_field", "type"));
     if (!Object.hasOwn(FIELDS, header.type)) return result(invalid("unknown_type"));
@@ -522,11 +794,11 @@ export class ReferenceObject {
     const badOptional = optionalFieldsKeepRules(header.type as keyof typeof FIELDS, header);
     if (badOptional !== null) return result(invalid("bad_field", badOptional));
     if (type === "memory_object_data_return") {
-      if (parsed.payload === null) return result(invalid("bad_field", type));
-      if (parsed.payload.byteLength !== header.length)
-        return result(invalid("bad_field", "length"));
+      if (payload === null) return result(invalid("bad_field", type));
+      if (payload.byteLength !== header.length) return result(invalid("bad_field", "length"));
     }
     const isInit = type === "memory_object_init";
+    if (inBatch && isInit) return result(invalid("bad_frame"));
     if (!socket.initialized && !isInit) return result(invalid("not_initialized"));
     if (socket.initialized && isInit) return result(invalid("already_initialized"));
     if (
@@ -708,10 +980,7 @@ export class ReferenceObject {
 
   /** Whether an error now on `socket` would close it (the runner plans the last frame). */
   errorCloses(socket: SocketModel): boolean {
-    return (
-      (this.kernelErrors.get(socket.kernel) ?? 0) + 1 > this.limits.kernelErrorsPerMinute ||
-      socket.errors + 1 > this.limits.errorsPerMinute
-    );
+    return this.errorsWouldClose(socket, 1);
   }
 
   private apply(
@@ -756,6 +1025,7 @@ export class ReferenceObject {
           k.residency.clear();
         }
         socket.initialized = true;
+        socket.batch = m.batch === true;
         socket.stream.push({
           kind: "ready",
           frame,
@@ -1137,9 +1407,9 @@ function outOfRange(): Fault {
   return new Fault("out_of_range", KERN_INVALID_ADDRESS);
 }
 
-/** The binary framing and JSON of docs/protocol.md §2. */
-function parseFrame(data: string | Uint8Array): Parsed {
-  if (typeof data === "string") return { header: parseJson(data), payload: null };
+/** The binary framing and JSON of docs/protocol.md §2: a message or (§11) a batch's array. */
+function parseFrame(data: string | Uint8Array): { json: unknown; payload: Uint8Array | null } {
+  if (typeof data === "string") return { json: parseJson(data), payload: null };
   if (data.byteLength < 4) throw invalid("bad_frame");
   const headerLength = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
   if (headerLength > data.byteLength - 4) throw invalid("bad_frame");
@@ -1149,20 +1419,54 @@ function parseFrame(data: string | Uint8Array): Parsed {
   } catch {
     throw invalid("bad_json");
   }
-  return { header: parseJson(text), payload: data.subarray(4 + headerLength) };
+  return { json: parseJson(text), payload: data.subarray(4 + headerLength) };
 }
 
-function parseJson(text: string): Record<string, any> {
-  let value: unknown;
+function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw invalid("bad_json");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw invalid("bad_json");
-  }
-  return value as Record<string, any>;
+}
+
+/** A message is a JSON object (an array too is refused, outside a batch). */
+function asObject(value: unknown): Record<string, any> {
+  if (!isObject(value)) throw invalid("bad_json");
+  return value;
+}
+
+function isObject(value: unknown): value is Record<string, any> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Whether the message's pages follow it in a binary frame or batch (docs/protocol.md §2, §11). */
+export function carriesPages(value: unknown): boolean {
+  return isObject(value) && CARRIES_PAGES.has(value.type);
+}
+
+/**
+ * A batch's messages, each with its own pages in a binary batch (those that carry pages take
+ * exactly their `length` bytes, in array order), or the `bad_frame` of one that cannot be parsed
+ * (docs/protocol.md §11): empty, over MAX_BATCH_MESSAGES, a message that carries pages with no
+ * valid length, payload bytes that do not add up.
+ */
+function splitBatch(entries: unknown[], payload: Uint8Array | null): ParsedBatch {
+  if (entries.length === 0 || entries.length > MAX_BATCH_MESSAGES) throw invalid("bad_frame");
+  let offset = 0;
+  const split = entries.map((value) => {
+    if (payload === null || !carriesPages(value)) return { value, payload: null };
+    const length = (value as Record<string, unknown>).length;
+    if (typeof length !== "number" || !Number.isSafeInteger(length) || length < 0) {
+      throw invalid("bad_frame");
+    }
+    if (offset + length > payload.byteLength) throw invalid("bad_frame");
+    const own = payload.subarray(offset, offset + length);
+    offset += length;
+    return { value, payload: own };
+  });
+  if (payload !== null && offset !== payload.byteLength) throw invalid("bad_frame");
+  return { entries: split, payloadBytes: offset };
 }
 
 /** A message's id, if valid: its error's reply_to (docs/protocol.md §8). */
@@ -1175,6 +1479,11 @@ function peekId(header: Record<string, unknown>): number | null {
 function spanOf(offset: number, length: number, pageSize: number): { first: number; end: number } {
   const first = Math.floor(offset / pageSize);
   return { first, end: length === 0 ? first : Math.ceil((offset + length) / pageSize) };
+}
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i]);
 }
 
 function overlaps(a: { first: number; end: number }, b: { first: number; end: number }): boolean {

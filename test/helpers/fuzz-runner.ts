@@ -34,17 +34,30 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { MemoryObject } from "../../durable/memory-object";
-import { GRANT_HEADER, OBJECT_NAME_HEADER, decodeFrame } from "../../schema";
+import { GRANT_HEADER, OBJECT_NAME_HEADER } from "../../schema";
 import { objectStub } from "./buckets";
 import { binaryFrame } from "./frames";
-import { Rng, candidate, serialize, type FrameShape, type Target } from "./fuzz-frames";
+import {
+  NON_OBJECT_ENTRIES,
+  Rng,
+  batchOf,
+  batchPart,
+  candidate,
+  malformedBatch,
+  serialize,
+  type BatchPart,
+  type FrameShape,
+  type Target,
+} from "./fuzz-frames";
 import { call } from "./http";
 import { inspect, pick } from "./inspect";
 import {
   Cell,
+  MAX_BATCH_MESSAGES,
   ReferenceObject,
   bind,
   cannotBind,
+  carriesPages,
   type Expect,
   type KernelModel,
   type Outcome,
@@ -89,6 +102,8 @@ export interface FuzzFigures {
   soloRounds: number;
   scenarios: Record<string, number>;
   checks: { stat: number; pages: number; tables: number };
+  /** Batch frames sent that parsed (and their messages), and batch frames received. */
+  batches: { sent: number; messages: number; received: number; receivedMessages: number };
   crashes: number;
   resets: number;
   durationMs: number;
@@ -149,6 +164,8 @@ class Actor {
   /** Rounds to stay away after a disconnect. */
   awayRounds = 0;
   firstErrorAt: number | null = null;
+  /** How often its init asks for batches (docs/protocol.md §11): a choice made per socket. */
+  batchRate = 0;
   constructor(
     public name: string,
     readonly role: Role,
@@ -159,6 +176,19 @@ class Actor {
 }
 
 class Failure extends Error {}
+
+/** A frame the model judged while it was built (a batch, message by message). */
+class Judged {
+  constructor(
+    readonly data: string | Uint8Array,
+    readonly outcome: Outcome,
+  ) {}
+}
+
+type Drawn = string | Uint8Array | Judged | null;
+
+/** The header of a batch the manager sends stays under this (docs/protocol.md §11). */
+const MAX_REPLY_BATCH_HEADER = 60_000;
 
 export async function runFuzz(options: FuzzOptions): Promise<FuzzFigures> {
   const runner = new Runner(options);
@@ -214,6 +244,7 @@ class Runner {
       soloRounds: 0,
       scenarios: {},
       checks: { stat: 0, pages: 0, tables: 0 },
+      batches: { sent: 0, messages: 0, received: 0, receivedMessages: 0 },
       crashes: 0,
       resets: 0,
       durationMs: 0,
@@ -265,6 +296,8 @@ class Runner {
     for (let i = 0; i < POOL; i++) {
       const actor = new Actor(`p${i}-0`, "pool", true, true);
       actor.nextId = 2;
+      // Half the pool mostly asks for batches, half mostly does not.
+      actor.batchRate = i % 2 === 0 ? 0.85 : 0.15;
       this.pool.push(actor);
     }
     this.figures.kernels = POOL;
@@ -412,17 +445,34 @@ class Runner {
     }
   }
 
+  /** A frame from the object: a message, or a batch of them, each matched in order. */
   private match(live: Live, data: string | ArrayBuffer): void {
     if (this.failure) return;
-    let message: Received;
+    let frame: ReturnType<typeof unpack>;
     try {
-      const frame = decodeFrame(data);
-      message = { ...frame.header, payload: frame.payload ?? undefined } as Received;
+      frame = unpack(data);
     } catch (error) {
       return this.fail(
         `${live.model.kernel}: undecodable message from the object: ${String(error)}`,
       );
     }
+    if (frame.batch) {
+      const why = batchFault(frame, live.model.batch);
+      if (why) {
+        return this.fail(
+          `${live.model.kernel} (socket ${live.model.id}): ${why}: ${show(frame.messages[0]!)} …`,
+        );
+      }
+      this.figures.batches.received++;
+      this.figures.batches.receivedMessages += frame.messages.length;
+    }
+    for (const message of frame.messages) {
+      this.matchOne(live, message);
+      if (this.failure) return;
+    }
+  }
+
+  private matchOne(live: Live, message: Received): void {
     const stream = live.model.stream;
     if (stream.length === 0) {
       return this.fail(`${live.model.kernel}: unexpected message ${show(message)}`);
@@ -567,7 +617,7 @@ class Runner {
    */
   private async round(
     mode: "concurrent" | "solo",
-    plan: { actor: Actor; count: number; draw: (actor: Actor) => string | Uint8Array | null }[],
+    plan: { actor: Actor; count: number; draw: (actor: Actor) => Drawn }[],
   ): Promise<void> {
     this.roundNo++;
     this.figures.rounds++;
@@ -627,19 +677,23 @@ class Runner {
   }
 
   /** Draws until the model accepts the frame (at most a few tries), then sends it. */
-  private send(actor: Actor, draw: () => string | Uint8Array | null): Outcome | null {
+  private send(actor: Actor, draw: () => Drawn): Outcome | null {
     const live = actor.live!;
     for (let attempt = 0; attempt < 12; attempt++) {
       // Garbage may have applied an id far ahead: the kernel's next messages go above it.
       actor.nextId = Math.max(actor.nextId, (this.kernel(actor)?.lastId ?? 0) + 1);
-      const data = draw();
-      if (data === null) return null;
+      let data: string | Uint8Array | undefined;
       let outcome: Outcome;
       try {
-        outcome = this.model.frame(live.model, data);
+        // A batch the runner builds is judged as it is drawn, a message at a time.
+        const drawn = draw();
+        if (drawn === null) return null;
+        data = drawn instanceof Judged ? drawn.data : drawn;
+        outcome = drawn instanceof Judged ? drawn.outcome : this.model.frame(live.model, data);
       } catch (error) {
+        if (error instanceof Failure) throw error;
         throw new Failure(
-          `seed ${this.options.seed}, round ${this.roundNo}: ${actor.name}: ${String(error)}\n  frame: ${summary(data)}\n  last frames sent:\n    ${this.recent.join("\n    ")}`,
+          `seed ${this.options.seed}, round ${this.roundNo}: ${actor.name}: ${String(error)}\n  frame: ${data === undefined ? "(a batch being built)" : summary(data)}\n  last frames sent:\n    ${this.recent.join("\n    ")}`,
         );
       }
       if (outcome.refused) continue;
@@ -654,8 +708,12 @@ class Runner {
           `seed ${this.options.seed}: ${actor.name}: send failed: ${String(error)}`,
         );
       }
+      if (outcome.batch) {
+        this.figures.batches.sent++;
+        this.figures.batches.messages += outcome.batch;
+      }
       this.recent.push(
-        `#${this.roundNo} ${actor.name}/${live.model.id} ${outcome.error ?? outcome.type ?? ""}: ${summary(data)}`,
+        `#${this.roundNo} ${actor.name}/${live.model.id} ${outcome.batch ? `batch of ${outcome.batch} ` : ""}${outcome.error ?? outcome.type ?? ""}: ${summary(data)}`,
       );
       if (this.recent.length > 80) this.recent.shift();
       live.framesSent++;
@@ -918,12 +976,19 @@ class Runner {
     return this.kernel(actor)?.seenMid ?? 0;
   }
 
+  /** An init; it asks for batches now and then, else says it does not or leaves it out. */
   private initFrame(actor: Actor, receivedMid = this.seenMid(actor)): string {
+    const batch = this.rng.chance(actor.batchRate)
+      ? { batch: true }
+      : this.rng.chance(0.3)
+        ? { batch: false }
+        : {};
     return JSON.stringify({
       type: "memory_object_init",
       id: actor.nextId++,
       page_size: PAGE,
       received_mid: receivedMid,
+      ...batch,
     });
   }
 
@@ -1177,9 +1242,13 @@ class Runner {
     return candidate(this.rng, this.target(actor), this.shape);
   }
 
-  private drawPool(actor: Actor): string | Uint8Array | null {
+  private drawPool(actor: Actor): Drawn {
     const live = actor.live!;
     if (!live.model.initialized) return this.initFrame(actor);
+    if (live.model.batch && this.rng.chance(0.3)) {
+      const batch = this.drawBatch(actor);
+      if (batch) return batch;
+    }
     if (this.rng.chance(0.04) && this.poolMayErr(actor)) {
       // Garbage that must not close the socket: an error is fine while under the limits.
       for (let i = 0; i < 5; i++) {
@@ -1190,7 +1259,7 @@ class Runner {
     return this.validFrame(actor);
   }
 
-  private drawLane(actor: Actor): string | Uint8Array | null {
+  private drawLane(actor: Actor): Drawn {
     const live = actor.live!;
     const k = this.kernel(actor);
     if (actor.retiring) {
@@ -1199,6 +1268,10 @@ class Runner {
     }
     if (actor.initFirst && !live.model.initialized && live.framesSent === 0) {
       return this.initFrame(actor);
+    }
+    if (live.model.batch && this.rng.chance(0.25)) {
+      const batch = this.drawBatch(actor);
+      if (batch) return batch;
     }
     if (this.rng.chance(0.0003)) {
       // A whole frame over MAX_HEADER_BYTES + max_transfer, however short its header.
@@ -1221,6 +1294,92 @@ class Runner {
       return data;
     }
     return "null";
+  }
+
+  // --- batches (docs/protocol.md §11) ------------------------------------------------------------
+
+  /**
+   * A batch from a kernel that asked for them: now and then one that cannot be parsed or passes
+   * max_transfer (judged whole by the model), else one built a message at a time, each judged as
+   * it is drawn and drawn again when the model refuses it, so that its answers are exact.
+   */
+  private drawBatch(actor: Actor): Drawn {
+    const pool = actor.role === "pool";
+    if (this.rng.chance(pool ? 0.08 : 0.3) && (!pool || this.poolMayErr(actor))) {
+      return malformedBatch(
+        this.rng,
+        this.shape,
+        {
+          nextId: () => actor.nextId++,
+          seenMid: this.seenMid(actor),
+          pattern: (pages) => this.pattern(pages),
+        },
+        MAX_BATCH_MESSAGES,
+        this.rng.chance(0.05),
+      );
+    }
+    return this.builtBatch(actor);
+  }
+
+  private builtBatch(actor: Actor): Judged | null {
+    const rng = this.rng;
+    const pool = actor.role === "pool";
+    const binary = rng.chance(0.6);
+    const count = rng.chance(0.1) ? 8 + rng.int(40) : 1 + rng.int(6);
+    // A pool kernel errs only while under its limits; a lane ends when it decides to.
+    const veto = (v: { error?: string; type: string; duplicate: boolean }) =>
+      v.error !== undefined
+        ? pool && !this.poolMayErr(actor)
+        : !pool && !v.duplicate && v.type === "memory_object_terminate";
+    this.model.beginBatch(actor.live!.model, binary);
+    const parts: BatchPart[] = [];
+    let chars = 2;
+    for (let i = 0; i < count && !this.model.batchEnded; i++) {
+      for (let attempt = 0; attempt < 6; attempt++) {
+        actor.nextId = Math.max(actor.nextId, (this.kernel(actor)?.lastId ?? 0) + 1);
+        const part = this.batchMessage(actor, binary);
+        // Its header well under MAX_HEADER_BYTES, however many bytes a character takes.
+        if (!part || chars + part.text.length > 20_000) continue;
+        const value: unknown = JSON.parse(part.text);
+        if (this.model.batchEntry(value, part.payload, veto).refused) continue;
+        parts.push(binary && carriesPages(value) ? part : { ...part, payload: null });
+        chars += part.text.length + 1;
+        break;
+      }
+    }
+    const data = parts.length > 0 ? batchOf(parts, binary) : null;
+    const outcome = this.model.endBatch(data);
+    return data === null ? null : new Judged(data, outcome);
+  }
+
+  /**
+   * One message for a batch: mostly valid for a pool kernel, mostly not for a lane; garbage of
+   * every kind, entries that are not objects, an init (not allowed in a batch), a data_supply
+   * (not a kernel's message, though its pages follow it).
+   */
+  private batchMessage(actor: Actor, binary: boolean): BatchPart | null {
+    const rng = this.rng;
+    const pool = actor.role === "pool";
+    const roll = rng.float();
+    if (roll < (pool ? 0.85 : 0.35)) return batchPart(rng, this.validFrame(actor), binary);
+    if (roll < (pool ? 0.9 : 0.7)) return batchPart(rng, this.garbage(actor), binary);
+    if (roll < (pool ? 0.95 : 0.85)) return { text: rng.pick(NON_OBJECT_ENTRIES), payload: null };
+    if (roll < (pool ? 0.97 : 0.93)) {
+      return { text: this.initFrame(actor), payload: null };
+    }
+    const pages = 1 + rng.int(2);
+    return {
+      text: JSON.stringify({
+        type: "memory_object_data_supply",
+        reply_to: actor.nextId,
+        seqno: 0,
+        offset: 0,
+        length: pages * PAGE,
+        lock_value: 0,
+        precious: false,
+      }),
+      payload: rng.bytes(pages * PAGE),
+    };
   }
 
   // --- concurrent rounds --------------------------------------------------------------------------
@@ -1271,6 +1430,7 @@ class Runner {
         reader || kind >= 4,
       );
       lane.budget = 150 + this.rng.int(600);
+      lane.batchRate = 0.4;
       this.figures.kernels++;
       this.lanes.push(lane);
       await this.connect(lane);
@@ -1334,7 +1494,7 @@ class Runner {
 
   // --- scenarios ----------------------------------------------------------------------------------
 
-  private solo(actor: Actor, draw: (a: Actor) => string | Uint8Array | null, count = 1) {
+  private solo(actor: Actor, draw: (a: Actor) => Drawn, count = 1) {
     return this.round("solo", [{ actor, count, draw }]);
   }
 
@@ -1529,6 +1689,7 @@ class Runner {
     const crowd: Actor[] = [];
     for (let i = 0; i < MAX_KERNELS - writers; i++) {
       const actor = new Actor(`${tag}-${i}`, "crowd", true, true);
+      actor.batchRate = 0.2;
       crowd.push(actor);
       this.figures.kernels++;
       await this.connect(actor);
@@ -1544,6 +1705,7 @@ class Runner {
     // Newcomers: each takes the place of the oldest that left, until none is left to take.
     for (let i = 0; i < 8; i++) {
       const extra = new Actor(`${tag}-x${i}`, "crowd", true, true);
+      extra.batchRate = 0.2;
       crowd.push(extra);
       this.figures.kernels++;
       await this.connect(extra);
@@ -1697,6 +1859,71 @@ function check(e: Expect, m: Received): string | null {
     }
   }
 }
+
+/**
+ * A frame from the object, read by docs/protocol.md §2 and §11 rather than by schema/: one
+ * message, or a batch (a JSON array; binary, with each data_supply's pages in order).
+ */
+function unpack(data: string | ArrayBuffer): {
+  batch: boolean;
+  messages: Received[];
+  headerBytes: number;
+  payloadBytes: number;
+} {
+  let json: unknown;
+  let payload: Uint8Array | undefined;
+  let headerBytes: number;
+  if (typeof data === "string") {
+    json = JSON.parse(data);
+    headerBytes = utf8.encode(data).byteLength;
+  } else {
+    const bytes = new Uint8Array(data);
+    if (bytes.byteLength < 4) throw new Error(`a binary frame of ${bytes.byteLength} bytes`);
+    headerBytes = new DataView(data).getUint32(0);
+    if (headerBytes > bytes.byteLength - 4) throw new Error(`a header length past the frame`);
+    json = JSON.parse(strictUtf8.decode(bytes.subarray(4, 4 + headerBytes)));
+    payload = bytes.subarray(4 + headerBytes);
+  }
+  const isMessage = (value: unknown): value is Received =>
+    typeof value === "object" && value !== null && !Array.isArray(value);
+  if (!Array.isArray(json)) {
+    if (!isMessage(json)) throw new Error(`not a JSON object: ${JSON.stringify(json)}`);
+    return { batch: false, messages: [{ ...json, payload }], headerBytes, payloadBytes: 0 };
+  }
+  let offset = 0;
+  const messages = json.map((value): Received => {
+    if (!isMessage(value)) throw new Error(`a batch entry that is not an object`);
+    if (!payload || !carriesPages(value)) return { ...value, payload: undefined };
+    const length = value.length as number;
+    if (!Number.isSafeInteger(length) || length < 0 || offset + length > payload.byteLength) {
+      throw new Error(`a batch whose pages do not add up to its lengths`);
+    }
+    offset += length;
+    return { ...value, payload: payload.subarray(offset - length, offset) };
+  });
+  if (offset !== (payload?.byteLength ?? 0)) {
+    throw new Error(`a batch with ${(payload?.byteLength ?? 0) - offset} bytes after its pages`);
+  }
+  return { batch: true, messages, headerBytes, payloadBytes: offset };
+}
+
+/** Why a batch the object sent breaks docs/protocol.md §11, or null. */
+function batchFault(frame: ReturnType<typeof unpack>, asked: boolean): string | null {
+  if (!asked) return `a batch to a socket that did not ask for batches`;
+  const n = frame.messages.length;
+  if (n === 0 || n > MAX_BATCH_MESSAGES) return `a batch of ${n} messages`;
+  if (frame.payloadBytes > MAX_TRANSFER) return `a batch of ${frame.payloadBytes} payload bytes`;
+  if (frame.headerBytes >= MAX_REPLY_BATCH_HEADER) {
+    return `a batch header of ${frame.headerBytes} bytes`;
+  }
+  if (frame.messages.some((m) => m.type === "memory_object_ready")) {
+    return `memory_object_ready inside a batch`;
+  }
+  return null;
+}
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /** Binds what the message told. */
 function commit(e: Expect, m: Received): void {
