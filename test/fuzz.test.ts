@@ -23,7 +23,8 @@
  *
  * The second test is the fuzz command (`npm run fuzz -- --frames N --seed S`, scripts/fuzz.mjs):
  * frames of every kind from several kernels at once, each answer checked against a reference
- * model of the object (test/helpers/fuzz-runner.ts, fuzz-reference.ts). `npm test` runs it with
+ * model of the object (test/helpers/fuzz-runner.ts, fuzz-reference.ts), batches among them
+ * (docs/protocol.md §11), judged a message at a time. `npm test` runs it with
  * a small fixed seed; the command passes FUZZ_FRAMES and FUZZ_SEED (vitest.config.ts bindings).
  */
 import { runInDurableObject } from "cloudflare:test";
@@ -759,7 +760,7 @@ function report(f: FuzzFigures): string {
     `  state changes acked: ${total(f.stateChanges)} (${list(f.stateChanges)}); resends acked, not applied: ${f.duplicatesAcked}`,
     `  other answers: ${list(f.answers)}`,
     `  sockets: ${f.sockets} over ${f.kernels} kernel ids; closes ${list(f.closes)}; reconnects ${f.reconnects}; upgrades refused 429 ${f.upgradesRefused}`,
-    `  batches: ${f.batches.sent} sent (${f.batches.messages} messages), ${f.batches.received} received (${f.batches.receivedMessages} messages)`,
+    `  batches: ${f.batches.sent} sent (${f.batches.messages} messages; ${f.batches.overMaxTransfer} over max_transfer), ${f.batches.unasked} from kernels that did not ask, ${f.batches.received} received (${f.batches.receivedMessages} messages)`,
     `  scenarios: ${list(f.scenarios) || "none"}; checks: status ${f.checks.stat}, pages ${f.checks.pages}, tables ${f.checks.tables}`,
     `  crashes ${f.crashes}, resets ${f.resets}`,
     `  time: drawing and judging frames ${Math.round(f.timeMs.frames / 1000)} s, waiting for answers ${Math.round(f.timeMs.answers / 1000)} s (checking them ${Math.round(f.timeMs.matching / 1000)} s), checks ${Math.round(f.timeMs.checks / 1000)} s`,

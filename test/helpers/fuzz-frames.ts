@@ -1,8 +1,10 @@
 /**
  * Frames for the fuzz tests (test/fuzz.test.ts): well-formed messages of every type, broken ones
  * (fields deleted, retyped, out of range, misaligned), random bytes and text, broken JSON,
- * oversized headers and lying binary length prefixes. Drawn from a seeded PRNG, so a seed
- * replays exactly. Whether a frame is an error, and which, is for the caller to judge.
+ * oversized headers and lying binary length prefixes; and for kernels that asked for batches
+ * (docs/protocol.md §11), batch frames and batches that cannot be parsed. Drawn from a seeded
+ * PRNG, so a seed replays exactly. Whether a frame is an error, and which, is for the caller to
+ * judge.
  */
 import { seededRandom } from "../../tools/random";
 import { binaryFrame } from "./frames";

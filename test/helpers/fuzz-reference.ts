@@ -8,6 +8,19 @@
  * (size, framing, JSON, type, fields, socket order, rights, duplicate, then the handler's own
  * checks), since a frame with several faults has one answer.
  *
+ * Batches (docs/protocol.md §11): a socket whose init asked for them may send a JSON array (or a
+ * binary frame whose header is one, pages back to back). The model reads it by the docs, not by
+ * schema/batch.ts: one error and one seqno for a batch that cannot be parsed; one `too_large`
+ * per message (each its own seqno and reply_to) for one whose pages pass max_transfer; else each
+ * message judged as if it had come alone, in array order, with consecutive seqnos (a `Cell`
+ * run: binding one binds them all), a bad one its own error and changing nothing. Where the
+ * docs leave a batch's answers open it refuses the batch (an error limit passed inside it, a
+ * terminate or a completion that waits on a flush before its last message, a non-object entry
+ * in a batch over max_transfer); the runner builds its own batches a message at a time
+ * (`beginBatch`, `batchEntry`, `endBatch`), drawing again what the model refuses, and the frame
+ * it sends must parse into exactly the messages judged. A socket that did not ask sends version 1:
+ * an array is one `bad_json`.
+ *
  * Values the model cannot know when a frame is sent are `Cell`s, bound when the answer names
  * them: every frame's seqno (frames of different sockets reach the object in an order the
  * sender does not control), the lock id of a grant when several sockets ask in the same round,

@@ -16,6 +16,15 @@
  *   `too_many_errors`), one that registered terminates first. Both limits count per minute: a
  *   lane must reach them within 55 s of its first error (checked; a lane lives a few seconds).
  *
+ * Batches (docs/protocol.md §11): each init asks for them by chance (half the pool mostly does,
+ * half mostly not; lanes and crowd kernels now and then), and a socket that asked sends some of
+ * its frames as batches, text or binary, of valid and bad messages, inits and entries that are
+ * not objects; now and then one that cannot be parsed or passes max_transfer. A pool kernel that
+ * did not ask now and then sends an array anyway (one bad_json). Replies to a socket that asked
+ * may come batched: the runner unpacks them by the docs (`unpack`), checks the batch's own rules
+ * (at least two messages, the limits, never memory_object_ready) and matches its messages one
+ * by one, as if they had come alone; a socket that did not ask must never get one.
+ *
  * Rounds: most rounds send a few frames on each of several sockets at once, interleaved, with no
  * waiting; the object takes them in an order the sender does not control, and the model's
  * answers hold in any order (fuzz-reference.ts keeps to frames that make it so). A round ends
@@ -103,7 +112,16 @@ export interface FuzzFigures {
   scenarios: Record<string, number>;
   checks: { stat: number; pages: number; tables: number };
   /** Batch frames sent that parsed (and their messages), and batch frames received. */
-  batches: { sent: number; messages: number; received: number; receivedMessages: number };
+  batches: {
+    sent: number;
+    messages: number;
+    /** Of those, batches over max_transfer: one too_large per message. */
+    overMaxTransfer: number;
+    /** Array frames from kernels that did not ask: one bad_json each. */
+    unasked: number;
+    received: number;
+    receivedMessages: number;
+  };
   crashes: number;
   resets: number;
   durationMs: number;
@@ -244,7 +262,14 @@ class Runner {
       soloRounds: 0,
       scenarios: {},
       checks: { stat: 0, pages: 0, tables: 0 },
-      batches: { sent: 0, messages: 0, received: 0, receivedMessages: 0 },
+      batches: {
+        sent: 0,
+        messages: 0,
+        overMaxTransfer: 0,
+        unasked: 0,
+        received: 0,
+        receivedMessages: 0,
+      },
       crashes: 0,
       resets: 0,
       durationMs: 0,
@@ -711,6 +736,9 @@ class Runner {
       if (outcome.batch) {
         this.figures.batches.sent++;
         this.figures.batches.messages += outcome.batch;
+        if (outcome.error === "too_large") this.figures.batches.overMaxTransfer++;
+      } else if (!live.model.batch && isArrayFrame(data)) {
+        this.figures.batches.unasked++;
       }
       this.recent.push(
         `#${this.roundNo} ${actor.name}/${live.model.id} ${outcome.batch ? `batch of ${outcome.batch} ` : ""}${outcome.error ?? outcome.type ?? ""}: ${summary(data)}`,
@@ -1249,6 +1277,17 @@ class Runner {
       const batch = this.drawBatch(actor);
       if (batch) return batch;
     }
+    if (!live.model.batch && this.rng.chance(0.01) && this.poolMayErr(actor)) {
+      // A batch from a kernel that did not ask: one bad_json, as in version 1.
+      const binary = this.rng.chance(0.5);
+      const parts = Array.from({ length: 1 + this.rng.int(3) }, () =>
+        batchPart(this.rng, this.validFrame(actor), binary),
+      );
+      return batchOf(
+        parts.filter((part) => part !== null),
+        binary,
+      );
+    }
     if (this.rng.chance(0.04) && this.poolMayErr(actor)) {
       // Garbage that must not close the socket: an error is fine while under the limits.
       for (let i = 0; i < 5; i++) {
@@ -1315,7 +1354,7 @@ class Runner {
           pattern: (pages) => this.pattern(pages),
         },
         MAX_BATCH_MESSAGES,
-        this.rng.chance(0.05),
+        this.rng.chance(0.15),
       );
     }
     return this.builtBatch(actor);
@@ -1911,7 +1950,8 @@ function unpack(data: string | ArrayBuffer): {
 function batchFault(frame: ReturnType<typeof unpack>, asked: boolean): string | null {
   if (!asked) return `a batch to a socket that did not ask for batches`;
   const n = frame.messages.length;
-  if (n === 0 || n > MAX_BATCH_MESSAGES) return `a batch of ${n} messages`;
+  // A reply alone goes as a plain frame.
+  if (n < 2 || n > MAX_BATCH_MESSAGES) return `a batch of ${n} messages`;
   if (frame.payloadBytes > MAX_TRANSFER) return `a batch of ${frame.payloadBytes} payload bytes`;
   if (frame.headerBytes >= MAX_REPLY_BATCH_HEADER) {
     return `a batch header of ${frame.headerBytes} bytes`;
@@ -1920,6 +1960,21 @@ function batchFault(frame: ReturnType<typeof unpack>, asked: boolean): string | 
     return `memory_object_ready inside a batch`;
   }
   return null;
+}
+
+/** Whether a frame's JSON is an array (a batch, to a socket that asked). */
+function isArrayFrame(data: string | Uint8Array): boolean {
+  try {
+    const text =
+      typeof data === "string"
+        ? data
+        : strictUtf8.decode(
+            data.subarray(4, 4 + new DataView(data.buffer, data.byteOffset).getUint32(0)),
+          );
+    return Array.isArray(JSON.parse(text));
+  } catch {
+    return false;
+  }
 }
 
 const utf8 = new TextEncoder();
