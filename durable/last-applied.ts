@@ -9,6 +9,8 @@ import type { SocketOperations } from "./handlers/transport-operations";
 export class LastApplied {
   private known: { id: number; seqno: number | null } | undefined;
   private changed = false;
+  /** A terminate of this step forgot the kernel: nothing after it in the step applies. */
+  terminated = false;
 
   constructor(
     private readonly pager: SocketOperations,
@@ -36,6 +38,7 @@ export class LastApplied {
   forgotten(): void {
     this.known = { id: 0, seqno: null };
     this.changed = false;
+    this.terminated = true;
   }
 
   /** Writes the step's highest applied id to the kernel's row: call inside the step's transaction. */

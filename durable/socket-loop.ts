@@ -188,6 +188,14 @@ function applyMessage(
     );
   }
   checkSessionOrder(message, session.initialized);
+  if (lastApplied.terminated) {
+    // The kernel is forgotten and its socket closes once the step's answers are out.
+    throw new ProtocolError(
+      KERN_INVALID_ARGUMENT,
+      "bad_frame",
+      `${message.type} after memory_object_terminate in the same batch: the kernel is forgotten, nothing after its terminate applies`,
+    );
+  }
   checkGrant(message, session);
   const stateChanging = STATE_CHANGING_TYPES.has(message.type);
   if (stateChanging && message.id <= lastApplied.id()) {

@@ -428,3 +428,23 @@ describe("a data_request inside a batch", () => {
     k.close();
   });
 });
+
+describe("a terminate inside a batch", () => {
+  it("ends what the batch applies: a message after it is refused, and the socket closes", async () => {
+    const object = "batch-terminate-first";
+    const k = await openBatching(object);
+    const page = pageOf(7);
+    const terminate = { type: "memory_object_terminate", id: k.takeId() };
+    const ret = k.returnOf(0, page);
+    k.sendBatch([terminate, ret], [page]);
+    const ack = await k.ack(terminate.id);
+    expect(await k.answer(ret.id as number)).toMatchObject({
+      type: "error",
+      seqno: ack.seqno + 1,
+      code: "bad_frame",
+      message: expect.stringMatching(/after memory_object_terminate/),
+    });
+    expect((await stat(object)).pages).toBe(0);
+    expect((await stat(object)).kernels).toEqual([]);
+  });
+});
