@@ -1420,7 +1420,10 @@ function outOfRange(): Fault {
   return new Fault("out_of_range", KERN_INVALID_ADDRESS);
 }
 
-/** The binary framing and JSON of docs/protocol.md §2: a message or (§11) a batch's array. */
+/**
+ * The binary framing and JSON of docs/protocol.md §2: a message, or a batch's array
+ * (docs/protocol.md §11).
+ */
 function parseFrame(data: string | Uint8Array): { json: unknown; payload: Uint8Array | null } {
   if (typeof data === "string") return { json: parseJson(data), payload: null };
   if (data.byteLength < 4) throw invalid("bad_frame");
@@ -1453,7 +1456,7 @@ function isObject(value: unknown): value is Record<string, any> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Whether the message's pages follow it in a binary frame or batch (docs/protocol.md §2, §11). */
+/** Whether the message's pages follow it in a binary frame or batch (docs/protocol.md §2, docs/protocol.md §11). */
 export function carriesPages(value: unknown): boolean {
   return isObject(value) && CARRIES_PAGES.has(value.type);
 }

@@ -1900,7 +1900,7 @@ function check(e: Expect, m: Received): string | null {
 }
 
 /**
- * A frame from the object, read by docs/protocol.md §2 and §11 rather than by schema/: one
+ * A frame from the object, read by docs/protocol.md §2 and docs/protocol.md §11 rather than by schema/: one
  * message, or a batch (a JSON array; binary, with each data_supply's pages in order).
  */
 function unpack(data: string | ArrayBuffer): {
