@@ -50,19 +50,34 @@ export class Journal {
    */
   write(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void {
     const pages = data.byteLength / pageSize;
-    this.countArrivals(firstPage, firstPage + pages);
     // `WHERE true` lets SQLite parse ON CONFLICT after INSERT … SELECT (its documented quirk).
-    this.sql.exec(
-      `WITH RECURSIVE slot (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM slot WHERE i + 1 < ?1)
-       INSERT INTO journal (page, seqno, first_seqno, data)
-       SELECT ?2 + i, ?3, ?3, substr(?4, i * ?5 + 1, ?5) FROM slot WHERE true
-       ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data`,
-      pages,
-      firstPage,
-      seqno,
-      data,
-      pageSize,
-    );
+    // Each page says whether it is new to the journal (a replaced version keeps its older
+    // first_seqno) and whether the segment index has it, which keeps both counts without a
+    // query of their own: a return of one page is one statement, and one more if it is new.
+    const arrivals = this.sql
+      .exec<{ fresh: number; indexed: number }>(
+        `WITH RECURSIVE slot (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM slot WHERE i + 1 < ?1)
+         INSERT INTO journal (page, seqno, first_seqno, data)
+         SELECT ?2 + i, ?3, ?3, substr(?4, i * ?5 + 1, ?5) FROM slot WHERE true
+         ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data
+         RETURNING first_seqno = ?3 AS fresh,
+                   EXISTS (SELECT 1 FROM pages WHERE pages.page = journal.page) AS indexed`,
+        pages,
+        firstPage,
+        seqno,
+        data,
+        pageSize,
+      )
+      .toArray();
+    let journaled = 0;
+    let stored = 0;
+    for (const { fresh, indexed } of arrivals) {
+      if (!fresh) continue;
+      journaled++;
+      if (!indexed) stored++;
+    }
+    if (this.count !== null) this.count += journaled;
+    if (stored > 0) this.meta.add("stored_pages", stored);
   }
 
   /**
