@@ -41,6 +41,13 @@ export class LastApplied {
     this.terminated = true;
   }
 
+  /** The step was rolled back to be run again: read the kernel's row afresh. */
+  forget(): void {
+    this.known = undefined;
+    this.changed = false;
+    this.terminated = false;
+  }
+
   /** Writes the step's highest applied id to the kernel's row: call inside the step's transaction. */
   save(): void {
     if (!this.changed || !this.known) return;

@@ -114,7 +114,11 @@ export class Pager implements SocketOperations, HttpOperations {
     // HTTP synchronizes left by an earlier instance died with it: their callers' connections
     // ended there (durable/sync-tracker.ts).
     ctx.storage.transactionSync(() => this.tracker.dropHttpRequests());
-    this.sequencer = new Sequencer(this.meta, (step) => this.transact(step));
+    this.sequencer = new Sequencer(
+      this.meta,
+      (step) => this.transact(step),
+      (step) => this.inOrder(step),
+    );
     const flusher = new Flusher(this.store.owners, this.limits, {
       nextSeqno: () => this.sequencer.peek(),
       objectName: () => this.objectName(),
@@ -181,11 +185,29 @@ export class Pager implements SocketOperations, HttpOperations {
     failed: (error: SequencedError, index: number) => T,
     /** Runs last inside the step's transaction, after every message (its bookkeeping). */
     finish?: () => void,
+    /** Readies the caller for a careful round after an optimistic one failed (sequencer.ts). */
+    retry?: () => void,
   ): T[] {
     try {
-      return this.sequencer.admitEach(count, ordered, failed, finish);
+      return this.sequencer.admitEach(count, ordered, failed, finish, retry);
     } finally {
       this.afterChange();
+    }
+  }
+
+  /**
+   * Runs one message of a step: what it posts keeps its place (an ack before what its message
+   * caused), as in a savepoint of its own, without one: if it throws, the step rolls back.
+   */
+  private inOrder<T>(step: () => T): T {
+    this.mail.hold();
+    try {
+      const result = step();
+      this.mail.deliver();
+      return result;
+    } catch (error) {
+      this.mail.discard();
+      throw error;
     }
   }
 

@@ -23,6 +23,8 @@ export class Sequencer {
   constructor(
     private readonly meta: Meta,
     private readonly transact: <T>(step: () => T) => T,
+    /** Runs a message's part of a step so its replies keep their place, without a savepoint. */
+    private readonly inOrder: <T>(step: () => T) => T = (step) => step(),
   ) {
     this.nextSeqno = meta.get<number>("seqno") ?? 0;
   }
@@ -65,6 +67,8 @@ export class Sequencer {
     failed: (error: SequencedError, index: number) => T,
     /** Runs last inside the step's transaction, after every message (its bookkeeping). */
     finish?: () => void,
+    /** Given, the step first runs without savepoints; called before the careful round. */
+    retry?: () => void,
   ): T[] {
     const first = this.nextSeqno;
     this.nextSeqno += count;
@@ -77,6 +81,23 @@ export class Sequencer {
         return failed(new SequencedError(seqno, error), index);
       }
     };
+    // First without a savepoint per message: most batches hold no bad message, and a savepoint
+    // each cost about a tenth of a batched return. A message that throws sends the whole step
+    // back (nothing of it stays, its letters are dropped), `retry` forgets what the round left
+    // in memory, and the careful round gives each message its savepoint.
+    if (retry) {
+      try {
+        return this.transact(() => {
+          const results = Array.from({ length: count }, (_, index) =>
+            this.inOrder(() => ordered(first + index, index)),
+          );
+          finish?.();
+          return results;
+        });
+      } catch {
+        retry();
+      }
+    }
     try {
       return this.transact(() => {
         const results = Array.from({ length: count }, (_, index) => each(index));

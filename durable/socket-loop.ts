@@ -60,7 +60,13 @@ export async function handleFrame(
   });
   let outcomes: Outcome[];
   if (inBatch) {
-    outcomes = pager.admitEach(messages.length, apply, fail, () => lastApplied.save());
+    outcomes = pager.admitEach(
+      messages.length,
+      apply,
+      fail,
+      () => lastApplied.save(),
+      () => lastApplied.forget(),
+    );
   } else {
     try {
       outcomes = [

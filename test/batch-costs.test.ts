@@ -10,6 +10,7 @@ import {
   VM_SYNC_SYNCHRONOUS as SYNCHRONOUS,
 } from "../schema";
 import { wrapObjectBucket } from "./helpers/buckets";
+import { stat } from "./helpers/http";
 import { TestKernel } from "./helpers/kernel";
 import { meterObjectSql } from "./helpers/sql-meter";
 
@@ -112,7 +113,8 @@ describe("a batch of 64 one-page returns", () => {
       reads: counts["SELECT * FROM kernels WHERE kernel = ?"],
       writes: counts["UPDATE kernels SET last_id = ?, last_seqno = ? WHERE kernel = ?"],
       commits: meter.commits(),
-    }).toEqual({ reads: 1, writes: 1, commits: 1 });
+      savepoints: meter.savepoints(),
+    }).toEqual({ reads: 1, writes: 1, commits: 1, savepoints: 0 });
     // Per return: its journal row (which also says whether the page is new) and, for a new
     // page, the stored-page counter; the kernel's row, the seqno and the step's own bookkeeping
     // once per batch.
@@ -127,6 +129,32 @@ describe("a batch of 64 one-page returns", () => {
     const resent = kernel.all("ack").slice(acks);
     const first = kernel.all("ack").slice(acks - 64, acks);
     expect(resent.at(-1)!.seqno).toBe(first.at(-1)!.seqno);
+    await meter.stop();
+  });
+});
+
+describe("a batch with a bad message", () => {
+  it("runs again with a savepoint per message, so only the bad one is undone", async () => {
+    const object = "costs-batch-bad-message";
+    const { kernel } = await TestKernel.open(object, "k1", { batch: true });
+    const meter = await meterObjectSql(object);
+    const pages = Array.from({ length: 8 }, (_, i) => new Uint8Array(PAGE).fill(i + 1));
+    const returns = pages.map((page, i) => kernel.returnOf(i * PAGE, page));
+    // The fifth return lies about its length: refused, the others applied.
+    const bad: Record<string, unknown> = { ...returns[4]!, length: 3 };
+    kernel.sendBatch(
+      [...returns.slice(0, 4), bad, ...returns.slice(5)],
+      [...pages.slice(0, 4), new Uint8Array(3), ...pages.slice(5)],
+    );
+    await kernel.ack(returns.at(-1)!.id as number);
+    expect(await kernel.answer(bad.id as number)).toMatchObject({ type: "error" });
+    // Two transactions: the first round, without savepoints, rolled back at the bad message;
+    // the careful round gave each of the 8 its own, and only the bad one's rolled back.
+    expect({ commits: meter.commits(), savepoints: meter.savepoints() }).toEqual({
+      commits: 2,
+      savepoints: 8,
+    });
+    expect((await stat(object)).pages).toBe(7);
     await meter.stop();
   });
 });

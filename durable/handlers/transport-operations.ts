@@ -32,6 +32,8 @@ interface OrderedOperations extends HandlerOperations {
     failed: (error: SequencedError, index: number) => T,
     /** Runs last inside the step's transaction, after every message (its bookkeeping). */
     finish?: () => void,
+    /** Readies the caller for a careful round after an optimistic one failed (sequencer.ts). */
+    retry?: () => void,
   ): T[];
   /** Starts what a change made outside `admit` calls for: a flush, an alarm. */
   afterChange(): void;

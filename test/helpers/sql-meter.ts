@@ -20,6 +20,8 @@ export interface SqlMeter {
   statements(): number;
   /** Top-level `transactionSync` calls: the object's commits. */
   commits(): number;
+  /** Nested `transactionSync` calls: savepoints inside a commit. */
+  savepoints(): number;
   /** Statements run per statement text (whitespace collapsed). */
   countsByStatement(): Record<string, number>;
   /** Rows written per statement text (whitespace collapsed), for explaining a figure. */
@@ -37,12 +39,14 @@ export async function meterObjectSql(name: string): Promise<SqlMeter> {
   let cursors: { query: string; cursor: SqlStorageCursor<Record<string, SqlStorageValue>> }[] = [];
   let restore: () => void = () => {};
   let commits = 0;
+  let savepoints = 0;
   await runInDurableObject(objectStub(name), (_instance: MemoryObject, state) => {
     const storage = state.storage;
     const transactionSync = storage.transactionSync;
     let depth = 0;
     storage.transactionSync = function <T>(this: DurableObjectStorage, closure: () => T): T {
       if (depth === 0) commits++;
+      else savepoints++;
       depth++;
       try {
         return transactionSync.call(this, closure) as T;
@@ -66,6 +70,7 @@ export async function meterObjectSql(name: string): Promise<SqlMeter> {
     rowsWritten: () => cursors.reduce((sum, { cursor }) => sum + cursor.rowsWritten, 0),
     statements: () => cursors.length,
     commits: () => commits,
+    savepoints: () => savepoints,
     countsByStatement: () => {
       const counts: Record<string, number> = {};
       for (const { query } of cursors) counts[query] = (counts[query] ?? 0) + 1;
@@ -89,6 +94,7 @@ export async function meterObjectSql(name: string): Promise<SqlMeter> {
     reset: () => {
       cursors = [];
       commits = 0;
+      savepoints = 0;
     },
     stop: () =>
       runInDurableObject(objectStub(name), () => {
