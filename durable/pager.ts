@@ -38,7 +38,7 @@ import { Outbox } from "./outbox";
 import { PageStore, type ReadPlan } from "./page-store";
 import { Residency } from "./residency";
 import { sharedSegmentCache } from "./segment-cache";
-import { Sequencer, type SequencedError } from "./sequencer";
+import { Sequencer, type BatchStep } from "./sequencer";
 import { Sockets, closeQuietly, type SocketGrant, type SocketSession } from "./sockets";
 import { Spools } from "./spools";
 import { Sweeper } from "./sweeper";
@@ -179,17 +179,9 @@ export class Pager implements SocketOperations, HttpOperations {
   }
 
   /** Admits a batch's messages as one step (durable/sequencer.ts), then as `admit`. */
-  admitEach<T>(
-    count: number,
-    ordered: (seqno: number, index: number) => T,
-    failed: (error: SequencedError, index: number) => T,
-    /** Runs last inside the step's transaction, after every message (its bookkeeping). */
-    finish?: () => void,
-    /** Readies the caller for a careful round after an optimistic one failed (sequencer.ts). */
-    retry?: () => void,
-  ): T[] {
+  admitEach<T>(count: number, step: BatchStep<T>): T[] {
     try {
-      return this.sequencer.admitEach(count, ordered, failed, finish, retry);
+      return this.sequencer.admitEach(count, step);
     } finally {
       this.afterChange();
     }

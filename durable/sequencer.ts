@@ -17,6 +17,21 @@ export class SequencedError extends Error {
   }
 }
 
+/** What a batch's step runs (`Sequencer.admitEach`). */
+export interface BatchStep<T> {
+  /** One message's ordered part, given its seqno and its index in the batch. */
+  ordered(seqno: number, index: number): T;
+  /** Answers a message whose ordered part threw, in its place. */
+  failed(error: SequencedError, index: number): T;
+  /** Runs last inside the step's transaction, after every message (its bookkeeping). */
+  finish?(): void;
+  /**
+   * Given, the step first runs without a savepoint per message, and this is called before the
+   * careful round if a message threw: forget what the first round left in memory.
+   */
+  retry?(): void;
+}
+
 export class Sequencer {
   private nextSeqno: number;
 
@@ -53,23 +68,17 @@ export class Sequencer {
 
   /**
    * Admits a batch (docs/protocol.md §11) as one ordered step: its `count` messages get
-   * consecutive seqnos, in order, and run in one transaction, each in a savepoint of its own
-   * (a transaction nested in another is one on this platform). A message whose `ordered` throws
+   * consecutive seqnos, in order, and run in one transaction. A message whose `ordered` throws
    * rolls back alone and `failed` runs in its place, still inside the step, so what it sends
-   * leaves in order with the rest once the step commits. Should the step itself fail to commit,
-   * nothing of it stays and every message gets `failed`.
+   * leaves in order with the rest once the step commits. With `retry`, the step first runs
+   * without a savepoint per message and, if one throws, is rolled back and run again with a
+   * savepoint each (a transaction nested in another is one on this platform). Should the step
+   * itself fail to commit, nothing of it stays and every message gets `failed`.
    *
-   * @example const outcomes = sequencer.admitEach(frames.length, (seqno, i) => apply(frames[i]), fail);
+   * @example
+   * const outcomes = sequencer.admitEach(frames.length, { ordered: (seqno, i) => apply(i), failed });
    */
-  admitEach<T>(
-    count: number,
-    ordered: (seqno: number, index: number) => T,
-    failed: (error: SequencedError, index: number) => T,
-    /** Runs last inside the step's transaction, after every message (its bookkeeping). */
-    finish?: () => void,
-    /** Given, the step first runs without savepoints; called before the careful round. */
-    retry?: () => void,
-  ): T[] {
+  admitEach<T>(count: number, { ordered, failed, finish, retry }: BatchStep<T>): T[] {
     const first = this.nextSeqno;
     this.nextSeqno += count;
     this.meta.set("seqno", this.nextSeqno);

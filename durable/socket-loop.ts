@@ -60,13 +60,12 @@ export async function handleFrame(
   });
   let outcomes: Outcome[];
   if (inBatch) {
-    outcomes = pager.admitEach(
-      messages.length,
-      apply,
-      fail,
-      () => lastApplied.save(),
-      () => lastApplied.forget(),
-    );
+    outcomes = pager.admitEach(messages.length, {
+      ordered: apply,
+      failed: fail,
+      finish: () => lastApplied.save(),
+      retry: () => lastApplied.forget(),
+    });
   } else {
     try {
       outcomes = [

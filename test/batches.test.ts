@@ -166,16 +166,15 @@ describe("a bad message in a batch", () => {
     k.close();
     const outcomes = await runInDurableObject(objectStub(object), (instance: MemoryObject) => {
       const pager = instance.pager;
-      return pager.admitEach(
-        3,
-        (seqno, index) => {
+      return pager.admitEach(3, {
+        ordered: (seqno, index) => {
           pager.registerKernel(`sp${index}`, true);
           pager.recordApplied(`sp${index}`, 7, seqno);
           if (index === 1) throw new Error("fails after writing");
           return `applied ${seqno}`;
         },
-        (error) => `failed ${error.seqno}`,
-      );
+        failed: (error) => `failed ${error.seqno}`,
+      });
     });
     const status = await stat(object);
     // The three, then the stat itself.

@@ -9,7 +9,7 @@
 import type { ManagerMessage, ObjectGeometry, PageSpan } from "../../schema";
 import type { SyncOutcome } from "../http-sync-waiters";
 import type { ReadPlan } from "../page-store";
-import type { SequencedError } from "../sequencer";
+import type { BatchStep } from "../sequencer";
 import type { SocketGrant, SocketSession } from "../sockets";
 import type { SyncRequest } from "../sync-tracker";
 import type { HandlerOperations } from "./operations";
@@ -23,18 +23,10 @@ interface OrderedOperations extends HandlerOperations {
    */
   admit<T>(ordered: (seqno: number) => T): { seqno: number; result: T };
   /**
-   * Admits a batch's messages as one step: consecutive seqnos, one transaction, each message in
-   * a savepoint of its own; `failed` answers one that threw, in its place (durable/sequencer.ts).
+   * Admits a batch's messages as one step: consecutive seqnos, one transaction, a bad message
+   * undone alone and answered by `failed` in its place (durable/sequencer.ts `admitEach`).
    */
-  admitEach<T>(
-    count: number,
-    ordered: (seqno: number, index: number) => T,
-    failed: (error: SequencedError, index: number) => T,
-    /** Runs last inside the step's transaction, after every message (its bookkeeping). */
-    finish?: () => void,
-    /** Readies the caller for a careful round after an optimistic one failed (sequencer.ts). */
-    retry?: () => void,
-  ): T[];
+  admitEach<T>(count: number, step: BatchStep<T>): T[];
   /** Starts what a change made outside `admit` calls for: a flush, an alarm. */
   afterChange(): void;
   /** The object's page size and the limits of a socket's frames. */
