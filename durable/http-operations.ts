@@ -18,6 +18,7 @@ import {
   ProtocolError,
   bodyTooLarge,
   checkPageRange,
+  checkSize,
   checkWithinObject,
   errorResponse,
   invalidField,
@@ -31,6 +32,8 @@ import {
 } from "../schema";
 import {
   ReadPagesQuery,
+  SetSizeBody,
+  SetSizeQuery,
   SynchronizeBody,
   WritePagesQuery,
   parseRequest,
@@ -38,6 +41,7 @@ import {
   type HttpOutcome,
   type ObjectStatusBody,
   type OutstandingSyncBody,
+  type SetSizeResultBody,
   type WriteResultBody,
 } from "../schema/http-api";
 import { checkRoomFor } from "./handlers/data-return";
@@ -99,6 +103,7 @@ export function stat(pager: HttpOperations): ObjectStatusBody {
     max_size: pager.maxSize(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
     ...pageCounts(pager),
     journal_pages: pager.journalPages(),
+    size: pager.objectSize(),
     seqno: pager.nextSeqno(),
     kernels: pager.kernelStates(),
     syncs: pager.outstandingSyncCount(),
@@ -264,6 +269,33 @@ export async function writePages(
 }
 
 /**
+ * Sets the object's size as kernel `http` (docs/protocol.md §13): answered once durably recorded.
+ * Like a write, it fixes a fresh object's page size.
+ */
+export function setSize(
+  pager: HttpOperations,
+  query: Record<string, string>,
+  text: string,
+): SetSizeResultBody {
+  const { seqno, result } = pager.admit((seqno) => {
+    const body = jsonObjectOf(text);
+    if (body === null) {
+      throw new ProtocolError(
+        KERN_INVALID_ARGUMENT,
+        "bad_json",
+        "body must be a JSON object {size}",
+      );
+    }
+    const { size } = parseRequest(SetSizeBody, body);
+    const pageSize = fixPageSize(pager, parseRequest(SetSizeQuery, query).page_size);
+    checkSize(size, pager.maxSize(pageSize));
+    pager.resize(size, pageSize, seqno);
+    return { object: pager.objectName(), size };
+  });
+  return { ...result, seqno };
+}
+
+/**
  * The page size a body is cut into while it arrives: the object's, else the one asked, else the
  * default. Only judged here; `fixPageSize` checks it in order.
  */
@@ -401,8 +433,12 @@ function fixPageSize(pager: HttpOperations, pageSize: number | undefined): numbe
 
 /** The body as a JSON object, or null; judged inside admit, so a bad body consumes its seqno. */
 async function readJsonObject(request: Request): Promise<Record<string, unknown> | null> {
+  return jsonObjectOf(await request.text().catch(() => ""));
+}
+
+function jsonObjectOf(text: string): Record<string, unknown> | null {
   try {
-    const body: unknown = await request.json();
+    const body: unknown = JSON.parse(text);
     return typeof body === "object" && body !== null && !Array.isArray(body)
       ? (body as Record<string, unknown>)
       : null;

@@ -22,12 +22,14 @@ export type SegmentPage = { page: number; seqno: number };
 
 /**
  * The barrier as an SQL condition on a row `s` with `first_page`, `end_page` and `seqno` (a
- * request, or its range and seqno): some page of the range still has a version below that seqno
- * in the journal, not yet in R2. One definition, so the synchronize tracker can ask it of every
- * outstanding request in one query (a read of this table; only this module writes it).
+ * request, or its range and seqno): some page of the range still has a version of that seqno or
+ * below in the journal, not yet in R2. "Or below", not "below": an atomic group commits its pages
+ * at its synchronize's own seqno (docs/protocol.md §12), and that synchronize waits for them. One
+ * definition, so the synchronize tracker can ask it of every outstanding request in one query (a
+ * read of this table; only this module writes it).
  */
-export const JOURNAL_HOLDS_BELOW = `EXISTS (SELECT 1 FROM journal
-  WHERE journal.page >= s.first_page AND journal.page < s.end_page AND journal.first_seqno < s.seqno)`;
+export const JOURNAL_HOLDS_UP_TO = `EXISTS (SELECT 1 FROM journal
+  WHERE journal.page >= s.first_page AND journal.page < s.end_page AND journal.first_seqno <= s.seqno)`;
 
 export class Journal {
   /**
@@ -69,6 +71,59 @@ export class Journal {
         pageSize,
       )
       .toArray();
+    this.countFresh(arrivals);
+  }
+
+  /**
+   * Applies staged pages of an atomic group (durable/groups.ts), those with rowids in
+   * (after, through], as versions of `seqno`, the last staged version of each page winning: the
+   * commit of docs/protocol.md §12. Returns the end of the highest page applied.
+   */
+  writeStaged(
+    kernel: string,
+    group: number,
+    after: number,
+    through: number,
+    seqno: number,
+  ): number {
+    const run = `SELECT max(rowid) FROM staged WHERE kernel = ?1 AND grp = ?2 AND rowid > ?3
+      AND rowid <= ?4 AND page IS NOT NULL GROUP BY page`;
+    // Counted before: a page may come twice in one commit (before and after a set_size), both
+    // versions of the same seqno, which `RETURNING` could not tell from a fresh one.
+    const { pages, journaled, stored, end } = this.sql
+      .exec<{ pages: number; journaled: number; stored: number; end: number }>(
+        `SELECT count(*) AS pages, coalesce(max(page) + 1, 0) AS end,
+           coalesce(sum(EXISTS (SELECT 1 FROM journal WHERE journal.page = s.page)), 0) AS journaled,
+           coalesce(sum(EXISTS (SELECT 1 FROM journal WHERE journal.page = s.page)
+             OR EXISTS (SELECT 1 FROM pages WHERE pages.page = s.page)), 0) AS stored
+         FROM staged AS s WHERE s.rowid IN (${run})`,
+        kernel,
+        group,
+        after,
+        through,
+      )
+      .one();
+    this.sql.exec(
+      `INSERT INTO journal (page, seqno, first_seqno, data)
+       SELECT page, ?5, ?5, data FROM staged WHERE rowid IN (${run})
+       ON CONFLICT (page) DO UPDATE SET seqno = excluded.seqno, data = excluded.data`,
+      kernel,
+      group,
+      after,
+      through,
+      seqno,
+    );
+    if (this.count !== null) this.count += pages - journaled;
+    if (stored < pages) this.meta.add("stored_pages", pages - stored);
+    return end;
+  }
+
+  /**
+   * Keeps the counts from what a journal INSERT's `RETURNING` said of each page: whether it is
+   * new to the journal (a replaced version keeps its older first_seqno), and whether the segment
+   * index has it.
+   */
+  private countFresh(arrivals: { fresh: number; indexed: number }[]): void {
     let journaled = 0;
     let stored = 0;
     for (const { fresh, indexed } of arrivals) {
@@ -78,6 +133,41 @@ export class Journal {
     }
     if (this.count !== null) this.count += journaled;
     if (stored > 0) this.meta.add("stored_pages", stored);
+  }
+
+  /**
+   * A shrink (docs/protocol.md §13): pages from `firstPage` on are as if never written. Drops
+   * their journal rows and takes them out of the stored-page count, whether they are here or in
+   * R2 (the segment index drops its entries itself).
+   */
+  dropFrom(firstPage: number): void {
+    const { stored } = this.sql
+      .exec<{ stored: number }>(
+        `SELECT count(*) AS stored FROM (SELECT page FROM journal WHERE page >= ?1
+           UNION SELECT page FROM pages WHERE page >= ?1)`,
+        firstPage,
+      )
+      .one();
+    const dropped = this.sql
+      .exec(`DELETE FROM journal WHERE page >= ? RETURNING page`, firstPage)
+      .toArray().length;
+    if (this.count !== null) this.count -= dropped;
+    if (stored > 0) this.meta.add("stored_pages", -stored);
+  }
+
+  /**
+   * A shrink cut page `page` at byte `keep`: if the journal holds it, its bytes from `keep` on
+   * become zeros, as a version of `seqno`. Returns false when the journal does not hold it.
+   */
+  zeroTail(page: number, keep: number, seqno: number): boolean {
+    const row = this.sql
+      .exec<{ data: ArrayBuffer }>(`SELECT data FROM journal WHERE page = ?`, page)
+      .toArray()[0];
+    if (!row) return false;
+    const data = new Uint8Array(row.data);
+    data.fill(0, keep);
+    this.sql.exec(`UPDATE journal SET data = ?, seqno = ? WHERE page = ?`, data, seqno, page);
+    return true;
   }
 
   /**
@@ -133,11 +223,11 @@ export class Journal {
     return this.meta.get<number>("stored_pages") ?? 0;
   }
 
-  /** True when no page of the span has a version below `seqno` still outside R2. */
-  isDurableBelow(span: PageSpan, seqno: number): boolean {
+  /** True when no page of the span has a version of `seqno` or below still outside R2. */
+  isDurableUpTo(span: PageSpan, seqno: number): boolean {
     const row = this.sql
       .exec<{ waits: number }>(
-        `SELECT ${JOURNAL_HOLDS_BELOW} AS waits
+        `SELECT ${JOURNAL_HOLDS_UP_TO} AS waits
          FROM (SELECT ? AS first_page, ? AS end_page, ? AS seqno) AS s`,
         span.first,
         span.end,

@@ -3,14 +3,15 @@
  * write get MAX_KERNELS; read-only kernels a quarter of that, their own, so readers can never
  * take a writer's place. When a kind is full, a new kernel takes the place of the oldest one of
  * its kind that is disconnected and holds nothing that must survive (no unreceived outbox
- * message, no outstanding synchronize, no lock request waiting on it, not stale): that kernel is
- * forgotten, like one that terminated.
+ * message, no outstanding synchronize, no lock request waiting on it, no open atomic group, not
+ * stale): that kernel is forgotten, like one that terminated.
  *
  * A forgotten kernel may come back with pages cached. Once the object has let any kernel go,
  * every kernel it does not know is told `flush: true` at its first init: harmless for a new one
  * (it caches nothing yet), and what a returning one needs, since INVALIDATE no longer knows it.
  */
 import { KERN_RESOURCE_SHORTAGE, ProtocolError } from "../schema";
+import type { AtomicGroups } from "./groups";
 import type { Kernels } from "./kernels";
 import type { Limits } from "./limits";
 import type { Meta } from "./meta";
@@ -24,6 +25,7 @@ export interface KernelBudgetParts {
   sockets: Sockets;
   meta: Meta;
   residency: Residency;
+  groups: AtomicGroups;
 }
 
 /** Read-only kernels an object keeps: a quarter of MAX_KERNELS, at least one. */
@@ -63,8 +65,12 @@ export function mayHaveForgotten(meta: Meta): boolean {
   return meta.get<number>("kernels_reclaimed") === 1;
 }
 
-/** Forgets a kernel that holds nothing: its record and what it was known to cache. */
+/**
+ * Forgets a kernel that holds nothing: its record, what it was known to cache, and the numbers
+ * of groups a refusal discarded (docs/protocol.md §12.3).
+ */
 function forgetKernel(parts: KernelBudgetParts, kernel: string): void {
   parts.kernels.forget(kernel);
   parts.residency.forgetAll(kernel);
+  parts.groups.forget(kernel);
 }

@@ -56,6 +56,8 @@ export class Kernels {
            AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.kernel = k.kernel)
            AND NOT EXISTS (SELECT 1 FROM syncs WHERE syncs.kernel = k.kernel)
            AND NOT EXISTS (SELECT 1 FROM locks WHERE locks.kernel = k.kernel)
+           AND NOT EXISTS (SELECT 1 FROM groups
+             WHERE groups.kernel = k.kernel AND groups.failed = 0)
          ORDER BY rowid LIMIT ?`,
         writer ? 1 : 0,
         limit,

@@ -11,6 +11,7 @@ import type {
   DeleteResultBody,
   HttpOutcome,
   ObjectStatusBody,
+  SetSizeResultBody,
   WriteResultBody,
 } from "../schema/http-api";
 import type { Upload } from "./incoming-body";
@@ -20,6 +21,7 @@ import {
   handleHttp,
   listSyncs,
   readPages,
+  setSize,
   stat,
   writePages,
   type ObjectCall,
@@ -69,6 +71,15 @@ export class MemoryObject extends DurableObject<Env> {
     upload: Upload,
   ): Promise<HttpOutcome<WriteResultBody>> {
     return answerCall(this.pager, call, (pager) => writePages(pager, query, upload));
+  }
+
+  /** `PATCH /v1/objects/{name}`: the body is `{size}`, judged in seqno order. */
+  async setSize(
+    call: ObjectCall,
+    query: Record<string, string>,
+    body: string,
+  ): Promise<HttpOutcome<SetSizeResultBody>> {
+    return answerCall(this.pager, call, (pager) => setSize(pager, query, body));
   }
 
   /** `GET /v1/objects/{name}/syncs`. */

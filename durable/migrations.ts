@@ -137,6 +137,29 @@ const MIGRATIONS: Migration[] = [
       `CREATE INDEX locks_by_deadline ON locks (deadline)`,
     ],
   },
+  {
+    version: 5,
+    why: "atomic groups and the object size (docs/protocol.md §12, docs/protocol.md §13)",
+    statements: [
+      // Staged messages of open atomic groups, in the order sent (rowid): a page of a return, or
+      // a set_size (page and data NULL). Nobody's read or flush sees them until the commit.
+      `CREATE TABLE staged (
+         kernel TEXT NOT NULL, grp INTEGER NOT NULL, page INTEGER, data BLOB, size INTEGER)`,
+      `CREATE INDEX staged_by_group ON staged (kernel, grp)`,
+      // Groups with something staged (failed = 0), and groups discarded by a refusal whose later
+      // messages and synchronize are refused too (failed = 1), with their staged pages.
+      `CREATE TABLE groups (
+         kernel TEXT NOT NULL, grp INTEGER NOT NULL, pages INTEGER NOT NULL,
+         failed INTEGER NOT NULL, PRIMARY KEY (kernel, grp)) WITHOUT ROWID`,
+      // A shrink that cut a page held only in R2: bytes from `keep` on read as zeros until a
+      // newer version of the page replaces it.
+      `ALTER TABLE pages ADD COLUMN keep INTEGER`,
+      // The size of an object written before sizes: up to the end of its highest stored page.
+      `INSERT INTO meta (key, value)
+       SELECT 'size', (1 + max(page)) * (SELECT value FROM meta WHERE key = 'page_size')
+       FROM (SELECT page FROM journal UNION ALL SELECT page FROM pages) HAVING count(*) > 0`,
+    ],
+  },
 ];
 
 /** The schema version this code runs: the last migration's. */

@@ -32,7 +32,7 @@ export interface PageOwners {
 type PageSource =
   | { page: number; journal: Uint8Array }
   | { page: number; spooled: true }
-  | { page: number; segment: string; slot: number };
+  | { page: number; segment: string; slot: number; keep: number | null };
 
 /** Journal bytes a read keeps in memory; a read over more spools them in SQLite. */
 const IN_MEMORY_JOURNAL_BYTES = 1024 * 1024;
@@ -83,6 +83,40 @@ export class PageStore {
     this.owners.journal.writeSpool(spool, firstPage, pages, seqno);
   }
 
+  /**
+   * Applies an atomic group's staged pages with rowids in (after, through] as versions of
+   * `seqno` (durable/journal.ts `writeStaged`); returns the end of the highest page applied.
+   */
+  journalStaged(
+    kernel: string,
+    group: number,
+    after: number,
+    through: number,
+    seqno: number,
+  ): number {
+    return this.owners.journal.writeStaged(kernel, group, after, through, seqno);
+  }
+
+  /**
+   * Shrinks the object's pages to `size` bytes (docs/protocol.md §13): pages wholly past it are
+   * dropped from the journal and the index (their segments are freed by the sweep and
+   * compaction), and the bytes of the last page past it become zeros, as a version of `seqno`.
+   * Returns the first page dropped.
+   */
+  truncate(size: number, pageSize: number, seqno: number): number {
+    const { journal, index } = this.owners;
+    const firstDropped = Math.ceil(size / pageSize);
+    journal.dropFrom(firstDropped);
+    index.dropFrom(firstDropped);
+    const keep = size % pageSize;
+    if (keep !== 0) {
+      const page = firstDropped - 1;
+      // A page only in R2 cannot be read here (no await in a step): the index remembers the cut.
+      if (!journal.zeroTail(page, keep, seqno)) index.cutTail(page, keep);
+    }
+    return firstDropped;
+  }
+
   /** Pages in the journal now. */
   journalPages(): number {
     return this.owners.journal.pages();
@@ -99,11 +133,11 @@ export class PageStore {
   }
 
   /**
-   * True when no page of the span has a version below `seqno` still outside R2: the barrier a
+   * True when no page of the span has a version of `seqno` or below still outside R2: the barrier a
    * SYNCHRONOUS synchronize waits on (docs/protocol.md §6.4).
    */
-  isDurableBelow(span: PageSpan, seqno: number): boolean {
-    return this.owners.journal.isDurableBelow(span, seqno);
+  isDurableUpTo(span: PageSpan, seqno: number): boolean {
+    return this.owners.journal.isDurableUpTo(span, seqno);
   }
 
   /** Every segment's key (for deleting them all when the object is destroyed). */
@@ -189,7 +223,7 @@ export class PageStore {
   async read(plan: ReadPlan, pageSize: number, { fillCache = true } = {}): Promise<Uint8Array> {
     const out = new Uint8Array((plan.span.end - plan.span.first) * pageSize);
     const at = (page: number) => (page - plan.span.first) * pageSize;
-    const wanted = new Map<string, { page: number; slot: number }[]>();
+    const wanted = new Map<string, { page: number; slot: number; keep: number | null }[]>();
     let spooled = 0;
     for (const source of plan.sources) {
       if ("journal" in source) {
@@ -198,8 +232,10 @@ export class PageStore {
         spooled++;
       } else {
         const cached = this.cache.get(source.segment, source.slot);
-        if (cached) out.set(cached, at(source.page));
-        else {
+        if (cached) {
+          out.set(cached, at(source.page));
+          cutTail(out, source, at(source.page), pageSize);
+        } else {
           const pages = wanted.get(source.segment);
           if (pages) pages.push(source);
           else wanted.set(source.segment, [source]);
@@ -215,7 +251,10 @@ export class PageStore {
       for (const row of rows) out.set(new Uint8Array(row.data), at(row.part));
     }
     const segments = [...wanted.entries()];
-    const readOne = async ([segment, pages]: [string, { page: number; slot: number }[]]) => {
+    const readOne = async ([segment, pages]: [
+      string,
+      { page: number; slot: number; keep: number | null }[],
+    ]) => {
       let first = Infinity;
       let end = 0;
       for (const { slot } of pages) {
@@ -225,9 +264,10 @@ export class PageStore {
       const release = await this.budget.take((end - first) * pageSize);
       try {
         const bytes = await this.owners.segments.readSlots(segment, first, end - first, pageSize);
-        for (const { page, slot } of pages) {
-          const from = (slot - first) * pageSize;
-          out.set(bytes.subarray(from, from + pageSize), at(page));
+        for (const source of pages) {
+          const from = (source.slot - first) * pageSize;
+          out.set(bytes.subarray(from, from + pageSize), at(source.page));
+          cutTail(out, source, at(source.page), pageSize);
         }
         if (fillCache) this.cache.keep(segment, first, bytes, pageSize);
       } finally {
@@ -240,4 +280,14 @@ export class PageStore {
     await Promise.all(workers);
     return out;
   }
+}
+
+/** Zeroes what a shrink cut off a segment page just copied to `out` at `at` (see `truncate`). */
+function cutTail(
+  out: Uint8Array,
+  source: { keep: number | null },
+  at: number,
+  pageSize: number,
+): void {
+  if (source.keep !== null) out.fill(0, at + source.keep, at + pageSize);
 }

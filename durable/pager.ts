@@ -13,6 +13,7 @@
  */
 import {
   DEFAULT_PAGE_SIZE,
+  type ProtocolError,
   type ObjectGeometry,
   type ManagerMessage,
   type PageSpan,
@@ -21,6 +22,7 @@ import {
 import { isolateByteBudget } from "./byte-budget";
 import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
+import { AtomicGroups, type GroupRefusal } from "./groups";
 import type {
   HttpOperations,
   KernelState,
@@ -34,6 +36,7 @@ import { LockRequests } from "./lock-requests";
 import { Mail } from "./mail";
 import { Meta } from "./meta";
 import { migrate } from "./migrations";
+import { ObjectSize } from "./object-size";
 import { Outbox } from "./outbox";
 import { PageStore, type ReadPlan } from "./page-store";
 import { Residency } from "./residency";
@@ -57,6 +60,8 @@ export class Pager implements SocketOperations, HttpOperations {
   private readonly kernels: Kernels;
   private readonly outbox: Outbox;
   private readonly residency: Residency;
+  private readonly groups: AtomicGroups;
+  private readonly size: ObjectSize;
   private readonly spools: Spools;
   private readonly store: PageStore;
   private readonly locks: LockRequests;
@@ -82,6 +87,8 @@ export class Pager implements SocketOperations, HttpOperations {
     this.kernels = new Kernels(this.sql);
     this.outbox = new Outbox(this.sql, this.kernels, this.mail);
     this.residency = new Residency(this.sql);
+    this.groups = new AtomicGroups(this.sql);
+    this.size = new ObjectSize(this.meta);
     this.spools = new Spools(this.sql);
     // Spooled requests died with the instance that ran them.
     this.spools.clear();
@@ -211,11 +218,17 @@ export class Pager implements SocketOperations, HttpOperations {
   transact<T>(step: () => T): T {
     this.mail.hold();
     try {
-      const result = this.ctx.storage.transactionSync(step);
+      const result = this.ctx.storage.transactionSync(() => {
+        const result = step();
+        this.size.save();
+        return result;
+      });
       this.mail.deliver();
       return result;
     } catch (error) {
       this.mail.discard();
+      this.size.forget();
+      this.groups.forgetCounts();
       // What was cached of the rolled-back state is read again from SQLite.
       this.store.forgetCounts();
       this.pageSizeCache = undefined;
@@ -307,6 +320,8 @@ export class Pager implements SocketOperations, HttpOperations {
     await this.ctx.storage.deleteAlarm();
     migrate(this.sql, (step) => this.ctx.storage.transactionSync(step));
     this.store.forgetCounts();
+    this.size.forget();
+    this.groups.forgetCounts();
     this.pageSizeCache = undefined;
     this.rememberName(name);
     this.sequencer.reset();
@@ -341,6 +356,65 @@ export class Pager implements SocketOperations, HttpOperations {
 
   journalReturn(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void {
     this.store.journal(firstPage, pageSize, data, seqno);
+    this.size.raiseTo(firstPage * pageSize + data.byteLength);
+  }
+
+  objectSize(): number {
+    return this.size.get();
+  }
+
+  resize(size: number, pageSize: number, seqno: number): void {
+    if (size < this.size.get()) {
+      const firstDropped = this.store.truncate(size, pageSize, seqno);
+      // Requests that waited for dropped journal pages wait for nothing now.
+      this.tracker.flushed({ first: firstDropped, end: Number.MAX_SAFE_INTEGER });
+    }
+    this.size.set(size);
+  }
+
+  stagedPages(): number {
+    return this.groups.stagedPages();
+  }
+
+  openGroup(kernel: string, group: number): void {
+    this.groups.open(kernel, group);
+  }
+
+  stageReturn(
+    kernel: string,
+    group: number,
+    firstPage: number,
+    pageSize: number,
+    data: Uint8Array,
+  ): void {
+    this.groups.stagePages(kernel, group, firstPage, pageSize, data);
+  }
+
+  stageSize(kernel: string, group: number, size: number): void {
+    this.groups.stageSize(kernel, group, size);
+  }
+
+  refuseGroup(kernel: string, group: number, reason: ProtocolError): GroupRefusal {
+    return this.groups.refuseForRoom(kernel, group, reason);
+  }
+
+  commitGroup(kernel: string, group: number, pageSize: number, seqno: number): void {
+    this.groups.checkCommittable(kernel, group);
+    // In the order sent, as if each staged message had arrived at the synchronize's seqno.
+    for (const step of this.groups.stepsOf(kernel, group)) {
+      if ("size" in step) {
+        this.resize(step.size, pageSize, seqno);
+        continue;
+      }
+      const { after, through } = step.pages;
+      const end = this.store.journalStaged(kernel, group, after, through, seqno);
+      this.size.raiseTo(end * pageSize);
+    }
+    this.groups.discard(kernel, group);
+  }
+
+  discardGroupsBut(kernel: string, keep: number[]): void {
+    this.groups.discardAllBut(kernel, keep);
   }
 
   syncCount(kernel: string, caller?: string): number {
@@ -368,8 +442,8 @@ export class Pager implements SocketOperations, HttpOperations {
   }
 
   makeRoomForKernel(writer: boolean): void {
-    const { limits, kernels, sockets, meta, residency } = this;
-    admitNewKernel({ limits, kernels, sockets, meta, residency }, writer);
+    const { limits, kernels, sockets, meta, residency, groups } = this;
+    admitNewKernel({ limits, kernels, sockets, meta, residency, groups }, writer);
   }
 
   mayHaveForgotten(): boolean {
@@ -396,6 +470,7 @@ export class Pager implements SocketOperations, HttpOperations {
     this.outbox.forget(kernel);
     this.kernels.forget(kernel);
     this.tracker.forget(kernel);
+    this.groups.forget(kernel);
   }
 
   drained(kernel: string): Promise<void> {
@@ -474,6 +549,8 @@ export class Pager implements SocketOperations, HttpOperations {
 
   journalSpool(spool: number, firstPage: number, pages: number, seqno: number): void {
     this.store.journalSpool(spool, firstPage, pages, seqno);
+    const pageSize = this.pageSize() ?? DEFAULT_PAGE_SIZE;
+    this.size.raiseTo((firstPage + pages) * pageSize);
   }
 
   planRead(span: PageSpan, pageSize: number): ReadPlan {

@@ -10,8 +10,11 @@ import type { PageSpan } from "../schema";
 import type { SegmentPage } from "./journal";
 import { inChunks } from "./sql-lists";
 
-/** A page in R2 as a read finds it: the segment's key and the slot. */
-export type PageLocation = { page: number; segment: string; slot: number };
+/**
+ * A page in R2 as a read finds it: the segment's key and the slot, and where a shrink cut it
+ * (bytes from `keep` on read as zeros; null: none, docs/protocol.md §13).
+ */
+export type PageLocation = { page: number; segment: string; slot: number; keep: number | null };
 
 /** A page in R2 as the index has it: which segment (its id), which slot. */
 export type LivePage = { page: number; segment: number; slot: number };
@@ -29,7 +32,7 @@ export class SegmentIndex {
   locate(span: PageSpan): PageLocation[] {
     return this.sql
       .exec<PageLocation>(
-        `SELECT pages.page, segments.key AS segment, pages.slot
+        `SELECT pages.page, segments.key AS segment, pages.slot, pages.keep
          FROM pages JOIN segments ON segments.id = pages.segment
          WHERE pages.page >= ? AND pages.page < ?`,
         span.first,
@@ -40,24 +43,35 @@ export class SegmentIndex {
 
   /**
    * A flushed segment is in R2 under `key`: page `batch[i]` now lives at slot i, whatever held it
-   * before. Set-based, a chunk of SQL_LIST_ITEMS pages per statement.
+   * before, unless it left the journal while the put ran (a shrink dropped it, docs/protocol.md
+   * §13): that slot is garbage from the start. Set-based, a chunk of SQL_LIST_ITEMS pages per
+   * statement; call before the journal drops the flushed rows.
    */
   addFlushed(key: string, batch: SegmentPage[]): void {
     const id = this.addSegment(key, batch.length, batch.length);
+    const stillJournaled = `EXISTS (SELECT 1 FROM journal WHERE journal.page = b.value ->> 0)`;
+    let live = 0;
     let slot = 0;
     for (const chunk of inChunks(batch)) {
       const pages = JSON.stringify(chunk.map(({ page, seqno }) => [page, seqno]));
-      this.unlink(pages, `pages.page = b.value ->> 0`);
-      this.sql.exec(
-        `INSERT INTO pages (page, segment, slot, seqno)
-         SELECT b.value ->> 0, ?2, ?3 + b.key, b.value ->> 1 FROM json_each(?1) AS b WHERE true
-         ON CONFLICT (page) DO UPDATE SET segment = excluded.segment, slot = excluded.slot,
-           seqno = excluded.seqno`,
-        pages,
-        id,
-        slot,
-      );
+      this.unlink(pages, `pages.page = b.value ->> 0 AND ${stillJournaled}`);
+      live += this.sql
+        .exec(
+          `INSERT INTO pages (page, segment, slot, seqno)
+           SELECT b.value ->> 0, ?2, ?3 + b.key, b.value ->> 1 FROM json_each(?1) AS b
+           WHERE ${stillJournaled}
+           ON CONFLICT (page) DO UPDATE SET segment = excluded.segment, slot = excluded.slot,
+             seqno = excluded.seqno, keep = NULL
+           RETURNING page`,
+          pages,
+          id,
+          slot,
+        )
+        .toArray().length;
       slot += chunk.length;
+    }
+    if (live !== batch.length) {
+      this.sql.exec(`UPDATE segments SET live = ? WHERE id = ?`, live, id);
     }
   }
 
@@ -87,6 +101,29 @@ export class SegmentIndex {
       slot += chunk.length;
     }
     this.sql.exec(`UPDATE segments SET live = ? WHERE id = ?`, live, id);
+  }
+
+  /**
+   * A shrink (docs/protocol.md §13): pages from `firstPage` on leave the index; their segments
+   * lose them (a segment left with none is dead, for the sweeper).
+   */
+  dropFrom(firstPage: number): void {
+    this.sql.exec(
+      `UPDATE segments SET live = live - gone.n
+       FROM (SELECT segment, count(*) AS n FROM pages WHERE page >= ? GROUP BY segment) AS gone
+       WHERE segments.id = gone.segment`,
+      firstPage,
+    );
+    this.sql.exec(`DELETE FROM pages WHERE page >= ?`, firstPage);
+  }
+
+  /** A shrink cut page `page`, held only in R2, at byte `keep`: the rest reads as zeros. */
+  cutTail(page: number, keep: number): void {
+    this.sql.exec(
+      `UPDATE pages SET keep = min(coalesce(keep, ?2), ?2) WHERE page = ?1`,
+      page,
+      keep,
+    );
   }
 
   private addSegment(key: string, pages: number, live: number): number {

@@ -25,6 +25,7 @@ import {
   type Frame,
   type KernelMessage,
 } from "../schema";
+import { GroupRefusal } from "./groups";
 import { dispatch, type AfterStep } from "./handlers";
 import type { SocketOperations } from "./handlers/transport-operations";
 import type { Limits } from "./limits";
@@ -248,6 +249,8 @@ function answerError(
     `message ${error.seqno} failed unexpectedly`,
     "internal error; the message was not applied",
   );
+  // The one error that changes something (docs/protocol.md §12.4): after the message rolled back.
+  if (cause instanceof GroupRefusal) pager.transact(cause.effect);
   pager.send(socket, errorFrame(cause, error.seqno, peekId(header)));
   return pager.countError(socket);
 }
@@ -257,7 +260,11 @@ function tokenExpired(session: SocketSession): boolean {
 }
 
 /** Messages that change pages or ask for durability need the write right (docs/security.md). */
-const NEEDS_WRITE = new Set(["memory_object_data_return", "memory_object_synchronize"]);
+const NEEDS_WRITE = new Set([
+  "memory_object_data_return",
+  "memory_object_synchronize",
+  "memory_object_set_size",
+]);
 
 /** The socket's token must still be valid and grant what the message needs. */
 function checkGrant(message: KernelMessage, session: SocketSession): void {

@@ -21,7 +21,7 @@ import {
   type PageSpan,
 } from "../schema";
 import type { HttpSyncWaiters, SyncOutcome } from "./http-sync-waiters";
-import { JOURNAL_HOLDS_BELOW } from "./journal";
+import { JOURNAL_HOLDS_UP_TO } from "./journal";
 import type { LockRequests } from "./lock-requests";
 import type { Outbox } from "./outbox";
 import type { PageStore } from "./page-store";
@@ -172,7 +172,7 @@ export class SyncTracker {
              CROSS JOIN syncs AS w ON w.waiting_r2 = 1 AND w.level = l.level
                AND w.first_page > ?1 - (1 << l.level) AND w.first_page < ?2
              WHERE w.end_page > ?1)
-           AND NOT ${JOURNAL_HOLDS_BELOW}
+           AND NOT ${JOURNAL_HOLDS_UP_TO}
          RETURNING seqno`,
         span.first,
         span.end,
@@ -413,7 +413,7 @@ export class SyncTracker {
   }
 
   private isDurable(row: SyncRequest): boolean {
-    return this.deps.store.isDurableBelow(spanOf(row), row.seqno);
+    return this.deps.store.isDurableUpTo(spanOf(row), row.seqno);
   }
 
   private complete(row: SyncRequest): void {

@@ -68,6 +68,12 @@ export const DEFAULT_PAGE_SIZE = 4096;
  */
 export const MAX_BATCH_MESSAGES = 256;
 
+/**
+ * The most atomic groups (docs/protocol.md §12) one kernel may have open at once, and so the
+ * longest `open_groups` list: a kernel opening one more is refused (KERN_RESOURCE_SHORTAGE).
+ */
+export const MAX_OPEN_GROUPS = 64;
+
 /** The kernel id that HTTP requests act as (docs/protocol.md §9); sockets may not claim it. */
 export const HTTP_KERNEL = "http";
 

@@ -2,7 +2,7 @@
  * Field rules shared by every message family: each reads one field of a decoded message and
  * throws `invalidField` naming the field and its rule.
  */
-import { MAX_PAGE_SIZE, MIN_PAGE_SIZE } from "./constants";
+import { MAX_OPEN_GROUPS, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from "./constants";
 import { invalidField } from "./protocol-error";
 
 type Fields = Record<string, unknown>;
@@ -23,6 +23,22 @@ export function readPositive(fields: Fields, name: string): number {
     throw invalidField(name, "must be a positive safe integer");
   }
   return value;
+}
+
+/** A list of atomic group numbers (docs/protocol.md §12): positive, at most MAX_OPEN_GROUPS. */
+export function readGroups(fields: Fields, name: string): number[] {
+  const value = fields[name];
+  if (
+    !Array.isArray(value) ||
+    value.length > MAX_OPEN_GROUPS ||
+    !value.every((group) => typeof group === "number" && Number.isSafeInteger(group) && group > 0)
+  ) {
+    throw invalidField(
+      name,
+      `must be an array of at most ${MAX_OPEN_GROUPS} positive safe integers (group numbers)`,
+    );
+  }
+  return value as number[];
 }
 
 export function readBoolean(fields: Fields, name: string): boolean {

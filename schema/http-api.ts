@@ -125,6 +125,7 @@ const ObjectStatus = z
     pages: z.int(),
     bytes: z.int(),
     journal_pages: z.int(),
+    size: z.int().openapi({ description: "the object's size in bytes (docs/protocol.md §13)" }),
     seqno: z.int().openapi({ description: "the next seqno to be given" }),
     kernels: z.array(z.object({ kernel: z.string(), connected: z.boolean(), last_id: z.int() })),
     syncs: z.int(),
@@ -156,6 +157,8 @@ const SynchronizeCompleted = z.object({
 
 const DeleteResult = z.object({ object: z.string(), deleted: z.literal(true) });
 
+const SetSizeResult = z.object({ object: z.string(), size: z.int(), seqno: z.int() });
+
 const ErrorBody = z
   .object({
     error: z.object({
@@ -183,6 +186,7 @@ export type OutstandingSyncBody = z.infer<typeof OutstandingSync>;
 export type WriteResultBody = z.infer<typeof WriteResult>;
 export type SynchronizeCompletedBody = z.infer<typeof SynchronizeCompleted>;
 export type DeleteResultBody = z.infer<typeof DeleteResult>;
+export type SetSizeResultBody = z.infer<typeof SetSizeResult>;
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -323,6 +327,30 @@ export const OPERATIONS = {
       429: json(ErrorBody, "too_many_syncs for this caller"),
     },
   }),
+  setSize: operation("write", ["params"], {
+    operationId: "setSize",
+    method: "patch",
+    path: HTTP_PATHS.object,
+    summary: "body {size}: set the object's size",
+    description:
+      "`{size}`: sets the object's size in bytes (docs/protocol.md §13); a shrink drops the pages past it",
+    request: {
+      params: ObjectParams,
+      query: z.object({
+        page_size: QueryPageSize.openapi({ description: "fixed by the first write; default 4096" }),
+      }),
+      body: {
+        required: true,
+        content: { "application/json": { schema: z.object({ size: Count }) } },
+      },
+    },
+    responses: {
+      200: json(SetSizeResult, "durably recorded"),
+      ...ERRORS,
+      409: json(ErrorBody, "page_size differs from the object's"),
+      413: json(ErrorBody, "body over 64 KiB"),
+    },
+  }),
   listSyncs: operation("read", ["params"], {
     operationId: "listSyncs",
     method: "get",
@@ -368,6 +396,8 @@ export const SynchronizeBody =
   OPERATIONS.synchronize.route.request.body.content["application/json"].schema;
 export const ReadPagesQuery = OPERATIONS.readPages.route.request.query;
 export const WritePagesQuery = OPERATIONS.writePages.route.request.query;
+export const SetSizeBody = OPERATIONS.setSize.route.request.body.content["application/json"].schema;
+export const SetSizeQuery = OPERATIONS.setSize.route.request.query;
 
 export type OperationId = keyof typeof OPERATIONS;
 

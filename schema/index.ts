@@ -35,10 +35,12 @@ export {
   type SynchronizeMessage,
   type LockCompletedMessage,
   type TerminateMessage,
+  type SetSizeMessage,
   type ReceivedMessage,
 } from "./kernel-messages";
 export {
   checkPageRange,
+  checkSize,
   checkWithinObject,
   pageSpanOf,
   spansOverlap,

@@ -9,7 +9,14 @@ import {
   VM_SYNC_KNOWN_BITS,
   VM_SYNC_SYNCHRONOUS,
 } from "./constants";
-import { readBoolean, readCount, readPageSize, readPositive, readProtection } from "./fields";
+import {
+  readBoolean,
+  readCount,
+  readGroups,
+  readPageSize,
+  readPositive,
+  readProtection,
+} from "./fields";
 import type { Frame } from "./frame";
 import { ProtocolError, invalidField } from "./protocol-error";
 
@@ -20,6 +27,11 @@ export interface InitMessage {
   received_mid: number;
   /** The kernel asks for batches (docs/protocol.md §11); absent when it does not say. */
   batch?: boolean;
+  /**
+   * The atomic groups the kernel still holds and will finish (docs/protocol.md §12); every other
+   * open group of the kernel is discarded by this init. Absent: none.
+   */
+  open_groups?: number[];
 }
 export interface DataRequestMessage {
   type: "memory_object_data_request";
@@ -42,6 +54,8 @@ export interface DataReturnMessage {
   length: number;
   dirty: boolean;
   kernel_copy: boolean;
+  /** The pages are staged in this atomic group until its synchronize (docs/protocol.md §12). */
+  group?: number;
   /** The page bytes carried after the binary frame's header. */
   data: Uint8Array;
 }
@@ -51,6 +65,8 @@ export interface SynchronizeMessage {
   offset: number;
   length: number;
   sync_flags: number;
+  /** Commits this atomic group at the synchronize's seqno first (docs/protocol.md §12). */
+  group?: number;
 }
 export interface LockCompletedMessage {
   type: "memory_object_lock_completed";
@@ -62,6 +78,14 @@ export interface LockCompletedMessage {
 export interface TerminateMessage {
   type: "memory_object_terminate";
   id: number;
+}
+/** Sets the object's size in bytes (docs/protocol.md §13). */
+export interface SetSizeMessage {
+  type: "memory_object_set_size";
+  id: number;
+  size: number;
+  /** Staged in this atomic group until its synchronize (docs/protocol.md §12). */
+  group?: number;
 }
 export interface ReceivedMessage {
   type: "received";
@@ -77,6 +101,7 @@ export type KernelMessage =
   | SynchronizeMessage
   | LockCompletedMessage
   | TerminateMessage
+  | SetSizeMessage
   | ReceivedMessage;
 
 export type KernelMessageType = KernelMessage["type"];
@@ -87,6 +112,7 @@ export const STATE_CHANGING_TYPES: ReadonlySet<KernelMessageType> = new Set([
   "memory_object_synchronize",
   "memory_object_lock_completed",
   "memory_object_terminate",
+  "memory_object_set_size",
 ]);
 
 type Fields = Record<string, unknown>;
@@ -99,6 +125,7 @@ const parsers: { [T in KernelMessageType]: Parser } = {
     page_size: readPageSize(f),
     received_mid: readCount(f, "received_mid"),
     ...(f.batch !== undefined && { batch: readBoolean(f, "batch") }),
+    ...(f.open_groups !== undefined && { open_groups: readGroups(f, "open_groups") }),
   }),
   memory_object_data_request: (f) => ({
     type: "memory_object_data_request",
@@ -122,6 +149,7 @@ const parsers: { [T in KernelMessageType]: Parser } = {
       length: readCount(f, "length"),
       dirty: readBoolean(f, "dirty"),
       kernel_copy: readBoolean(f, "kernel_copy"),
+      ...readGroup(f),
       data: payload ?? new Uint8Array(0),
     };
     if (payload === null) {
@@ -141,6 +169,7 @@ const parsers: { [T in KernelMessageType]: Parser } = {
     offset: readCount(f, "offset"),
     length: readCount(f, "length"),
     sync_flags: readSyncFlags(f),
+    ...readGroup(f),
   }),
   memory_object_lock_completed: (f) => ({
     type: "memory_object_lock_completed",
@@ -150,8 +179,19 @@ const parsers: { [T in KernelMessageType]: Parser } = {
     length: readCount(f, "length"),
   }),
   memory_object_terminate: (f) => ({ type: "memory_object_terminate", id: readPositive(f, "id") }),
+  memory_object_set_size: (f) => ({
+    type: "memory_object_set_size",
+    id: readPositive(f, "id"),
+    size: readCount(f, "size"),
+    ...readGroup(f),
+  }),
   received: (f) => ({ type: "received", id: readPositive(f, "id"), mid: readCount(f, "mid") }),
 };
+
+/** The optional `group` of docs/protocol.md §12, as a field to spread into the message. */
+function readGroup(fields: Fields): { group?: number } {
+  return fields.group === undefined ? {} : { group: readPositive(fields, "group") };
+}
 
 /**
  * Checks a decoded frame against docs/protocol.md §4 and returns the typed message.

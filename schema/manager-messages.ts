@@ -22,6 +22,8 @@ export interface ReadyMessage {
   flush: boolean;
   /** Batches are on for this socket (docs/protocol.md §11): only when the init asked. */
   batch: boolean;
+  /** The object's size in bytes (docs/protocol.md §13). */
+  size: number;
   seqno: number;
 }
 /** Sent as a binary frame whose payload is the `length` bytes of the range. */

@@ -31,6 +31,8 @@ export type ErrorCode =
   | "too_fragmented"
   | "too_many_syncs"
   | "too_many_kernels"
+  | "too_many_groups"
+  | "group_discarded"
   | "outbox_full"
   | "too_many_errors"
   | "storage_failed"

@@ -28,6 +28,17 @@ export function checkWithinObject(offset: number, length: number, maxSize: numbe
   }
 }
 
+/** An object size (docs/protocol.md §13) within `max_size`, else `KERN_INVALID_ADDRESS`. */
+export function checkSize(size: number, maxSize: number): void {
+  if (size > maxSize) {
+    throw new ProtocolError(
+      KERN_INVALID_ADDRESS,
+      "out_of_range",
+      `size (${size}) exceeds max_size (${maxSize})`,
+    );
+  }
+}
+
 /**
  * A range of whole pages that one frame may carry: aligned, a positive page multiple, at most
  * `max_transfer`, within `max_size`.

@@ -131,7 +131,8 @@ describe("returning 1,024 pages of 4 KiB, then one SYNCHRONOUS synchronize", () 
         `flush, ${total} in all (${(total / PAGES).toFixed(3)}/page)`,
     );
     console.log("[counts] rows by statement while returning:", r.returnStatements);
-    expect(total / PAGES).toBeLessThanOrEqual(8);
+    // Per frame too: the object's size, which each of these frames raises (docs/protocol.md §13).
+    expect(total / PAGES).toBeLessThanOrEqual(9);
     r.kernel.close();
   });
 });

@@ -100,6 +100,13 @@ describe("DELETE by deleteAll", () => {
     const invalidate = k1.synchronize(0, 4 * PAGE, VM_SYNC_SYNCHRONOUS | VM_SYNC_INVALIDATE);
     await k1.ack(invalidate);
     await k2.next((m) => m.type === "memory_object_lock_request");
+    // k1 holds an open atomic group (docs/protocol.md §12): a staged page, not yet committed.
+    const staged = k1.takeId();
+    k1.sendBinary(
+      { ...k1.returnOf(8 * MIB, filled(PAGE, 11), staged), group: 1 },
+      filled(PAGE, 11),
+    );
+    await k1.ack(staged);
     // A PUT under way, its first MiB spooled.
     const put = stalledPut(name, 16 * MIB);
     await waitFor(async () => (await storage(name)).rows.spools! > 0, "the PUT to spool");

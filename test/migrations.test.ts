@@ -150,7 +150,20 @@ function v1Object(name: string) {
     since: "2026-01-02T03:04:05.000Z",
     active: 1,
   };
-  return { name, segments, index, journal, current, outbox, sync, nextSeqno: 17, storedPages: 7 };
+  // The highest stored page is 31: its end is the size version 5 gives the object.
+  const size = 32 * PAGE;
+  return {
+    name,
+    segments,
+    index,
+    journal,
+    current,
+    outbox,
+    sync,
+    nextSeqno: 17,
+    storedPages: 7,
+    size,
+  };
 }
 
 type V1Object = ReturnType<typeof v1Object>;
@@ -296,10 +309,12 @@ describe("an object made under version 1", () => {
       expect(after.sync_totals).toEqual([{ kernel: "k1", n: 1 }]);
       // Kernels keep theirs, and count as writers (version 3: they may have been).
       expect(after.kernels).toEqual(before.kernels!.map((row) => ({ ...row, writer: 1 })));
-      // meta gains the version and the count of stored pages (journal ∪ index: 7, not 5 + 3).
+      // meta gains the version, the count of stored pages (journal ∪ index: 7, not 5 + 3) and
+      // the size: up to the end of the highest stored page (version 5).
       expect(after.meta).toEqual([
         ...before.meta!,
         { key: "stored_pages", value: v1.storedPages },
+        { key: "size", value: v1.size },
         { key: "schema_version", value: SCHEMA_VERSION },
       ]);
       expect(new StateView(sql).storedPagesByBruteForce()).toBe(v1.storedPages);

@@ -72,6 +72,17 @@ serve(
     after: [(c, next) => limitStreamedBody({ maxBytes: Number(c.env.MAX_BODY_BYTES) })(c, next)],
   },
 );
+serve(
+  app,
+  OPERATIONS.setSize,
+  async (c) => {
+    const query = queryOf(new URL(c.req.url));
+    // Passed on unread: the object judges it in seqno order, like a frame.
+    const body = await c.req.text();
+    return c.json(await callObject(c, (o, call) => o.setSize(call, query, body)));
+  },
+  { after: [limitBody({ maxBytes: 64 * 1024 })] },
+);
 serve(app, OPERATIONS.synchronize, forwardToObject("synchronize"), {
   after: [limitBody({ maxBytes: 64 * 1024 })],
 });

@@ -1,7 +1,8 @@
 /**
  * memory_object_data_return: a kernel hands pages back. Dirty pages go into the journal (durable
  * once the transaction commits, so the ack that follows never announces a lost write); clean
- * ones are the manager's own copy already and are dropped. Over its cap the journal refuses, and
+ * ones are the manager's own copy already and are dropped; grouped ones wait, staged, for their
+ * group's synchronize (docs/protocol.md §12). Over its cap the journal refuses, and
  * so does an object whose SQLite database would pass its safe share of the platform's 10 GB.
  */
 import {
@@ -15,10 +16,33 @@ import type { HandlerContext, Handler } from "./context";
 
 export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
   const span = checkPageRange(message.offset, message.length, ctx.geometry);
+  if (message.group !== undefined) return stageReturn(ctx, message.group, span, message);
   if (!message.dirty) return;
   checkRoomFor(ctx, span);
   ctx.pager.journalReturn(span.first, ctx.geometry.pageSize, message.data, ctx.seqno);
 };
+
+/**
+ * A grouped return is staged until its group's synchronize (docs/protocol.md §12). One that does
+ * not fit discards its group: the refusal is the one `error` that changes something.
+ */
+function stageReturn(
+  ctx: HandlerContext,
+  group: number,
+  span: PageSpan,
+  message: DataReturnMessage,
+): void {
+  const { pager, kernel } = ctx;
+  pager.openGroup(kernel, group);
+  if (!message.dirty) return;
+  try {
+    checkRoomFor(ctx, span);
+  } catch (error) {
+    if (error instanceof ProtocolError) throw pager.refuseGroup(kernel, group, error);
+    throw error;
+  }
+  pager.stageReturn(kernel, group, span.first, ctx.geometry.pageSize, message.data);
+}
 
 /**
  * Refuses a dirty return of `span` that the journal or the object's database has no room for
@@ -27,7 +51,8 @@ export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
 export function checkRoomFor(ctx: HandlerContext, span: PageSpan): void {
   const { pager, geometry } = ctx;
   const pages = span.end - span.first;
-  const journalBytes = (pager.journalPages() + pages) * geometry.pageSize;
+  // Staged pages of open groups will land in the journal at their commit (docs/protocol.md §12.4).
+  const journalBytes = (pager.journalPages() + pager.stagedPages() + pages) * geometry.pageSize;
   if (journalBytes > pager.limits.journalMaxBytes) {
     throw new ProtocolError(
       KERN_RESOURCE_SHORTAGE,

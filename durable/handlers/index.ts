@@ -9,6 +9,7 @@ import { handleDataUnlock } from "./data-unlock";
 import { handleInit } from "./init";
 import { handleLockCompleted } from "./lock-completed";
 import { handleReceived } from "./received";
+import { handleSetSize } from "./set-size";
 import { handleSynchronize } from "./synchronize";
 import { handleTerminate } from "./terminate";
 
@@ -22,6 +23,7 @@ const handlers: HandlerTable = {
   memory_object_synchronize: handleSynchronize,
   memory_object_lock_completed: handleLockCompleted,
   memory_object_terminate: handleTerminate,
+  memory_object_set_size: handleSetSize,
   received: handleReceived,
 };
 

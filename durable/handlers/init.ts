@@ -22,6 +22,8 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
   // size it asked for and fixes nothing, so a read token cannot lock writers out.
   if (pageSize === null && writer) pager.setPageSize(message.page_size);
   const record = pager.registerKernel(kernel, writer);
+  // The groups it does not say it will finish are abandoned, never applied (docs/protocol.md §12.3).
+  pager.discardGroupsBut(kernel, message.open_groups ?? []);
   const flush = record.stale === 1 || (!known && pager.mayHaveForgotten());
   if (flush) pager.startClean(kernel);
   // This manager always takes batches when asked (docs/protocol.md §11).
@@ -39,6 +41,7 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
     last_id: record.last_id,
     flush,
     batch,
+    size: pager.objectSize(),
     seqno: ctx.seqno,
   });
   pager.resendOutbox(ctx.socket!, kernel);

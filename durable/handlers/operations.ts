@@ -5,7 +5,8 @@
  * answered); how the object keeps its state stays behind these operations, so a part can change
  * without touching the handlers. The Pager (durable/pager.ts) implements them, once.
  */
-import type { PageSpan, UnnumberedOutboxMessage } from "../../schema";
+import type { PageSpan, ProtocolError, UnnumberedOutboxMessage } from "../../schema";
+import type { GroupRefusal } from "../groups";
 import type { KernelRecord } from "../kernels";
 import type { Limits } from "../limits";
 import type { ReadPlan } from "../page-store";
@@ -39,8 +40,43 @@ export interface HandlerOperations {
   finishRead(plan: ReadPlan): void;
   /** Pages in the journal, not yet in R2. */
   journalPages(): number;
-  /** Dirty pages from `firstPage` on, durable once the step commits. */
+  /** Dirty pages from `firstPage` on, durable once the step commits; raises the size to their end. */
   journalReturn(firstPage: number, pageSize: number, data: Uint8Array, seqno: number): void;
+
+  // --- the object's size (docs/protocol.md §13) ------------------------------------------------
+
+  objectSize(): number;
+  /**
+   * Sets the size at `seqno`: a shrink drops the pages wholly past it and zeroes the rest of the
+   * last page; growing adds nothing (the bytes past the size are zeros already).
+   */
+  resize(size: number, pageSize: number, seqno: number): void;
+
+  // --- atomic groups (docs/protocol.md §12) ----------------------------------------------------
+
+  /** Pages staged in every open group: they count against the journal's room. */
+  stagedPages(): number;
+  /** Opens the group for a grouped message; refuses a discarded group and one too many. */
+  openGroup(kernel: string, group: number): void;
+  /** Stages a grouped dirty return's pages: durable, seen by nobody until the commit. */
+  stageReturn(
+    kernel: string,
+    group: number,
+    firstPage: number,
+    pageSize: number,
+    data: Uint8Array,
+  ): void;
+  /** Stages a grouped set_size. */
+  stageSize(kernel: string, group: number, size: number): void;
+  /** The error for a grouped message that does not fit: throwing it discards the group. */
+  refuseGroup(kernel: string, group: number, reason: ProtocolError): GroupRefusal;
+  /**
+   * Applies the group's staged messages at `seqno`, in the order sent, and frees its number; a
+   * group a refusal discarded is refused here (a `GroupRefusal` that frees the number).
+   */
+  commitGroup(kernel: string, group: number, pageSize: number, seqno: number): void;
+  /** The kernel's open groups not in `keep` are abandoned (its init's `open_groups`). */
+  discardGroupsBut(kernel: string, keep: number[]): void;
 
   // --- synchronize and INVALIDATE's locks ----------------------------------------------------------
 

@@ -1,6 +1,6 @@
 /**
  * memory_object_synchronize: a kernel asks that a range reach the state its sync_flags name
- * (docs/protocol.md §6). Records an outstanding request with the tracker, which completes it through
+ * (docs/protocol.md §6), after committing the atomic group it names (docs/protocol.md §12). Records an outstanding request with the tracker, which completes it through
  * the outbox (or, over HTTP, answers the caller); the flush it may need starts right after this
  * step commits.
  */
@@ -19,6 +19,10 @@ export const handleSynchronize: Handler<SynchronizeMessage> = (ctx, message) => 
   checkBudget(ctx);
   // Its completion will go through the kernel's outbox (an HTTP caller is answered directly).
   if (ctx.socket) ctx.pager.checkOutboxRoom(ctx.kernel, ctx.pager.syncCount(ctx.kernel));
+  // A group commits at this seqno, before the request: its pages are the range's newest.
+  if (message.group !== undefined) {
+    ctx.pager.commitGroup(ctx.kernel, message.group, ctx.geometry.pageSize, ctx.seqno);
+  }
   ctx.pager.requestSync(
     {
       seqno: ctx.seqno,

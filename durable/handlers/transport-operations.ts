@@ -27,6 +27,11 @@ interface OrderedOperations extends HandlerOperations {
    * undone alone and answered by `failed` in its place (durable/sequencer.ts `admitEach`).
    */
   admitEach<T>(count: number, step: BatchStep<T>): T[];
+  /**
+   * Runs a change outside any message's step as one transaction (inside a step: a savepoint),
+   * its mail sent once it commits: what a group's refusal undoes (docs/protocol.md §12.4).
+   */
+  transact<T>(step: () => T): T;
   /** Starts what a change made outside `admit` calls for: a flush, an alarm. */
   afterChange(): void;
   /** The object's page size and the limits of a socket's frames. */

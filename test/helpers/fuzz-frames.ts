@@ -132,6 +132,8 @@ function template(rng: Rng, target: Target, shape: FrameShape): Record<string, u
       return { type, id, lock_id: 1 + rng.int(20), offset, length };
     case "memory_object_terminate":
       return { type, id };
+    case "memory_object_set_size":
+      return { type, id, size: rng.int(shape.touchedPages + 1) * pageSize };
     case "received":
       return { type, id, mid: rng.int(3) };
   }

@@ -22,6 +22,8 @@ export interface InitOptions {
   id?: number;
   /** Ask for batches (docs/protocol.md §11); left out of the init when unset. */
   batch?: boolean;
+  /** The atomic groups to keep (docs/protocol.md §12); left out of the init when unset. */
+  openGroups?: number[];
 }
 
 export class TestKernel {
@@ -139,6 +141,7 @@ export class TestKernel {
       page_size: options.pageSize ?? 4096,
       received_mid: options.receivedMid ?? 0,
       ...(options.batch !== undefined && { batch: options.batch }),
+      ...(options.openGroups !== undefined && { open_groups: options.openGroups }),
     });
     return this.next(
       (m) => m.type === "memory_object_ready" || (m.type === "error" && m.reply_to === id),

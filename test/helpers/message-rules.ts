@@ -43,6 +43,7 @@ export const FIELDS: Record<KernelMessage["type"], Record<string, FieldRule>> = 
     length: "count",
   },
   memory_object_terminate: { id: "positive" },
+  memory_object_set_size: { id: "positive", size: "count" },
   received: { id: "positive", mid: "count" },
 };
 
@@ -72,6 +73,7 @@ export const STATE_CHANGING: ReadonlySet<string> = new Set([
   "memory_object_synchronize",
   "memory_object_lock_completed",
   "memory_object_terminate",
+  "memory_object_set_size",
 ]);
 
 /** Whether `value` keeps `rule`. */
