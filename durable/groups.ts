@@ -15,7 +15,7 @@ export type StagedStep =
   | { size: number };
 
 /**
- * A refusal that discards its group (docs/protocol.md §12.4): the one kind of `error` that
+ * A refusal that discards its group (docs/protocol.md §12): the one kind of `error` that
  * changes something. The message's own changes roll back as for any error; `effect` then runs in
  * a transaction of its own before the error goes out.
  */
@@ -102,7 +102,7 @@ export class AtomicGroups {
   }
 
   /**
-   * The refusal of a grouped message that does not fit (docs/protocol.md §12.4): it discards the
+   * The refusal of a grouped message that does not fit (docs/protocol.md §12): it discards the
    * group, whose later messages and synchronize are refused until the number is free again.
    */
   refuseForRoom(kernel: string, group: number, reason: ProtocolError): GroupRefusal {

@@ -67,7 +67,7 @@ export function mayHaveForgotten(meta: Meta): boolean {
 
 /**
  * Forgets a kernel that holds nothing: its record, what it was known to cache, and the numbers
- * of groups a refusal discarded (docs/protocol.md §12.3).
+ * of groups a refusal discarded (docs/protocol.md §12).
  */
 function forgetKernel(parts: KernelBudgetParts, kernel: string): void {
   parts.kernels.forget(kernel);

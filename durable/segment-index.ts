@@ -43,9 +43,9 @@ export class SegmentIndex {
 
   /**
    * A flushed segment is in R2 under `key`: page `batch[i]` now lives at slot i, whatever held it
-   * before, unless it left the journal while the put ran (a shrink dropped it, docs/protocol.md
-   * §13): that slot is garbage from the start. Set-based, a chunk of SQL_LIST_ITEMS pages per
-   * statement; call before the journal drops the flushed rows.
+   * before, unless it left the journal while the put ran (a shrink dropped it, see
+   * docs/protocol.md §13): that slot is garbage from the start. Set-based, a chunk of
+   * SQL_LIST_ITEMS pages per statement; call before the journal drops the flushed rows.
    */
   addFlushed(key: string, batch: SegmentPage[]): void {
     const id = this.addSegment(key, batch.length, batch.length);

@@ -249,7 +249,7 @@ function answerError(
     `message ${error.seqno} failed unexpectedly`,
     "internal error; the message was not applied",
   );
-  // The one error that changes something (docs/protocol.md §12.4): after the message rolled back.
+  // The one error that changes something (docs/protocol.md §12): after the message rolled back.
   if (cause instanceof GroupRefusal) pager.transact(cause.effect);
   pager.send(socket, errorFrame(cause, error.seqno, peekId(header)));
   return pager.countError(socket);

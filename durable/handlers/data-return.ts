@@ -51,7 +51,7 @@ function stageReturn(
 export function checkRoomFor(ctx: HandlerContext, span: PageSpan): void {
   const { pager, geometry } = ctx;
   const pages = span.end - span.first;
-  // Staged pages of open groups will land in the journal at their commit (docs/protocol.md §12.4).
+  // Staged pages of open groups will land in the journal at their commit (docs/protocol.md §12).
   const journalBytes = (pager.journalPages() + pager.stagedPages() + pages) * geometry.pageSize;
   if (journalBytes > pager.limits.journalMaxBytes) {
     throw new ProtocolError(

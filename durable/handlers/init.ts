@@ -22,7 +22,7 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
   // size it asked for and fixes nothing, so a read token cannot lock writers out.
   if (pageSize === null && writer) pager.setPageSize(message.page_size);
   const record = pager.registerKernel(kernel, writer);
-  // The groups it does not say it will finish are abandoned, never applied (docs/protocol.md §12.3).
+  // The groups it does not say it will finish are abandoned, never applied (docs/protocol.md §12).
   pager.discardGroupsBut(kernel, message.open_groups ?? []);
   const flush = record.stale === 1 || (!known && pager.mayHaveForgotten());
   if (flush) pager.startClean(kernel);

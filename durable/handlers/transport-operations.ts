@@ -29,7 +29,7 @@ interface OrderedOperations extends HandlerOperations {
   admitEach<T>(count: number, step: BatchStep<T>): T[];
   /**
    * Runs a change outside any message's step as one transaction (inside a step: a savepoint),
-   * its mail sent once it commits: what a group's refusal undoes (docs/protocol.md §12.4).
+   * its mail sent once it commits: what a group's refusal undoes (docs/protocol.md §12).
    */
   transact<T>(step: () => T): T;
   /** Starts what a change made outside `admit` calls for: a flush, an alarm. */
