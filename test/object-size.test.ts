@@ -8,10 +8,11 @@
 import { evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { KERN_INVALID_ADDRESS, VM_SYNC_SYNCHRONOUS as SYNC } from "../schema";
-import { maintain, objectStub } from "./helpers/buckets";
+import { maintain, objectStub, wrapObjectBucket } from "./helpers/buckets";
 import { call, putPages, readPages, stat } from "./helpers/http";
 import { pageIndex, segments } from "./helpers/inspect";
 import { TestKernel, pageOf } from "./helpers/kernel";
+import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
 
@@ -99,6 +100,28 @@ describe("the size", () => {
     const live = await segments(object);
     expect(live.every((s) => s.live > 0)).toBe(true);
     again.close();
+  });
+
+  it("while a flush of the dropped pages is in flight: the synchronize waiting on them completes, and the flush indexes none of them", async () => {
+    const object = "size-shrink-racing-flush";
+    const { kernel: k } = await TestKernel.open(object, "k1");
+    for (let page = 0; page < 4; page++) await k.ack(k.dataReturn(page * PAGE, pageOf(page + 1)));
+    const puts = await wrapObjectBucket(object, { delayMs: 300 });
+    const sync = k.synchronize(0, 4 * PAGE, SYNC);
+    await k.ack(sync);
+    await waitFor(() => Promise.resolve(puts.attempts > 0), "the flush's put to start");
+    await k.ack(setSize(k, 0));
+    // Its pages are gone: nothing left to wait for.
+    expect(await k.completion(sync)).toMatchObject({ type: "memory_object_synchronize_completed" });
+    await waitFor(() => Promise.resolve(puts.written.length > 0), "the delayed put to resolve");
+    expect(await stat(object)).toMatchObject({ size: 0, pages: 0, journal_pages: 0 });
+    expect(await pageIndex(object)).toEqual([]);
+    expect((await readPages(object, 0, 4 * PAGE)).every((b) => b === 0)).toBe(true);
+    // The segment holds nothing live: the sweep deletes it.
+    expect((await segments(object)).map((s) => s.live)).toEqual([0]);
+    await maintain(object);
+    expect(await segments(object)).toEqual([]);
+    k.close();
   });
 
   it("over max_size is KERN_INVALID_ADDRESS and changes nothing", async () => {
