@@ -40,6 +40,17 @@ export class Batcher {
     this.rider = make;
   }
 
+  /**
+   * Takes back a frame `add` queued that has not left yet (its call was aborted); false if it
+   * has left, or was never queued here.
+   */
+  withdraw(frame: string | Uint8Array): boolean {
+    const index = this.queued.indexOf(frame);
+    if (index < 0) return false;
+    this.queued.splice(index, 1);
+    return true;
+  }
+
   /** Sends what is queued now (the microtask then finds nothing). */
   flush(): void {
     this.scheduled = false;

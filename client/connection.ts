@@ -4,7 +4,11 @@
  * state-changing message until acked and resends it after reconnecting, processes each outbox
  * message (completions, lock requests) exactly once by its mid, and reconnects with jittered,
  * capped backoff. When the manager accepts batches (docs/protocol.md §11), what is sent in one
- * turn leaves as one frame (client/batcher.ts) and batched replies are unpacked. Browser-safe: standard WebSocket, no Node imports.
+ * turn leaves as one frame (client/batcher.ts) and batched replies are unpacked. It keeps the
+ * atomic groups it has open (docs/protocol.md §12) and names them in every init, so a commit cut
+ * by a drop finishes after the resume. Every call takes a signal and a timeout
+ * (client/call-options.ts): one given up before its message left never sends it.
+ * Browser-safe: standard WebSocket, no Node imports.
  */
 import {
   CLOSE_NORMAL,
@@ -13,7 +17,9 @@ import {
   CLOSE_TOKEN_EXPIRED,
   DEFAULT_PAGE_SIZE,
   HTTP_PATHS,
+  KERN_RESOURCE_SHORTAGE,
   MAX_BATCH_MESSAGES,
+  MAX_OPEN_GROUPS,
   VM_PROT_READ,
   decodeFrameOrBatch,
   encodeFrame,
@@ -28,8 +34,9 @@ import {
   type SynchronizeCompletedMessage,
 } from "../schema";
 import { Batcher, MAX_BATCH_HEADER_BYTES } from "./batcher";
+import { checkCallOptions, watchCall, type CallOptions } from "./call-options";
 import { Emitter } from "./emitter";
-import { ConnectionClosedError, KernReturnError } from "./errors";
+import { CallAbortedError, ConnectionClosedError, KernReturnError } from "./errors";
 
 export interface KernelOptions {
   /** The service's base URL, e.g. `http://127.0.0.1:8787` (http/https or ws/wss). */
@@ -86,6 +93,10 @@ interface Outgoing {
   bytes: number;
   /** State-changing messages are kept until acked; requests until answered. */
   stateChanging: boolean;
+  /** The atomic group it belongs to (docs/protocol.md §12), if any. */
+  group?: number;
+  /** A synchronize that commits `group`. */
+  commits?: boolean;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
@@ -116,6 +127,15 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   /** Set while the current socket's ready accepted batches. */
   private batcher: Batcher | null = null;
+  /**
+   * Atomic groups open at the manager as far as this kernel knows (docs/protocol.md §12): from
+   * the first grouped message sent until the synchronize committing it is answered. Every init
+   * names them in `open_groups`, so a commit cut by a drop can finish after the resume.
+   */
+  private readonly openGroups = new Set<number>();
+  /** Groups given up (a call aborted) that the manager may still hold: the next init discards them. */
+  private readonly abandonedGroups = new Set<number>();
+  private lastGroup = 0;
 
   private constructor(private readonly options: KernelOptions) {
     super();
@@ -173,75 +193,155 @@ export class KernelConnection extends Emitter<KernelEvents> {
   }
 
   /** memory_object_data_request: the pages of a page-aligned range. */
-  dataRequest(offset: number, length: number, desiredAccess = VM_PROT_READ): Promise<DataReply> {
-    return this.request({
-      type: "memory_object_data_request",
-      offset,
-      length,
-      desired_access: desiredAccess,
-    }) as Promise<DataReply>;
+  dataRequest(
+    offset: number,
+    length: number,
+    desiredAccess = VM_PROT_READ,
+    options: CallOptions = {},
+  ): Promise<DataReply> {
+    return this.enqueue(
+      "dataRequest",
+      { type: "memory_object_data_request", offset, length, desired_access: desiredAccess },
+      undefined,
+      false,
+      options,
+    ) as Promise<DataReply>;
   }
 
   /** memory_object_data_unlock: resolves with the manager's granting lock request. */
   dataUnlock(offset: number, length: number, desiredAccess: number): Promise<LockRequestMessage> {
     const id = this.nextId;
     this.unlocks.push({ id, offset, length });
-    return this.request({
-      type: "memory_object_data_unlock",
-      offset,
-      length,
-      desired_access: desiredAccess,
-    }) as Promise<LockRequestMessage>;
+    return this.enqueue(
+      "dataUnlock",
+      { type: "memory_object_data_unlock", offset, length, desired_access: desiredAccess },
+      undefined,
+      false,
+    ) as Promise<LockRequestMessage>;
   }
 
-  /** memory_object_data_return: resolves with the ack, once the pages are durably accepted. */
+  /**
+   * memory_object_data_return: resolves with the ack, once the pages are durably accepted (with
+   * `group`, durably staged: nobody sees them until the group's synchronize, docs/protocol.md §12).
+   */
   dataReturn(
     offset: number,
     data: Uint8Array,
-    flags: { dirty?: boolean; kernelCopy?: boolean } = {},
+    flags: { dirty?: boolean; kernelCopy?: boolean; group?: number } & CallOptions = {},
   ): Promise<AckMessage> {
-    return this.stateChange(
+    return this.enqueue(
+      "dataReturn",
       {
         type: "memory_object_data_return",
         offset,
         length: data.byteLength,
         dirty: flags.dirty ?? true,
         kernel_copy: flags.kernelCopy ?? false,
+        ...groupField("dataReturn", flags?.group),
       },
       data,
+      true,
+      flags,
+    ) as Promise<AckMessage>;
+  }
+
+  /**
+   * memory_object_set_size (docs/protocol.md §13): sets the object's size in bytes; resolves with
+   * the ack. With `group`, staged until the group's synchronize, like a grouped return.
+   */
+  setSize(size: number, options: { group?: number } & CallOptions = {}): Promise<AckMessage> {
+    if (!Number.isSafeInteger(size) || size < 0) {
+      return Promise.reject(new TypeError("setSize: size must be a byte count (0 or more)"));
+    }
+    return this.enqueue(
+      "setSize",
+      { type: "memory_object_set_size", size, ...groupField("setSize", options?.group) },
+      undefined,
+      true,
+      options,
     ) as Promise<AckMessage>;
   }
 
   /**
    * memory_object_synchronize: resolves with its own completion (docs/protocol.md §6), across
-   * reconnects; rejects with a `KernReturnError` when the manager answers `error`.
+   * reconnects; rejects with a `KernReturnError` when the manager answers `error`. With `group`,
+   * it commits that atomic group first, at its own seqno (docs/protocol.md §12).
+   *
+   * Aborted, it rejects at once: unsent, it is never sent, and its group is given up (discarded
+   * at the next init); sent already, it may still take effect.
    */
   synchronize(
     offset: number,
     length: number,
     syncFlags: number,
+    options: { group?: number } & CallOptions = {},
   ): Promise<SynchronizeCompletedMessage> {
-    const id = this.nextId;
+    let queued: { id: number; answered: Promise<unknown> };
+    try {
+      checkCallOptions("synchronize", options);
+      const group = groupField("synchronize", options.group);
+      queued = this.queue(
+        { type: "memory_object_synchronize", offset, length, sync_flags: syncFlags, ...group },
+        undefined,
+        true,
+      );
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    const { id, answered } = queued;
     const completion = new Promise<SynchronizeCompletedMessage>((resolve, reject) =>
       this.completions.set(id, { resolve, reject }),
     );
-    this.stateChange({
-      type: "memory_object_synchronize",
-      offset,
-      length,
-      sync_flags: syncFlags,
-    }).catch((error: Error) => this.settleCompletion(id, error));
+    answered.catch((error: Error) => this.settleCompletion(id, error));
+    // The watch covers the completion: a synchronize acked (sent) may still be waited for.
+    const stop = watchCall("synchronize", options, (error) => {
+      this.withdraw(id, error);
+      this.settleCompletion(id, error);
+    });
+    completion.then(stop, stop);
     return completion;
+  }
+
+  /**
+   * A group number not in use by this kernel (docs/protocol.md §12), for a commit: numbers grow,
+   * so one given up is not reused while the manager may still hold it.
+   */
+  newGroup(): number {
+    do this.lastGroup = this.lastGroup >= Number.MAX_SAFE_INTEGER ? 1 : this.lastGroup + 1;
+    while (this.openGroups.has(this.lastGroup) || this.abandonedGroups.has(this.lastGroup));
+    return this.lastGroup;
+  }
+
+  /** The atomic groups this kernel has open (what its next init names in `open_groups`). */
+  get groups(): readonly number[] {
+    return [...this.openGroups];
+  }
+
+  /**
+   * Gives up an atomic group (a commit failed or was aborted): its messages not sent yet are
+   * never sent (their calls reject with `reason`), and the next init no longer names it, so the
+   * manager discards it there unless its synchronize was applied first. A no-op for a group not
+   * open (committed already, or never used).
+   */
+  abandonGroup(group: number, reason: Error = new ConnectionClosedError("group abandoned")): void {
+    if (!this.openGroups.delete(group)) return;
+    this.abandonedGroups.add(group);
+    for (const entry of [...this.outgoing.values()]) {
+      if (entry.group !== group) continue;
+      this.batcher?.withdraw(entry.frame);
+      if (entry.commits) this.settleCompletion(entry.id, reason);
+      this.settleOutgoing(entry.id, { error: reason });
+    }
   }
 
   /** memory_object_lock_completed: the answer to a lock request. */
   lockCompleted(lockId: number, offset: number, length: number): Promise<AckMessage> {
-    return this.stateChange({
-      type: "memory_object_lock_completed",
-      lock_id: lockId,
-      offset,
-      length,
-    }) as Promise<AckMessage>;
+    return this.enqueue(
+      "lockCompleted",
+      { type: "memory_object_lock_completed", lock_id: lockId, offset, length },
+      undefined,
+      true,
+    ) as Promise<AckMessage>;
   }
 
   /** memory_object_terminate: the manager forgets this kernel; the connection ends. */
@@ -249,7 +349,9 @@ export class KernelConnection extends Emitter<KernelEvents> {
     // The manager forgets the kernel and its outbox: a `received` after the terminate would name
     // mids it no longer knows.
     this.terminating = true;
-    await this.stateChange({ type: "memory_object_terminate" });
+    await this.enqueue("terminate", { type: "memory_object_terminate" }, undefined, true);
+    // The manager discarded this kernel's groups with it (docs/protocol.md §12).
+    this.openGroups.clear();
     this.stop(new ConnectionClosedError("terminated"));
   }
 
@@ -260,35 +362,91 @@ export class KernelConnection extends Emitter<KernelEvents> {
 
   // --- sending -----------------------------------------------------------------------------
 
-  private stateChange(message: object, payload?: Uint8Array): Promise<unknown> {
-    return this.enqueue(message, payload, true);
+  /**
+   * Queues one message (sent at once if connected) and resolves with its answer. An abort or
+   * timeout in `options` withdraws it: unsent, it never leaves (nor is it resent after a
+   * reconnect); a grouped one gives up its whole group.
+   */
+  private async enqueue(
+    call: string,
+    message: { type: string; group?: number; [field: string]: unknown },
+    payload: Uint8Array | undefined,
+    stateChanging: boolean,
+    options: CallOptions = {},
+  ): Promise<unknown> {
+    checkCallOptions(call, options);
+    const { id, answered } = this.queue(message, payload, stateChanging);
+    const stop = watchCall(call, options, (error) => this.withdraw(id, error));
+    answered.then(stop, stop);
+    return answered;
   }
 
-  private request(message: object): Promise<unknown> {
-    return this.enqueue(message, undefined, false);
-  }
-
-  private async enqueue(message: object, payload: Uint8Array | undefined, stateChanging: boolean) {
+  /** Puts one message in `outgoing` under a new id and sends it if connected; throws if it cannot. */
+  private queue(
+    message: { type: string; group?: number; [field: string]: unknown },
+    payload: Uint8Array | undefined,
+    stateChanging: boolean,
+  ): { id: number; answered: Promise<unknown> } {
     if (this.stopped) throw this.stopped;
+    const group = message.group;
+    const commits = group !== undefined && message.type === "memory_object_synchronize";
+    if (group !== undefined) this.openGroup(group);
     const id = this.nextId++;
     const header = { ...message, id };
     const frame = payload ? encodeFrame(header, payload) : JSON.stringify(header);
     const bytes = typeof frame === "string" ? frame.length : frame.byteLength;
     const answered = new Promise((resolve, reject) => {
-      this.outgoing.set(id, { id, frame, bytes, stateChanging, resolve, reject });
+      this.outgoing.set(id, { id, frame, bytes, stateChanging, group, commits, resolve, reject });
     });
     this.pendingBytes += bytes;
     if (this.readyMessage) this.transmit(frame);
-    return answered;
+    return { id, answered };
+  }
+
+  /**
+   * A group's first message opens it here (the manager opens it when that message arrives). One
+   * past MAX_OPEN_GROUPS is refused before anything is sent; when groups given up fill the
+   * manager's room, the socket is cycled so that the init discards them.
+   */
+  private openGroup(group: number): void {
+    if (this.openGroups.has(group)) return;
+    if (this.openGroups.size >= MAX_OPEN_GROUPS) {
+      throw new KernReturnError(
+        KERN_RESOURCE_SHORTAGE,
+        "too_many_groups",
+        `this kernel already has ${MAX_OPEN_GROUPS} open atomic groups (MAX_OPEN_GROUPS); commit or abandon one first`,
+      );
+    }
+    if (this.openGroups.size + this.abandonedGroups.size >= MAX_OPEN_GROUPS) this.cycle();
+    this.openGroups.add(group);
+  }
+
+  /** A call given up: its message, if not sent yet, never is; a grouped one gives up its group. */
+  private withdraw(id: number, error: CallAbortedError): void {
+    const entry = this.outgoing.get(id);
+    if (!entry) return;
+    this.batcher?.withdraw(entry.frame);
+    // The group first: settling a synchronize would close its group as if answered.
+    if (entry.group !== undefined) this.abandonGroup(entry.group, error);
+    this.settleOutgoing(id, { error });
   }
 
   /**
    * Waits while the unacked bytes exceed the bound. Callers that stream (the page cache, the
    * CLI) await this between frames; one message is always let through.
    */
-  async capacity(): Promise<void> {
+  async capacity(options: CallOptions = {}): Promise<void> {
+    checkCallOptions("capacity", options);
     while (this.overCapacity) {
-      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+      let stop = () => {};
+      try {
+        await new Promise<void>((resolve, reject) => {
+          this.spaceWaiters.push(resolve);
+          stop = watchCall("capacity", options, reject);
+        });
+      } finally {
+        stop();
+      }
     }
   }
 
@@ -320,6 +478,8 @@ export class KernelConnection extends Emitter<KernelEvents> {
     if (!entry) return;
     this.outgoing.delete(id);
     this.pendingBytes -= entry.bytes;
+    // Its synchronize answered (ack: committed; error: refused, and the group discarded).
+    if (entry.commits) this.openGroups.delete(entry.group!);
     if (outcome.error) entry.reject(outcome.error);
     else entry.resolve(outcome.value);
     const waiters = this.spaceWaiters;
@@ -371,8 +531,12 @@ export class KernelConnection extends Emitter<KernelEvents> {
         received_mid: this.receivedMid,
         // Omitted, not false, when not asked: the init of a kernel without batches is unchanged.
         ...(this.options.batch === false ? {} : { batch: true }),
+        // Every group not named is discarded by this init (docs/protocol.md §12), the abandoned
+        // ones included; omitted when none is open, as before groups existed.
+        ...(this.openGroups.size > 0 ? { open_groups: [...this.openGroups] } : {}),
       }),
     );
+    this.abandonedGroups.clear();
   }
 
   /** A frame from the manager: a plain one, or a batch whose messages are handled in order. */
@@ -546,6 +710,8 @@ export class KernelConnection extends Emitter<KernelEvents> {
     for (const id of [...this.completions.keys()]) this.settleCompletion(id, error);
     this.receivedMid = 0;
     this.receivedSaid = 0;
+    this.openGroups.clear();
+    this.abandonedGroups.clear();
     this.emit("destroyed", { reason });
   }
 
@@ -574,6 +740,26 @@ export class KernelConnection extends Emitter<KernelEvents> {
       },
       cap * (0.5 + Math.random() / 2),
     );
+  }
+
+  /**
+   * Drops the socket and reconnects at once, so the next init discards the groups given up
+   * (docs/protocol.md §12). What is unacked is resent after the ready, as after any drop.
+   */
+  private cycle(): void {
+    const socket = this.socket;
+    if (!socket || !this.readyMessage) return;
+    this.batcher?.flush();
+    this.socket = null;
+    this.readyMessage = null;
+    this.batcher = null;
+    try {
+      socket.close(CLOSE_NORMAL, "discarding abandoned atomic groups");
+    } catch {
+      // Already closing.
+    }
+    this.emit("disconnected", { code: CLOSE_NORMAL, reason: "discarding abandoned atomic groups" });
+    this.open();
   }
 
   private stop(error: Error): void {
@@ -623,4 +809,13 @@ export function controlUrl(
 
 function withSlash(base: string): string {
   return base.endsWith("/") ? base : `${base}/`;
+}
+
+/** The optional `group` field of docs/protocol.md §12, checked, as a field to spread. */
+function groupField(call: string, group: number | undefined): { group?: number } {
+  if (group === undefined) return {};
+  if (!Number.isSafeInteger(group) || group <= 0) {
+    throw new TypeError(`${call}: group must be a positive integer`);
+  }
+  return { group };
 }

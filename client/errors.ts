@@ -29,3 +29,22 @@ export class ConnectionClosedError extends Error {
     this.name = "ConnectionClosedError";
   }
 }
+
+/**
+ * A call given up by its caller: its `signal` aborted or its `timeoutMs` passed. Named
+ * `AbortError` like the platform's, so `error.name === "AbortError"` checks work; `call` names the
+ * call. A message the call had not sent yet is never sent; one already sent may still take effect.
+ */
+export class CallAbortedError extends Error {
+  constructor(
+    /** The call given up, e.g. `"commit"` or `"dataReturn"`. */
+    readonly call: string,
+    /** True when `timeoutMs` passed; false when the signal aborted. */
+    readonly timedOut: boolean,
+    /** The signal's reason, if it gave one. */
+    override readonly cause?: unknown,
+  ) {
+    super(timedOut ? `${call} timed out` : `${call} was aborted`);
+    this.name = "AbortError";
+  }
+}

@@ -9,6 +9,7 @@ import type {
   DeleteResultBody,
   ObjectStatusBody,
   OutstandingSyncBody,
+  SetSizeResultBody,
   SynchronizeCompletedBody,
   WriteResultBody,
 } from "../schema/http-api";
@@ -16,6 +17,9 @@ import { KernReturnError } from "./errors";
 
 /** The answer of `GET /v1/objects/{name}`. */
 export type ObjectStatus = ObjectStatusBody;
+
+/** The answer of `PATCH /v1/objects/{name}` (docs/protocol.md §13). */
+export type SetSizeResult = SetSizeResultBody;
 
 /** One entry of `GET /v1/objects/{name}/syncs`. */
 export type OutstandingSync = OutstandingSyncBody;
@@ -89,6 +93,21 @@ export class HttpClient {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ offset, length, sync_flags: syncFlags }),
+    });
+  }
+
+  /**
+   * Sets the object's size in bytes (docs/protocol.md §13), as kernel `http`: a shrink drops the
+   * pages past it. `pageSize` fixes a fresh object's page size, as for `write`.
+   *
+   * @example await http.setSize("db", 8192);
+   */
+  setSize(object: string, size: number, pageSize?: number): Promise<SetSizeResult> {
+    const query = { page_size: pageSize || undefined };
+    return this.json(objectPath(HTTP_PATHS.object, object, query), {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ size }),
     });
   }
 

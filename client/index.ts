@@ -9,9 +9,10 @@ export {
   type KernelEvents,
   type DataReply,
 } from "./connection";
-export { PageCache } from "./page-cache";
-export { HttpClient, type ObjectStatus, type OutstandingSync } from "./http";
-export { KernReturnError, ConnectionClosedError } from "./errors";
+export { PageCache, type PageCacheOptions, type CommitOptions } from "./page-cache";
+export { type CallOptions } from "./call-options";
+export { HttpClient, type ObjectStatus, type OutstandingSync, type SetSizeResult } from "./http";
+export { KernReturnError, ConnectionClosedError, CallAbortedError } from "./errors";
 export {
   VM_SYNC_ASYNCHRONOUS,
   VM_SYNC_SYNCHRONOUS,
@@ -26,6 +27,7 @@ export {
   KERN_INVALID_ARGUMENT,
   KERN_RESOURCE_SHORTAGE,
   KERN_MEMORY_ERROR,
+  MAX_OPEN_GROUPS,
   type ReadyMessage,
   type SynchronizeCompletedMessage,
   type LockRequestMessage,

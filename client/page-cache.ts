@@ -1,10 +1,16 @@
 /**
- * A kernel-style page cache on a `KernelConnection`: `read` faults pages in with data_request,
- * `write` dirties them, `msync` returns the range's dirty pages and then synchronizes it, the way
- * `vm_msync` did. It answers the manager's lock requests (return, flush, lock) and keeps precious
- * pages until they are returned.
+ * A kernel-style page cache on a `KernelConnection`: `read` faults pages in with data_request
+ * (and reads ahead), `write` dirties them, `msync` returns the range's dirty pages and then
+ * synchronizes it, the way `vm_msync` did, and `commit` sends every dirty page as one atomic
+ * group (docs/protocol.md §12), so readers see all of it or none of it. It keeps the object's
+ * size (docs/protocol.md §13), answers the manager's lock requests (return, flush, lock) and
+ * keeps precious pages until they are returned. Clean pages are bounded (least recently used
+ * go first); dirty ones stay until returned, in a set of their own, so msync and commit cost what
+ * is dirty, not what is cached.
  */
 import {
+  KERN_INVALID_ADDRESS,
+  KERN_RESOURCE_SHORTAGE,
   MEMORY_OBJECT_RETURN_ALL,
   MEMORY_OBJECT_RETURN_ANYTHING,
   MEMORY_OBJECT_RETURN_DIRTY,
@@ -13,9 +19,12 @@ import {
   VM_PROT_WRITE,
   VM_SYNC_SYNCHRONOUS,
   type LockRequestMessage,
+  type ReadyMessage,
   type SynchronizeCompletedMessage,
 } from "../schema";
+import { callSignal, checkCallOptions, type CallOptions } from "./call-options";
 import type { KernelConnection } from "./connection";
+import { KernReturnError } from "./errors";
 
 interface CachedPage {
   data: Uint8Array;
@@ -25,23 +34,95 @@ interface CachedPage {
   prohibited: number;
   /** Bumped by every write, so a failed return re-dirties only pages not written since. */
   version: number;
+  /** Returns of it not yet answered: until then it may have to be dirty again, so it stays. */
+  sending: number;
 }
+
+export interface PageCacheOptions {
+  /** Bytes of clean pages kept; beyond, the least recently used go. Default 64 MiB. */
+  maxCleanBytes?: number;
+  /**
+   * A read that misses fetches a contiguous run this long from the first missing page (clipped at
+   * the object's size and at cached pages). Default 1 MiB or `max_transfer`, whichever is
+   * smaller; 0 fetches only what is read.
+   */
+  readAheadBytes?: number;
+  /**
+   * The most dirty bytes one `commit` sends as a group: a larger one is refused before anything
+   * is sent (`group_too_large`), so the caller can fall back (a rollback journal, say). Staged
+   * pages count against the manager's journal room (docs/protocol.md §12). Default 32 MiB.
+   */
+  maxGroupBytes?: number;
+}
+
+export interface CommitOptions extends CallOptions {
+  /** The synchronize's flags (docs/protocol.md §6). Default `VM_SYNC_SYNCHRONOUS`. */
+  syncFlags?: number;
+}
+
+const MiB = 1024 * 1024;
+const DEFAULTS = { maxCleanBytes: 64 * MiB, readAheadBytes: 1 * MiB, maxGroupBytes: 32 * MiB };
+
+interface Geometry {
+  pageSize: number;
+  maxTransfer: number;
+  maxSize: number;
+}
+
+/** A run of pages being returned: their bytes as sent, and their versions then. */
+interface Sending {
+  run: [number, CachedPage][];
+  body: Uint8Array;
+  dirty: boolean;
+  versions: number[];
+  /** Not settled yet: its pages count it in `sending`. */
+  open: boolean;
+}
+
+/** A page's bytes once its fetch is answered: null when never written (zeros). */
+type Fetch = Promise<Uint8Array | null>;
 
 export class PageCache {
   private readonly pages = new Map<number, CachedPage>();
+  /** Clean, unsent pages, least recently used first: what may be evicted. */
+  private readonly clean = new Set<number>();
+  /** Dirty, precious or being sent: never evicted, and all msync and commit look at. */
+  private readonly pinned = new Set<number>();
+  /** Pages asked for and not answered yet: a second read waits for the same request. */
+  private readonly fetching = new Map<number, Fetch>();
   private readonly unsubscribe: (() => void)[];
   /** From the last `memory_object_ready`: kept while the connection reconnects. */
-  private known: { pageSize: number; maxTransfer: number } | null = null;
+  private known: Geometry | null = null;
+  private readonly options: Required<PageCacheOptions>;
+  /** The object's size as this kernel knows it (docs/protocol.md §13). */
+  private localSize = 0;
+  /** The size the manager has, as far as this kernel knows. */
+  private managerSize = 0;
+  /**
+   * The lowest size set since the manager last heard, when below its size: the next msync or
+   * commit sends it first, so the manager drops what lies past it before the new pages land.
+   * Bytes at or past it read as zeros here meanwhile.
+   */
+  private shrinkTo: number | null = null;
+  /** `setSize` calls made, and how many of them the manager has heard of. */
+  private sizeEdits = 0;
+  private sizeEditsHeard = 0;
 
   /**
    * @example
    * const cache = new PageCache(await KernelConnection.connect({ url, object, kernel }));
    * await cache.write(0, bytes);
-   * await cache.msync(0, bytes.length, VM_SYNC_SYNCHRONOUS);
+   * await cache.commit(); // one atomic group, SYNCHRONOUS
    */
-  constructor(readonly connection: KernelConnection) {
-    if (connection.ready) this.geometry();
+  constructor(
+    readonly connection: KernelConnection,
+    options: PageCacheOptions = {},
+  ) {
+    this.options = checkOptions(options);
+    const ready = connection.ready;
+    if (ready) this.onReady(ready);
     this.unsubscribe = [
+      connection.on("connected", (message) => this.onReady(message)),
       connection.on("lock_request", (lock) => void this.onLockRequest(lock)),
       connection.on("flush", () => this.dropClean()),
     ];
@@ -52,87 +133,340 @@ export class PageCache {
   }
 
   /** Pages cached now, and how many of them are dirty. */
-  get stats(): { cached: number; dirty: number } {
-    let dirty = 0;
-    for (const page of this.pages.values()) if (page.dirty) dirty++;
-    return { cached: this.pages.size, dirty };
+  get stats(): { cached: number; dirty: number; cleanBytes: number } {
+    return {
+      cached: this.pages.size,
+      dirty: this.dirtyPages().length,
+      cleanBytes: this.clean.size * this.geometry().pageSize,
+    };
   }
 
-  /** The bytes of any range; missing pages are faulted in (never-written ones read as zeros). */
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const { pageSize } = this.geometry();
-    const first = Math.floor(offset / pageSize);
-    const end = Math.ceil((offset + length) / pageSize);
-    await this.faultIn(first, end);
-    const out = new Uint8Array(length);
-    for (let page = first; page < end; page++) {
-      const data = this.pages.get(page)?.data ?? new Uint8Array(pageSize);
-      const pageStart = page * pageSize;
-      const from = Math.max(offset, pageStart);
-      const to = Math.min(offset + length, pageStart + pageSize);
-      out.set(data.subarray(from - pageStart, to - pageStart), from - offset);
-    }
-    return out;
+  /** Bytes a `commit` would send now: the dirty pages. */
+  get dirtyBytes(): number {
+    return this.dirtyPages().length * this.geometry().pageSize;
   }
 
-  /** Writes bytes at any offset: the pages become dirty until `msync` returns them. */
-  async write(offset: number, bytes: Uint8Array): Promise<void> {
-    const { pageSize } = this.geometry();
-    const first = Math.floor(offset / pageSize);
-    const end = Math.ceil((offset + bytes.byteLength) / pageSize);
-    // Whole pages need no fault; partly written ones keep their other bytes.
-    const partial = [first, end - 1].filter((page) => {
-      const start = page * pageSize;
-      return (
-        !this.pages.has(page) && (offset > start || offset + bytes.byteLength < start + pageSize)
+  /**
+   * The object's size in bytes as this kernel knows it (docs/protocol.md §13): the ready's,
+   * raised by this cache's writes to their end, set by `setSize` and `noteSize`. Infinity when the
+   * manager predates sizes.
+   */
+  get size(): number {
+    return this.localSize;
+  }
+
+  /**
+   * Tells the cache the object's size learned elsewhere (a reader that refreshed it, from
+   * `HttpClient.stat`, say). Unless this cache has a size change of its own not yet sent, it
+   * becomes the known size; cached clean bytes past it are dropped.
+   */
+  noteSize(size: number): void {
+    checkByteCount("noteSize", "size", size);
+    this.learnSize(size);
+  }
+
+  private learnSize(size: number): void {
+    const pending = this.localSize !== this.managerSize || this.shrinkTo !== null;
+    this.managerSize = size;
+    if (pending) return;
+    if (size < this.localSize) this.cut(size, (page) => !page.dirty && page.sending === 0);
+    this.localSize = size;
+  }
+
+  /**
+   * Sets the object's size: here at once (cached pages wholly past it dropped, the rest of the
+   * last page zeroed), at the manager with the next `commit` (inside its group) or `msync`, so a
+   * truncate commits atomically with the pages around it.
+   */
+  async setSize(size: number, options: CallOptions = {}): Promise<void> {
+    checkByteCount("setSize", "size", size);
+    checkCallOptions("setSize", options);
+    const { maxSize } = this.geometry();
+    if (size > maxSize) {
+      throw new KernReturnError(
+        KERN_INVALID_ADDRESS,
+        "bad_range",
+        `setSize: size ${size} is over the object's max_size ${maxSize}`,
       );
-    });
-    for (const page of new Set(partial)) await this.faultIn(page, page + 1);
-    await this.unlockForWrite(first, end);
-    for (let page = first; page < end; page++) {
-      const pageStart = page * pageSize;
-      const from = Math.max(offset, pageStart);
-      const to = Math.min(offset + bytes.byteLength, pageStart + pageSize);
-      const cached = this.pages.get(page) ?? {
-        data: new Uint8Array(pageSize),
-        dirty: false,
-        precious: false,
-        prohibited: VM_PROT_NONE,
-        version: 0,
-      };
-      cached.data.set(bytes.subarray(from - offset, to - offset), from - pageStart);
-      cached.dirty = true;
-      cached.version++;
-      this.pages.set(page, cached);
+    }
+    if (size < this.localSize) this.cut(size, () => true);
+    if (size < (this.shrinkTo ?? this.managerSize)) this.shrinkTo = size;
+    this.localSize = size;
+    this.sizeEdits++;
+  }
+
+  /**
+   * The bytes of any range; missing pages are faulted in (never-written ones, and pages wholly
+   * past the known size, read as zeros; the latter without a request), with read-ahead.
+   */
+  async read(offset: number, length: number, options: CallOptions = {}): Promise<Uint8Array> {
+    const call = callSignal("read", options);
+    try {
+      const { pageSize } = this.geometry();
+      const first = Math.floor(offset / pageSize);
+      const end = Math.ceil((offset + length) / pageSize);
+      const fetched = await abortable(this.faultIn(first, end, true), call.signal);
+      const out = new Uint8Array(length);
+      for (let page = first; page < end; page++) {
+        const data = this.touch(page)?.data ?? fetched.get(page);
+        if (!data) continue;
+        const pageStart = page * pageSize;
+        const from = Math.max(offset, pageStart);
+        const to = Math.min(offset + length, pageStart + pageSize);
+        out.set(data.subarray(from - pageStart, to - pageStart), from - offset);
+      }
+      return out;
+    } finally {
+      call.done();
+    }
+  }
+
+  /**
+   * Writes bytes at any offset: the pages become dirty until `msync` or `commit` returns them,
+   * and the size grows to the write's end if it ends past it.
+   */
+  async write(offset: number, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
+    const call = callSignal("write", options);
+    try {
+      const { pageSize } = this.geometry();
+      const first = Math.floor(offset / pageSize);
+      const end = Math.ceil((offset + bytes.byteLength) / pageSize);
+      // Whole pages need no fault; partly written ones keep their other bytes (those past the
+      // known size are zeros: no fault either).
+      const partial = new Set(
+        [first, end - 1].filter((page) => {
+          const start = page * pageSize;
+          return offset > start || offset + bytes.byteLength < start + pageSize;
+        }),
+      );
+      const fetched = new Map<number, Uint8Array>();
+      for (const page of partial) {
+        for (const [p, data] of await abortable(this.faultIn(page, page + 1, false), call.signal))
+          fetched.set(p, data);
+      }
+      await abortable(this.unlockForWrite(first, end), call.signal);
+      for (let page = first; page < end; page++) {
+        const pageStart = page * pageSize;
+        const from = Math.max(offset, pageStart);
+        const to = Math.min(offset + bytes.byteLength, pageStart + pageSize);
+        const cached = this.pages.get(page) ?? newPage(fetched.get(page) ?? null, pageSize);
+        cached.data.set(bytes.subarray(from - offset, to - offset), from - pageStart);
+        cached.dirty = true;
+        cached.version++;
+        this.place(page, cached);
+      }
+      this.localSize = Math.max(this.localSize, offset + bytes.byteLength);
+    } finally {
+      call.done();
     }
   }
 
   /**
    * Returns the dirty (and precious) pages of the range, contiguous runs coalesced up to
-   * `max_transfer` per frame, then sends the synchronize and resolves on its completion. Nothing
-   * is awaited between the sends unless the connection is over capacity, so with batches
+   * `max_transfer` per frame, then sends the synchronize and resolves on its completion. A size
+   * change made with `setSize` goes too (a shrink before the returns, the final size after).
+   * Nothing is awaited between the sends unless the connection is over capacity, so with batches
    * (docs/protocol.md §11) the returns and the synchronize leave together, in as few frames as
-   * the batch bounds allow.
+   * the batch bounds allow. Not atomic: use `commit` for that.
+   *
+   * Aborted, it rejects at once: what was not sent yet never is (not after a reconnect either)
+   * and its pages stay dirty; what was sent may still take effect.
    */
   async msync(
     offset: number,
     length: number,
     syncFlags = VM_SYNC_SYNCHRONOUS,
+    options: CallOptions = {},
   ): Promise<SynchronizeCompletedMessage> {
-    const { pageSize } = this.geometry();
-    const first = Math.floor(offset / pageSize);
-    const end = length === 0 ? first : Math.ceil((offset + length) / pageSize);
-    const returns: Promise<unknown>[] = [];
-    for (const run of this.runsOf(first, end, (page) => page.dirty || page.precious)) {
-      if (this.connection.overCapacity) await this.connection.capacity();
-      returns.push(this.returnRun(run));
+    const call = callSignal("msync", options);
+    try {
+      const { pageSize } = this.geometry();
+      const first = Math.floor(offset / pageSize);
+      const end = length === 0 ? first : Math.ceil((offset + length) / pageSize);
+      const runs = this.runsOf(
+        this.chosen(this.pinned, first, end, (page) => page.dirty || page.precious),
+      );
+      const sends = { signal: call.signal };
+      const sizes = this.sizeSteps(runs);
+      const sendings = runs.map((run) => this.startSending(run));
+      const sent: Promise<unknown>[] = [];
+      if (sizes.shrink !== null) {
+        const shrink = sizes.shrink;
+        sent.push(
+          this.connection.setSize(shrink, sends).then(
+            () => this.heard(shrink, shrink),
+            // Not cut at the manager: the pages this msync returns must go again after the cut.
+            (error: Error) => {
+              for (const sending of sendings) this.redirty(sending);
+              throw error;
+            },
+          ),
+        );
+      }
+      for (const sending of sendings) {
+        if (this.connection.overCapacity) await this.connection.capacity(sends);
+        const end = (sending.run.at(-1)![0] + 1) * pageSize;
+        sent.push(
+          this.returnRun(sending, sends).then(() => {
+            this.managerSize = Math.max(this.managerSize, end);
+          }),
+        );
+      }
+      if (sizes.final !== null) {
+        const final = sizes.final;
+        const edits = this.sizeEdits;
+        sent.push(this.connection.setSize(final, sends).then(() => this.heard(final, null, edits)));
+      }
+      const completion = this.connection.synchronize(offset, length, syncFlags, sends);
+      const [done] = await Promise.all([completion, ...sent]);
+      return done;
+    } finally {
+      call.done();
     }
-    const completion = this.connection.synchronize(offset, length, syncFlags);
-    await Promise.all(returns);
-    return completion;
   }
 
-  /** Stops answering lock requests; the connection stays open. */
+  /**
+   * Commits every dirty page, and a size change made with `setSize`, as ONE atomic group
+   * (docs/protocol.md §12): the grouped returns, then the synchronize that commits them, over the
+   * span of what changed; with batches on, one frame when it fits the batch bounds. No reader
+   * sees any of it before the commit, nor part of it ever, even if this process dies on the way.
+   * Resolves with the completion (with `VM_SYNC_SYNCHRONOUS`, once the pages are in R2); the
+   * pages are then clean.
+   *
+   * If it fails (an error, `group_discarded`, `group_too_large` over `maxGroupBytes`, an abort),
+   * the pages stay dirty (those not written since) and the size change pending: retry, or fall
+   * back. Aborted before its synchronize left, the group is never committed (the manager
+   * discards it at the next init); after, it may still have been committed.
+   */
+  async commit(options: CommitOptions = {}): Promise<SynchronizeCompletedMessage> {
+    const { syncFlags = VM_SYNC_SYNCHRONOUS, ...callOptions } = options ?? {};
+    if (!Number.isInteger(syncFlags) || syncFlags < 0) {
+      throw new TypeError("commit: syncFlags must be a VM_SYNC_* bit set");
+    }
+    const call = callSignal("commit", callOptions);
+    try {
+      const { pageSize, maxSize } = this.geometry();
+      const dirty = this.dirtyPages().sort((a, b) => a - b);
+      const bytes = dirty.length * pageSize;
+      if (bytes > this.options.maxGroupBytes) {
+        throw new KernReturnError(
+          KERN_RESOURCE_SHORTAGE,
+          "group_too_large",
+          `commit: ${bytes} dirty bytes are over maxGroupBytes (${this.options.maxGroupBytes}); nothing was sent`,
+        );
+      }
+      const runs = this.runsOf(dirty.map((page) => [page, this.pages.get(page)!]));
+      const sizes = this.sizeSteps(runs);
+      const target = { size: this.localSize, shrinkTo: this.shrinkTo, edits: this.sizeEdits };
+      const span = commitSpan(dirty, sizes, pageSize, maxSize);
+      if (span.length === 0) {
+        return await this.connection.synchronize(0, 0, syncFlags, { signal: call.signal });
+      }
+      const group = this.connection.newGroup();
+      const sends = { group, signal: call.signal };
+      const sendings = runs.map((run) => this.startSending(run));
+      const sent: Promise<unknown>[] = [];
+      try {
+        if (sizes.shrink !== null) sent.push(this.connection.setSize(sizes.shrink, sends));
+        for (const sending of sendings) {
+          if (this.connection.overCapacity) await this.connection.capacity(sends);
+          const offset = sending.run[0]![0] * pageSize;
+          sent.push(this.connection.dataReturn(offset, sending.body, { dirty: true, ...sends }));
+        }
+        if (sizes.final !== null) sent.push(this.connection.setSize(sizes.final, sends));
+        const completion = this.connection.synchronize(span.offset, span.length, syncFlags, sends);
+        const [done] = await Promise.all([completion, ...sent]);
+        for (const sending of sendings) this.finishSending(sending);
+        this.heard(target.size, target.shrinkTo, target.edits);
+        return done;
+      } catch (error) {
+        // Nothing of it is committed (or, aborted late, all of it): either way the pages go again.
+        this.connection.abandonGroup(group, error as Error);
+        for (const sending of sendings) this.redirty(sending);
+        throw error;
+      }
+    } finally {
+      call.done();
+    }
+  }
+
+  /**
+   * Commits `writes` (applied in order, after a size change to `size` if given) together with
+   * whatever else is dirty, as one atomic group (see `commit`). If the commit fails, the cache is
+   * as it was before the call: what the writes and the size change did here is undone, so it
+   * still holds what the manager holds. Nothing else may write to the cache meanwhile.
+   */
+  async commitWrites(
+    writes: readonly { offset: number; data: Uint8Array }[],
+    options: CommitOptions & { size?: number } = {},
+  ): Promise<SynchronizeCompletedMessage> {
+    const { size, syncFlags, ...callOptions } = options ?? {};
+    if (size !== undefined) checkByteCount("commitWrites", "size", size);
+    const call = callSignal("commitWrites", callOptions);
+    const undo = this.undoLog(writes, size);
+    try {
+      if (size !== undefined) await this.setSize(size);
+      for (const { offset, data } of writes) {
+        await this.write(offset, data, { signal: call.signal });
+      }
+      return await this.commit({ syncFlags, signal: call.signal });
+    } catch (error) {
+      undo();
+      throw error;
+    } finally {
+      call.done();
+    }
+  }
+
+  /** Dirty pages to commit, or a size change the manager has not heard of. */
+  get hasChanges(): boolean {
+    return (
+      this.dirtyPages().length > 0 ||
+      this.localSize !== this.managerSize ||
+      this.shrinkTo !== null ||
+      this.sizeEdits !== this.sizeEditsHeard
+    );
+  }
+
+  /**
+   * What `commitWrites` needs to undo its changes to the cache: the pages the writes touch and,
+   * with a size, the cached pages it may cut, as they are now; and the size.
+   */
+  private undoLog(
+    writes: readonly { offset: number; data: Uint8Array }[],
+    size: number | undefined,
+  ): () => void {
+    const { pageSize } = this.geometry();
+    const touched = new Set<number>();
+    for (const { offset, data } of writes) {
+      const end = Math.ceil((offset + data.byteLength) / pageSize);
+      for (let page = Math.floor(offset / pageSize); page < end; page++) touched.add(page);
+    }
+    if (size !== undefined) {
+      const cut = Math.floor(size / pageSize);
+      for (const page of this.pages.keys()) if (page >= cut) touched.add(page);
+    }
+    const saved = [...touched].map((page) => {
+      const cached = this.pages.get(page);
+      return { page, cached, state: cached && { ...cached, data: cached.data.slice() } };
+    });
+    const sizes = { local: this.localSize, shrinkTo: this.shrinkTo, edits: this.sizeEdits };
+    return () => {
+      for (const { page, cached, state } of saved) {
+        if (!cached || !state) {
+          if (this.pages.get(page)?.sending === 0) this.forget(page);
+          continue;
+        }
+        Object.assign(cached, { ...state, sending: cached.sending, version: cached.version + 1 });
+        this.place(page, cached);
+      }
+      this.localSize = sizes.local;
+      this.shrinkTo = sizes.shrinkTo;
+      this.sizeEdits = sizes.edits;
+    };
+  }
+
+  /** Stops answering lock requests and following the connection; the connection stays open. */
   detach(): void {
     for (const stop of this.unsubscribe) stop();
   }
@@ -142,77 +476,198 @@ export class PageCache {
    * one (the page size cannot change under a connection: it inits with the same one each time),
    * so reads, writes and msyncs during an outage queue instead of throwing.
    */
-  private geometry(): { pageSize: number; maxTransfer: number } {
+  private geometry(): Geometry {
     const ready = this.connection.ready;
-    if (ready) this.known = { pageSize: ready.page_size, maxTransfer: ready.max_transfer };
+    if (ready && !this.known) this.onReady(ready);
     if (!this.known) {
       throw new Error("the kernel is not connected yet: await connection.whenReady()");
     }
     return this.known;
   }
 
-  /** Requests every missing page of [first, end), in runs of at most max_transfer. */
-  private async faultIn(first: number, end: number): Promise<void> {
-    const { pageSize, maxTransfer } = this.geometry();
-    const perRequest = maxTransfer / pageSize;
-    const requests: Promise<void>[] = [];
-    for (let page = first; page < end;) {
-      if (this.pages.has(page)) {
+  /** Each ready: the geometry, and the manager's size (ours too, unless we changed it since). */
+  private onReady(ready: ReadyMessage): void {
+    const first = this.known === null;
+    this.known = {
+      pageSize: ready.page_size,
+      maxTransfer: ready.max_transfer,
+      maxSize: ready.max_size,
+    };
+    const size = typeof ready.size === "number" ? ready.size : Number.POSITIVE_INFINITY;
+    if (first) {
+      this.localSize = size;
+      this.managerSize = size;
+    } else this.learnSize(size);
+  }
+
+  // --- faults and read-ahead ---------------------------------------------------------------
+
+  /**
+   * Requests every missing page of [first, end) (with `readAhead`, the run from a miss goes on
+   * past `end`, up to `readAheadBytes`), in requests of at most max_transfer, and resolves with
+   * the bytes of the pages of [first, end) it had to wait for. Pages wholly past the known size
+   * are zeros and never requested.
+   */
+  private async faultIn(
+    first: number,
+    end: number,
+    readAhead: boolean,
+  ): Promise<Map<number, Uint8Array>> {
+    const { pageSize, maxTransfer, maxSize } = this.geometry();
+    const perRequest = Math.max(1, Math.floor(maxTransfer / pageSize));
+    const zeroFrom = this.zeroPage();
+    const lastPage = Math.min(zeroFrom, Math.floor(maxSize / pageSize));
+    const ahead = readAhead ? Math.floor(this.readAheadBytes() / pageSize) : 0;
+    const waits: [number, Fetch][] = [];
+    for (let page = first; page < end && page < lastPage;) {
+      const pending = this.fetching.get(page);
+      if (this.pages.has(page) || pending) {
+        if (pending) waits.push([page, pending]);
         page++;
         continue;
       }
+      const limit = Math.min(lastPage, Math.max(end, page + ahead));
       let runEnd = page + 1;
-      while (runEnd < end && runEnd - page < perRequest && !this.pages.has(runEnd)) runEnd++;
-      const runStart = page;
-      requests.push(
-        this.connection
-          .dataRequest(runStart * pageSize, (runEnd - runStart) * pageSize)
-          .then((reply) => {
-            for (let p = runStart; p < runEnd; p++) {
-              if (this.pages.has(p)) continue; // written meanwhile: the local copy is newer
-              const at = (p - runStart) * pageSize;
-              this.pages.set(p, {
-                data: reply.data ? reply.data.slice(at, at + pageSize) : new Uint8Array(pageSize),
-                dirty: false,
-                precious: reply.precious,
-                prohibited: reply.lockValue,
-                version: 0,
-              });
-            }
-          }),
-      );
+      while (runEnd < limit && !this.pages.has(runEnd) && !this.fetching.has(runEnd)) runEnd++;
+      for (let start = page; start < runEnd; start += perRequest) {
+        this.fetchRun(start, Math.min(runEnd, start + perRequest));
+      }
+      for (let p = page; p < Math.min(runEnd, end); p++) waits.push([p, this.fetching.get(p)!]);
       page = runEnd;
     }
-    await Promise.all(requests);
-  }
-
-  /**
-   * Sends data_returns for the pages of [first, end) that `select` picks, contiguous runs up to
-   * max_transfer each, waiting for capacity only when over it (see `msync`).
-   */
-  private async returnPages(
-    first: number,
-    end: number,
-    select: (page: CachedPage) => boolean,
-  ): Promise<Promise<unknown>[]> {
-    const sent: Promise<unknown>[] = [];
-    for (const run of this.runsOf(first, end, select)) {
-      if (this.connection.overCapacity) await this.connection.capacity();
-      sent.push(this.returnRun(run));
+    const fetched = new Map<number, Uint8Array>();
+    for (const [page, fetch] of waits) {
+      const data = await fetch;
+      if (data) fetched.set(page, data);
     }
-    return sent;
+    return fetched;
   }
 
-  /** The pages of [first, end) that `select` picks, in contiguous runs of at most max_transfer. */
-  private runsOf(
+  /** One data_request for pages [start, end), each page's fetch registered until answered. */
+  private fetchRun(start: number, end: number): void {
+    const { pageSize } = this.geometry();
+    const reply = this.connection.dataRequest(start * pageSize, (end - start) * pageSize);
+    const zeroFrom = this.shrinkTo;
+    const settled = reply.then(
+      (answer) => {
+        const pages = new Map<number, Uint8Array>();
+        for (let p = start; p < end; p++) {
+          this.fetching.delete(p);
+          const at = (p - start) * pageSize;
+          const data = answer.data ? answer.data.slice(at, at + pageSize) : null;
+          // Bytes past a shrink the manager has not heard of yet are zeros here already.
+          if (data && zeroFrom !== null && (p + 1) * pageSize > zeroFrom) {
+            data.fill(0, Math.max(0, zeroFrom - p * pageSize));
+          }
+          if (data) pages.set(p, data);
+          // Written meanwhile: the local copy is newer.
+          if (this.pages.has(p)) continue;
+          const cached = newPage(null, pageSize);
+          if (data) cached.data = data;
+          cached.precious = answer.precious;
+          cached.prohibited = answer.lockValue;
+          this.place(p, cached);
+        }
+        return pages;
+      },
+      (error: Error) => {
+        for (let p = start; p < end; p++) this.fetching.delete(p);
+        throw error;
+      },
+    );
+    for (let p = start; p < end; p++) {
+      const fetch = settled.then((pages) => pages.get(p) ?? null);
+      // Read ahead, nobody may wait for it: a failure is then nobody's to report.
+      fetch.catch(() => {});
+      this.fetching.set(p, fetch);
+    }
+  }
+
+  private readAheadBytes(): number {
+    return this.options.readAheadBytes === -1
+      ? Math.min(DEFAULTS.readAheadBytes, this.geometry().maxTransfer)
+      : this.options.readAheadBytes;
+  }
+
+  /** The first page wholly past the known size (or a pending shrink): all zeros from there. */
+  private zeroPage(): number {
+    const { pageSize } = this.geometry();
+    const size = Math.min(this.localSize, this.shrinkTo ?? Number.POSITIVE_INFINITY);
+    return Math.ceil(size / pageSize);
+  }
+
+  // --- the page sets -----------------------------------------------------------------------
+
+  /** Files a page under clean or pinned after a change, and evicts clean pages over the bound. */
+  private place(page: number, cached: CachedPage): void {
+    this.pages.set(page, cached);
+    this.clean.delete(page);
+    if (cached.dirty || cached.precious || cached.sending > 0) {
+      this.pinned.add(page);
+      return;
+    }
+    this.pinned.delete(page);
+    this.clean.add(page);
+    this.evict();
+  }
+
+  /** The cached page, marked most recently used if clean. */
+  private touch(page: number): CachedPage | undefined {
+    const cached = this.pages.get(page);
+    if (cached && this.clean.delete(page)) this.clean.add(page);
+    return cached;
+  }
+
+  private forget(page: number): void {
+    this.pages.delete(page);
+    this.clean.delete(page);
+    this.pinned.delete(page);
+  }
+
+  private evict(): void {
+    const max = Math.floor(this.options.maxCleanBytes / this.geometry().pageSize);
+    while (this.clean.size > max) {
+      const oldest = this.clean.values().next().value!;
+      this.clean.delete(oldest);
+      this.pages.delete(oldest);
+    }
+  }
+
+  private dirtyPages(): number[] {
+    return [...this.pinned].filter((page) => this.pages.get(page)!.dirty);
+  }
+
+  /** Cached pages `select` picks: wholly past `size` dropped, the last one's tail zeroed. */
+  private cut(size: number, select: (page: CachedPage) => boolean): void {
+    const { pageSize } = this.geometry();
+    const firstGone = Math.ceil(size / pageSize);
+    for (const [page, cached] of [...this.pages]) {
+      if (!select(cached)) continue;
+      if (page >= firstGone) this.forget(page);
+      else if ((page + 1) * pageSize > size) cached.data.fill(0, size - page * pageSize);
+    }
+  }
+
+  // --- returns -----------------------------------------------------------------------------
+
+  /** The pages of `candidates` within [first, end) that `select` picks, in page order. */
+  private chosen(
+    candidates: Iterable<number>,
     first: number,
     end: number,
     select: (page: CachedPage) => boolean,
-  ): [number, CachedPage][][] {
+  ): [number, CachedPage][] {
+    const chosen: [number, CachedPage][] = [];
+    for (const page of candidates) {
+      const cached = this.pages.get(page);
+      if (cached && page >= first && page < end && select(cached)) chosen.push([page, cached]);
+    }
+    return chosen.sort(([a], [b]) => a - b);
+  }
+
+  /** Pages in page order, as contiguous runs of at most max_transfer. */
+  private runsOf(chosen: [number, CachedPage][]): [number, CachedPage][][] {
     const { pageSize, maxTransfer } = this.geometry();
-    const chosen = [...this.pages.entries()]
-      .filter(([page, cached]) => page >= first && page < end && select(cached))
-      .sort(([a], [b]) => a - b);
     const runs: [number, CachedPage][][] = [];
     let run: [number, CachedPage][] = [];
     for (const entry of chosen) {
@@ -228,26 +683,86 @@ export class PageCache {
   }
 
   /**
-   * One data_return of a run, its bytes as they are now. The pages count as clean once sent; if
-   * the return fails, those not written since are dirty again.
+   * The size messages an msync or commit returning `runs` needs: the pending shrink first, and
+   * after the returns the size, unless the returns leave the manager at it already (a return
+   * raises the size to its end, docs/protocol.md §13).
    */
-  private returnRun(pages: [number, CachedPage][]): Promise<unknown> {
+  private sizeSteps(runs: [number, CachedPage][][]): {
+    shrink: number | null;
+    final: number | null;
+  } {
     const { pageSize } = this.geometry();
-    const body = new Uint8Array(pages.length * pageSize);
-    pages.forEach(([, cached], i) => body.set(cached.data, i * pageSize));
-    const dirty = pages.some(([, cached]) => cached.dirty);
-    const versions = pages.map(([, cached]) => cached.version);
-    for (const [, cached] of pages) {
+    const returnsEnd = Math.max(0, ...runs.map((run) => (run.at(-1)![0] + 1) * pageSize));
+    const expected = Math.max(this.shrinkTo ?? this.managerSize, returnsEnd);
+    // Only a size this kernel set, or a write's end inside a page: a size merely raised by whole
+    // pages comes with the returns, and sending it could cut what another kernel wrote since.
+    const set = this.sizeEdits !== this.sizeEditsHeard;
+    const ragged = this.localSize > this.managerSize && this.localSize % pageSize !== 0;
+    const final = Number.isFinite(this.localSize) && this.localSize !== expected && (set || ragged);
+    return { shrink: this.shrinkTo, final: final ? this.localSize : null };
+  }
+
+  /** The manager now has `size`; the shrink it applied is no longer pending unless set since. */
+  private heard(size: number, shrinkTo: number | null, edits = this.sizeEditsHeard): void {
+    this.managerSize = size;
+    this.sizeEditsHeard = Math.max(this.sizeEditsHeard, edits);
+    if (shrinkTo !== null && this.shrinkTo === shrinkTo) this.shrinkTo = null;
+  }
+
+  /**
+   * A run's bytes as they are now, its pages counted clean from here; they stay cached (never
+   * evicted) until `finishSending` or `redirty` settles the send.
+   */
+  private startSending(run: [number, CachedPage][]): Sending {
+    const { pageSize } = this.geometry();
+    const body = new Uint8Array(run.length * pageSize);
+    const dirty = run.some(([, cached]) => cached.dirty);
+    run.forEach(([page, cached], i) => {
+      body.set(cached.data, i * pageSize);
       cached.dirty = false;
       cached.precious = false;
-    }
-    return this.connection.dataReturn(pages[0]![0] * pageSize, body, { dirty }).catch((error) => {
-      pages.forEach(([page, cached], i) => {
-        if (this.pages.get(page) === cached && cached.version === versions[i]) cached.dirty = true;
-      });
-      throw error;
+      cached.sending++;
+      this.place(page, cached);
     });
+    return { run, body, dirty, versions: run.map(([, c]) => c.version), open: true };
   }
+
+  /** The send succeeded: its pages are clean (unless written since) and may be evicted. */
+  private finishSending(sending: Sending): void {
+    if (!sending.open) return;
+    sending.open = false;
+    for (const [page, cached] of sending.run) {
+      cached.sending--;
+      if (this.pages.get(page) === cached) this.place(page, cached);
+    }
+  }
+
+  /** The send failed (or must go again): its pages not written since are dirty again. */
+  private redirty(sending: Sending): void {
+    sending.run.forEach(([page, cached], i) => {
+      if (sending.open) cached.sending--;
+      if (this.pages.get(page) !== cached) return;
+      if (cached.version === sending.versions[i]) cached.dirty = true;
+      this.place(page, cached);
+    });
+    sending.open = false;
+  }
+
+  /** One data_return of a send's bytes; its pages are settled with its answer. */
+  private returnRun(sending: Sending, options: CallOptions): Promise<unknown> {
+    const { pageSize } = this.geometry();
+    const offset = sending.run[0]![0] * pageSize;
+    const dirty = sending.dirty;
+    return this.connection.dataReturn(offset, sending.body, { dirty, ...options }).then(
+      () => this.finishSending(sending),
+      (error: Error) => {
+        this.redirty(sending);
+        throw error;
+      },
+    );
+  }
+
+  // --- the manager's requests --------------------------------------------------------------
 
   /** memory_object_lock_request: return what it asks, flush if told, apply the lock, answer. */
   private async onLockRequest(lock: LockRequestMessage): Promise<void> {
@@ -255,10 +770,18 @@ export class PageCache {
     const first = Math.floor(lock.offset / pageSize);
     const end = Math.ceil((lock.offset + lock.length) / pageSize);
     const select = returnSelector(lock.should_return);
-    const returns = select ? await this.returnPages(first, end, select) : [];
-    for (const [page, cached] of [...this.pages.entries()]) {
+    const returns: Promise<unknown>[] = [];
+    if (select) {
+      const candidates =
+        lock.should_return === MEMORY_OBJECT_RETURN_ANYTHING ? this.pages.keys() : this.pinned;
+      for (const run of this.runsOf(this.chosen(candidates, first, end, select))) {
+        if (this.connection.overCapacity) await this.connection.capacity();
+        returns.push(this.returnRun(this.startSending(run), {}));
+      }
+    }
+    for (const [page, cached] of [...this.pages]) {
       if (page < first || page >= end) continue;
-      if (lock.should_flush) this.pages.delete(page);
+      if (lock.should_flush) this.forget(page);
       else if (lock.lock_value !== VM_PROT_NO_CHANGE) cached.prohibited = lock.lock_value;
     }
     try {
@@ -283,9 +806,74 @@ export class PageCache {
 
   /** The manager said our copies may be stale: keep only what it has not got yet. */
   private dropClean(): void {
-    for (const [page, cached] of [...this.pages.entries()]) {
-      if (!cached.dirty && !cached.precious) this.pages.delete(page);
-    }
+    for (const page of [...this.clean]) this.forget(page);
+  }
+}
+
+/** A clean page of a copy of `data`, or of zeros. */
+function newPage(data: Uint8Array | null, pageSize: number): CachedPage {
+  return {
+    data: data ? data.slice() : new Uint8Array(pageSize),
+    dirty: false,
+    precious: false,
+    prohibited: VM_PROT_NONE,
+    version: 0,
+    sending: 0,
+  };
+}
+
+/**
+ * The range a commit's synchronize covers: its dirty pages, and the page where a size change
+ * cuts, so a SYNCHRONOUS commit waits for all it changed.
+ */
+function commitSpan(
+  dirty: number[],
+  sizes: { shrink: number | null; final: number | null },
+  pageSize: number,
+  maxSize: number,
+): { offset: number; length: number } {
+  let first = dirty.length > 0 ? dirty[0]! : Number.POSITIVE_INFINITY;
+  let end = dirty.length > 0 ? dirty.at(-1)! + 1 : 0;
+  for (const size of [sizes.shrink, sizes.final]) {
+    if (size === null) continue;
+    const page = Math.min(Math.floor(size / pageSize), Math.floor(maxSize / pageSize) - 1);
+    first = Math.min(first, page);
+    end = Math.max(end, page + 1);
+  }
+  if (end <= first) return { offset: 0, length: 0 };
+  return { offset: first * pageSize, length: (end - first) * pageSize };
+}
+
+/** Rejects with the signal's reason as soon as it aborts, whatever `work` is doing. */
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const aborted = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", aborted, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", aborted));
+  });
+}
+
+function checkOptions(options: PageCacheOptions): Required<PageCacheOptions> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("PageCache: the options must be an object");
+  }
+  const { maxCleanBytes, readAheadBytes, maxGroupBytes } = options;
+  for (const [name, value] of Object.entries({ maxCleanBytes, readAheadBytes, maxGroupBytes })) {
+    if (value !== undefined) checkByteCount("PageCache", name, value);
+  }
+  return {
+    maxCleanBytes: maxCleanBytes ?? DEFAULTS.maxCleanBytes,
+    // -1: the default, which depends on the ready's max_transfer.
+    readAheadBytes: readAheadBytes ?? -1,
+    maxGroupBytes: maxGroupBytes ?? DEFAULTS.maxGroupBytes,
+  };
+}
+
+function checkByteCount(call: string, name: string, value: unknown): void {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`${call}: ${name} must be a byte count (an integer, 0 or more)`);
   }
 }
 
