@@ -237,7 +237,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
         length: data.byteLength,
         dirty: flags.dirty ?? true,
         kernel_copy: flags.kernelCopy ?? false,
-        ...groupField("dataReturn", flags?.group),
+        ...(flags?.group !== undefined && { group: flags.group }),
       },
       data,
       true,
@@ -255,7 +255,11 @@ export class KernelConnection extends Emitter<KernelEvents> {
     }
     return this.enqueue(
       "setSize",
-      { type: "memory_object_set_size", size, ...groupField("setSize", options?.group) },
+      {
+        type: "memory_object_set_size",
+        size,
+        ...(options?.group !== undefined && { group: options.group }),
+      },
       undefined,
       true,
       options,
@@ -375,6 +379,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
     options: CallOptions = {},
   ): Promise<unknown> {
     checkCallOptions(call, options);
+    groupField(call, message.group);
     const { id, answered } = this.queue(message, payload, stateChanging);
     const stop = watchCall(call, options, (error) => this.withdraw(id, error));
     answered.then(stop, stop);

@@ -583,10 +583,13 @@ export class PageCache {
     }
   }
 
+  /** Never more than the clean pages kept: what is read ahead must stay until it is read. */
   private readAheadBytes(): number {
-    return this.options.readAheadBytes === -1
-      ? Math.min(DEFAULTS.readAheadBytes, this.geometry().maxTransfer)
-      : this.options.readAheadBytes;
+    const bytes =
+      this.options.readAheadBytes === -1
+        ? Math.min(DEFAULTS.readAheadBytes, this.geometry().maxTransfer)
+        : this.options.readAheadBytes;
+    return Math.min(bytes, this.options.maxCleanBytes);
   }
 
   /** The first page wholly past the known size (or a pending shrink): all zeros from there. */
