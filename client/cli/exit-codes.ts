@@ -14,6 +14,8 @@ export const EXIT = {
   KERN_ERROR: 3,
   /** The local file could not be read (put) or written (get --output). */
   FILE_ERROR: 4,
+  /** SQLite refused a statement of `edgepager sql` (syntax, constraint, …). */
+  SQL_ERROR: 5,
   /** Bad command line: unknown command or option, a malformed number or name (EX_USAGE). */
   USAGE: 64,
   /** Stopped by Ctrl-C (128 + SIGINT); `watch` ends this way normally and exits 0. */
@@ -29,5 +31,6 @@ export const EXIT_CODES_HELP = `Exit codes:
   ${EXIT.UNREACHABLE}    cannot reach the edgepager service (refused, unknown host, timeout)
   ${EXIT.KERN_ERROR}    the manager answered a kern_return error (KERN_... name printed)
   ${EXIT.FILE_ERROR}    cannot read the input file or write the output file
+  ${EXIT.SQL_ERROR}    SQLite refused a statement of sql (its message printed)
   ${EXIT.USAGE}   bad command line (EX_USAGE)
   ${EXIT.INTERRUPTED}  interrupted by Ctrl-C (watch exits 0)`;

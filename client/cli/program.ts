@@ -8,6 +8,7 @@ import { registerGet } from "./commands/get";
 import { registerPut } from "./commands/put";
 import { registerRm } from "./commands/rm";
 import { registerSmoke } from "./commands/smoke";
+import { registerSql } from "./commands/sql";
 import { registerStat } from "./commands/stat";
 import { registerSync } from "./commands/sync";
 import { registerSyncs } from "./commands/syncs";
@@ -26,6 +27,7 @@ export const COMMANDS = [
   "syncs",
   "watch",
   "rm",
+  "sql",
   "token",
   "smoke",
 ] as const;
@@ -57,6 +59,7 @@ function buildProgram(): Command {
     registerSyncs,
     registerWatch,
     registerRm,
+    registerSql,
     registerToken,
     registerSmoke,
   ]) {

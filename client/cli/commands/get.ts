@@ -29,13 +29,13 @@ export function registerGet(program: Command): void {
     .description(
       "Read a byte range of an object and write the raw bytes to stdout (redirect it) or to " +
         "--output FILE. Never-written pages read as zeros. The length defaults to the object's " +
-        "bytes (pages x page size, from stat) after --offset.",
+        "size (from stat) after --offset.",
     )
     .argument("<object>", "object name", parseObjectName)
     .option("--offset <bytes>", "first byte to read", parseCount, 0)
     .option(
       "--length <bytes>",
-      "bytes to read (default: the object's bytes after --offset)",
+      "bytes to read (default: the object's size after --offset)",
       parseCount,
     )
     .option("-o, --output <file>", "write to this file instead of stdout")
@@ -54,8 +54,7 @@ export function registerGet(program: Command): void {
         );
       }
       const http = new HttpClient(globals.url, globals.token);
-      const length =
-        options.length ?? Math.max(0, (await http.stat(object)).bytes - options.offset);
+      const length = options.length ?? Math.max(0, (await http.stat(object)).size - options.offset);
       const sink = options.output ? await openOutput(options.output) : process.stdout;
       try {
         for (let done = 0; done < length;) {

@@ -38,7 +38,8 @@ export function registerPut(program: Command): void {
     .description(
       "Upload a file into an object as memory_object_data_return frames over a control " +
         "socket, then memory_object_synchronize(SYNCHRONOUS): exit 0 means every byte is in R2. " +
-        "The last partial page is zero-padded. A progress bar shows on a terminal. " +
+        "The last partial page is zero-padded; when the file makes the object longer, its size " +
+        "becomes the file's end. A progress bar shows on a terminal. " +
         "The kernel id defaults to cli-<host>-<pid>; the kernel is terminated at the end.",
     )
     .argument("<object>", "object name", parseObjectName)
@@ -133,7 +134,7 @@ async function upload(
   offset: number,
   progress: ProgressBar,
 ): Promise<{ padded: number; seqno: number }> {
-  const { page_size: pageSize, max_transfer: maxTransfer } = connection.ready!;
+  const { page_size: pageSize, max_transfer: maxTransfer, size: sizeBefore } = connection.ready!;
   const state = { acked: 0, failure: null as Error | null };
   const returns: Promise<void>[] = [];
   for (let at = 0; at < size && !state.failure; at += maxTransfer) {
@@ -154,7 +155,13 @@ async function upload(
   progress.update(size, true);
   progress.status(`synchronizing ${formatBytes(size)} (SYNCHRONOUS)...`);
   const padded = roundUp(size, pageSize);
-  const completion = await connection.synchronize(offset, padded, VM_SYNC_SYNCHRONOUS);
+  // The object ends where the file ends (docs/protocol.md §13), not at the padded page, when the
+  // file made it longer: `get` then downloads exactly the file.
+  const sized = offset + size > sizeBefore ? connection.setSize(offset + size) : null;
+  const [completion] = await Promise.all([
+    connection.synchronize(offset, padded, VM_SYNC_SYNCHRONOUS),
+    sized,
+  ]);
   return { padded, seqno: completion.seqno };
 }
 
