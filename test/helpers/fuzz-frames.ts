@@ -1,7 +1,8 @@
 /**
  * Frames for the fuzz tests (test/fuzz.test.ts): well-formed messages of every type, broken ones
  * (fields deleted, retyped, out of range, misaligned), random bytes and text, broken JSON,
- * oversized headers and lying binary length prefixes; and for kernels that asked for batches
+ * oversized headers and lying binary length prefixes, messages of atomic groups (docs/protocol.md §12) and
+ * `open_groups` with group numbers valid and not; and for kernels that asked for batches
  * (docs/protocol.md §11), batch frames and batches that cannot be parsed. Drawn from a seeded
  * PRNG, so a seed replays exactly. Whether a frame is an error, and which, is for the caller to
  * judge.
@@ -118,26 +119,81 @@ function template(rng: Rng, target: Target, shape: FrameShape): Record<string, u
   const { pageSize } = shape;
   const offset = rng.int(shape.touchedPages) * pageSize;
   const length = (1 + rng.int(4)) * pageSize;
+  // Now and then in an atomic group (docs/protocol.md §12), or naming groups it will finish.
+  const group = () => (rng.chance(0.15) ? { group: 1 + rng.int(8) } : {});
   switch (type) {
     case "memory_object_init":
-      return { type, id, page_size: pageSize, received_mid: 0 };
+      return {
+        type,
+        id,
+        page_size: pageSize,
+        received_mid: 0,
+        ...(rng.chance(0.1) && { open_groups: [1 + rng.int(8)] }),
+      };
     case "memory_object_data_request":
     case "memory_object_data_unlock":
       return { type, id, offset, length, desired_access: rng.int(8) };
     case "memory_object_data_return":
-      return { type, id, offset, length, dirty: rng.chance(0.7), kernel_copy: rng.chance(0.3) };
+      return {
+        type,
+        id,
+        offset,
+        length,
+        dirty: rng.chance(0.7),
+        kernel_copy: rng.chance(0.3),
+        ...group(),
+      };
     case "memory_object_synchronize":
-      return { type, id, offset, length, sync_flags: rng.pick([0, 1, 2, 4, 5, 6, 0x48]) };
+      return {
+        type,
+        id,
+        offset,
+        length,
+        sync_flags: rng.pick([0, 1, 2, 4, 5, 6, 0x48]),
+        ...group(),
+      };
     case "memory_object_lock_completed":
       return { type, id, lock_id: 1 + rng.int(20), offset, length };
     case "memory_object_terminate":
       return { type, id };
     case "memory_object_set_size":
-      return { type, id, size: rng.int(shape.touchedPages + 1) * pageSize };
+      return {
+        type,
+        id,
+        size: rng.chance(0.9)
+          ? rng.int(shape.touchedPages + 1) * pageSize + rng.int(2)
+          : shape.maxSize + rng.pick([1, pageSize]),
+        ...group(),
+      };
     case "received":
       return { type, id, mid: rng.int(3) };
   }
 }
+
+/** Group numbers and `open_groups` lists that break their rules (docs/protocol.md §12), and a few that keep them. */
+const GROUP_VALUES: unknown[] = [
+  0,
+  -1,
+  1.5,
+  "1",
+  null,
+  true,
+  2 ** 53,
+  raw("1e999"),
+  raw("-0"),
+  raw("1.0"),
+  [],
+  [0],
+  [1, -2],
+  [1.5],
+  ["1"],
+  [null],
+  [2 ** 53],
+  Array.from({ length: 64 }, (_, i) => i + 1),
+  Array.from({ length: 65 }, (_, i) => i + 1),
+  { 1: 1 },
+  3,
+];
 
 type Mutation = (h: Record<string, unknown>, rng: Rng, target: Target, shape: FrameShape) => void;
 const MUTATIONS: Mutation[] = [
@@ -161,6 +217,9 @@ const MUTATIONS: Mutation[] = [
   (h, rng, target) => (h[rng.pick(["mid", "received_mid"])] = target.lastMid + 1000 + rng.int(1e6)),
   (h, rng) => (h[rng.pick(["dirty", "kernel_copy"])] = rng.pick(["yes", 1, null, 0])),
   (h, rng) => (h[`junk${rng.int(5)}`] = rng.pick(NASTY_VALUES)),
+  (h, rng) => (h[rng.pick(["group", "open_groups"])] = rng.pick(GROUP_VALUES)),
+  (h, rng, _t, { pageSize, maxSize }) =>
+    (h.size = rng.pick([maxSize, maxSize + 1, maxSize + pageSize, 2 ** 53, -1, 1.5, "0"])),
 ];
 
 const TEXT_POOL = [

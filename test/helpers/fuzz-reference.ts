@@ -21,6 +21,18 @@
  * it sends must parse into exactly the messages judged. A socket that did not ask sends version 1:
  * an array is one `bad_json`.
  *
+ * The object's size and atomic groups (docs/protocol.md §13, docs/protocol.md §12): writes raise the size to their
+ * end, a shrink drops the pages wholly past it (as if never written, as far as reads and status
+ * tell) and zeroes the rest of its last page. A grouped return or set_size is staged in its
+ * kernel's group, acked and seen by nobody, until the kernel's synchronize naming the group
+ * applies the staged messages, in order, at its own seqno. Every change of the pages or the size
+ * is an `Effect` of the frame that made it, applied in seqno order once the round's seqnos are
+ * known; a read, and a ready's size, are judged against the effects before their own seqno.
+ * Whether a grouped return fits the journal depends on how much of the journal is flushed, which
+ * the model cannot know: it refuses grouped returns that would stage more than STAGED_PAGES_CAP
+ * pages in all, and judges journal_full only while the runner has made the room exact
+ * (`journalLimitPages`: an empty journal and a limit of its choosing, in a round a socket at a time).
+ *
  * Values the model cannot know when a frame is sent are `Cell`s, bound when the answer names
  * them: every frame's seqno (frames of different sockets reach the object in an order the
  * sender does not control), the lock id of a grant when several sockets ask in the same round,
@@ -36,7 +48,13 @@
  * (a frame whose answer depends on which of two racing sockets came first) it refuses the frame
  * and the runner draws another.
  */
-import { FIELDS, STATE_CHANGING, keepsRule, optionalFieldsKeepRules } from "./message-rules";
+import {
+  FIELDS,
+  MAX_OPEN_GROUPS,
+  STATE_CHANGING,
+  keepsRule,
+  optionalFieldsKeepRules,
+} from "./message-rules";
 
 // Protocol numbers (docs/protocol.md §7).
 const KERN_INVALID_ADDRESS = 1;
@@ -49,6 +67,11 @@ const MEMORY_OBJECT_COPY_DELAY = 2;
 const CLOSE_NORMAL = 1000;
 const CLOSE_POLICY_VIOLATION = 1008;
 const CLOSE_REPLACED = 4409;
+/**
+ * Staged pages of every open group together, at most: far below the journal's room (32768 pages
+ * of 4 KiB), so that a grouped return's `journal_full` never depends on how much the journal holds.
+ */
+const STAGED_PAGES_CAP = 4096;
 
 /** The deployment's limits that decide answers (wrangler.toml vars, docs/protocol.md). */
 export interface ReferenceLimits {
@@ -202,6 +225,8 @@ export class KernelModel {
   outbox: OutboxEntry[] = [];
   /** Pages the kernel may cache (supplied or told unavailable, not flushed since). */
   readonly residency = new Set<number>();
+  /** Its open atomic groups (docs/protocol.md §12), failed ones among them, by number. */
+  readonly groups = new Map<number, Group>();
   constructor(
     readonly name: string,
     public writer: boolean,
@@ -224,11 +249,22 @@ interface SyncRow {
   locks: Map<string, Cell>;
 }
 
-/** A page version: its bytes and the frame that wrote it (whose seqno orders it). */
-interface Version {
-  page: number;
-  bytes: Uint8Array;
+/** One change of the pages or the size: a page written (raising the size), or the size set. */
+type Op = { page: number; bytes: Uint8Array } | { size: number };
+
+/** What a frame changed, at its seqno, in order. */
+interface Effect {
   frame: FrameRec;
+  ops: Op[];
+}
+
+/**
+ * An open atomic group of a kernel: what it staged, in the order sent, or failed (a grouped
+ * return did not fit: its later messages and its synchronize are refused, docs/protocol.md §12).
+ */
+interface Group {
+  ops: Op[];
+  failed: boolean;
 }
 
 /** What processing a frame came to, for the runner and the figures. */
@@ -259,6 +295,8 @@ class Fault {
     readonly code: string,
     readonly kernReturn: number,
     readonly field?: string,
+    /** What answering it changes: only a group's refusals do (docs/protocol.md §12). */
+    readonly effect?: () => void,
   ) {}
 }
 
@@ -298,10 +336,21 @@ export class ReferenceObject {
   readonly sockets = new Set<SocketModel>();
   /** Outstanding synchronize requests, in seqno order. */
   syncs: SyncRow[] = [];
-  /** Page → its latest version before this round. */
-  readonly pages = new Map<number, Version>();
-  /** Versions written this round, seqnos not yet known. */
-  private roundVersions: Version[] = [];
+  /** Page → its bytes before this round (pages never written, or dropped by a shrink, absent). */
+  readonly pages = new Map<number, Uint8Array>();
+  /** The object's size before this round (docs/protocol.md §13). */
+  size = 0;
+  /** Pages that ever had a version (for what a SYNCHRONOUS request may wait on). */
+  private readonly written = new Set<number>();
+  /** Changes made this round, seqnos not yet known. */
+  private roundEffects: Effect[] = [];
+  /**
+   * Set by the runner while the journal is empty and its limit is this many pages: a grouped
+   * return that would stage past it is `journal_full` (null: the room is not known exactly).
+   */
+  journalLimitPages: number | null = null;
+  /** What groups and sizes came to, counted for the run's figures. */
+  readonly tallies: Record<string, number> = {};
   /** Residency at the round's start plus everything recorded in it: for concurrent INVALIDATE. */
   private roundHolders = new Map<number, Set<string>>();
   /** INVALIDATE ranges of this round, by kernel: no other kernel may read them in it. */
@@ -353,7 +402,7 @@ export class ReferenceObject {
     this.roundFrames = [];
     this.seqnoBlock = new Block(this.nextSeqno, 0, "seqno");
     this.lockBlock = mode === "concurrent" ? new Block(this.nextLockId, 0, "lock_id") : null;
-    this.roundVersions = [];
+    this.roundEffects = [];
     this.roundHolders = new Map();
     this.roundInvalidations = [];
     this.roundKinds = { writer: 0, reader: 0 };
@@ -409,8 +458,10 @@ export class ReferenceObject {
     }
     this.roundGroups = [];
     this.nextSeqno += this.roundFrames.length;
-    for (const version of this.sortedVersions()) this.pages.set(version.page, version);
-    this.roundVersions = [];
+    for (const effect of this.sortedEffects(Infinity)) {
+      this.size = applyOps(this.pages, this.size, effect.ops, this.limits.pageSize);
+    }
+    this.roundEffects = [];
     for (const k of this.kernels.values()) {
       if (k.outbox.some((e) => e.mid.value === undefined)) {
         return `kernel ${k.name} has an outbox message whose mid was never seen`;
@@ -426,31 +477,80 @@ export class ReferenceObject {
     return this.nextSeqno++;
   }
 
-  private sortedVersions(): Version[] {
-    return [...this.roundVersions].sort((a, b) => a.frame.seqno.value! - b.frame.seqno.value!);
+  /** `PATCH /v1/objects/{name}` between rounds: the size set at its own seqno. */
+  httpSetSize(size: number): number {
+    this.size = applyOps(this.pages, this.size, [{ size }], this.limits.pageSize);
+    return this.nextSeqno++;
+  }
+
+  /** The round's effects below `seqno` (those whose seqno is known), in seqno order. */
+  private sortedEffects(seqno: number): Effect[] {
+    return this.roundEffects
+      .filter((e) => e.frame.seqno.value !== undefined && e.frame.seqno.value < seqno)
+      .sort((a, b) => a.frame.seqno.value! - b.frame.seqno.value!);
   }
 
   /**
    * What a read at `seqno` of pages [first, first + count) returns: the bytes, or null for
-   * data_unavailable (no page of the range ever written before it).
+   * data_unavailable (no page of the range written, and not dropped since, before it).
    */
   readAt(seqno: number, first: number, count: number): Uint8Array | null {
     const { pageSize } = this.limits;
-    const bytes = new Uint8Array(count * pageSize);
-    let any = false;
-    for (let p = 0; p < count; p++) {
-      let version = this.pages.get(first + p);
-      for (const v of this.roundVersions) {
-        const at = v.frame.seqno.value;
-        if (v.page !== first + p || at === undefined || at >= seqno) continue;
-        if (!version || at > version.frame.seqno.value!) version = v;
-      }
-      if (version) {
-        any = true;
-        bytes.set(version.bytes, p * pageSize);
-      }
+    const pages = new Map<number, Uint8Array>();
+    for (let p = first; p < first + count; p++) {
+      const bytes = this.pages.get(p);
+      if (bytes) pages.set(p, bytes);
     }
-    return any ? bytes : null;
+    // Every write counts for the size, which decides what a later shrink drops.
+    const inRange = (page: number) => page >= first && page < first + count;
+    let size = this.size;
+    for (const effect of this.sortedEffects(seqno)) {
+      size = applyOps(pages, size, effect.ops, pageSize, inRange);
+    }
+    if (pages.size === 0) return null;
+    const bytes = new Uint8Array(count * pageSize);
+    for (const [page, data] of pages) bytes.set(data, (page - first) * pageSize);
+    return bytes;
+  }
+
+  /** The object's size as a message at `seqno` finds it (a ready's `size`). */
+  sizeAt(seqno: number): number {
+    let size = this.size;
+    for (const effect of this.sortedEffects(seqno)) {
+      size = applyOps(new Map(), size, effect.ops, this.limits.pageSize, () => false);
+    }
+    return size;
+  }
+
+  /** Pages staged in every open group of every kernel: they count against the journal's room. */
+  stagedPages(): number {
+    let pages = 0;
+    for (const k of this.kernels.values()) {
+      for (const group of k.groups.values()) pages += group.ops.filter((op) => "page" in op).length;
+    }
+    return pages;
+  }
+
+  /** Rows of the object's `groups` and `staged` tables: open groups, and what they staged. */
+  groupRows(): { groups: number; staged: number } {
+    let groups = 0;
+    let staged = 0;
+    for (const k of this.kernels.values()) {
+      groups += k.groups.size;
+      for (const group of k.groups.values()) staged += group.ops.length;
+    }
+    return { groups, staged };
+  }
+
+  private tally(what: string, n = 1): void {
+    this.tallies[what] = (this.tallies[what] ?? 0) + n;
+  }
+
+  /** A frame's change of the pages or the size, applied at its seqno once the round knows it. */
+  private effect(frame: FrameRec, ops: Op[]): void {
+    if (ops.length === 0) return;
+    this.roundEffects.push({ frame, ops });
+    for (const op of ops) if ("page" in op) this.written.add(op.page);
   }
 
   // --- sockets ----------------------------------------------------------------------------------
@@ -516,7 +616,10 @@ export class ReferenceObject {
 
   /** A message checked and not refused: its error, or its effects. */
   private judged(socket: SocketModel, frame: FrameRec, verdict: MessageVerdict): Outcome {
-    if (verdict.fault) return this.answerError(socket, frame, verdict.fault, verdict.replyTo);
+    if (verdict.fault) {
+      verdict.fault.effect?.();
+      return this.answerError(socket, frame, verdict.fault, verdict.replyTo);
+    }
     const outcome = this.apply(socket, frame, verdict.header!, verdict.payload);
     if (this.stepDelayed) outcome.delayed = true;
     this.finishStep();
@@ -814,10 +917,7 @@ export class ReferenceObject {
     if (inBatch && isInit) return result(invalid("bad_frame"));
     if (!socket.initialized && !isInit) return result(invalid("not_initialized"));
     if (socket.initialized && isInit) return result(invalid("already_initialized"));
-    if (
-      (type === "memory_object_data_return" || type === "memory_object_synchronize") &&
-      !socket.writer
-    ) {
+    if (NEEDS_WRITE.has(type) && !socket.writer) {
       return result(new Fault("forbidden", KERN_PROTECTION_FAILURE));
     }
     const k = this.kernels.get(socket.kernel);
@@ -859,8 +959,28 @@ export class ReferenceObject {
         }
         return result(fault);
       }
-      case "memory_object_data_return":
-        return result(this.pageRange(m.offset, m.length));
+      case "memory_object_data_return": {
+        const fault = this.pageRange(m.offset, m.length);
+        if (fault) return result(fault);
+        if (m.group === undefined) {
+          return m.dirty && this.journalLimitPages !== null
+            ? { refused: "a write to the journal while its room is exact" }
+            : result(null);
+        }
+        const groupFault = this.groupOpens(k!, m.group);
+        if (groupFault || !m.dirty) return result(groupFault);
+        // Staged pages count against the journal's room (docs/protocol.md §12).
+        const staged = this.stagedPages() + m.length / L.pageSize;
+        if (this.journalLimitPages !== null && staged > this.journalLimitPages) {
+          return result(this.groupRefused(k!, m.group, "journal_full"));
+        }
+        if (staged > STAGED_PAGES_CAP) return { refused: "staged pages past the model's cap" };
+        return result(null);
+      }
+      case "memory_object_set_size":
+        if (m.size > L.maxSize)
+          return result(new Fault("out_of_range", KERN_INVALID_ADDRESS, "size"));
+        return result(m.group === undefined ? null : this.groupOpens(k!, m.group));
       case "memory_object_data_unlock":
         return result(
           this.pageRange(m.offset, m.length) ??
@@ -876,6 +996,19 @@ export class ReferenceObject {
         }
         if (k!.outbox.length + outstanding >= L.outboxMax) {
           return result(new Fault("outbox_full", KERN_RESOURCE_SHORTAGE));
+        }
+        const group = m.group === undefined ? undefined : k!.groups.get(m.group);
+        if (group?.failed) {
+          // Refused once more at its synchronize, which frees the number (docs/protocol.md §12).
+          return result(
+            new Fault("group_discarded", KERN_RESOURCE_SHORTAGE, undefined, () =>
+              k!.groups.delete(m.group),
+            ),
+          );
+        }
+        if (group && this.journalLimitPages !== null && group.ops.some((op) => "page" in op)) {
+          // Its pages would enter the journal, whose room the model then no longer knows.
+          return { refused: "a commit while the journal's room is exact" };
         }
         if (this.mode === "concurrent") {
           const refused = this.concurrentSync(k!, m.offset, m.length, m.sync_flags);
@@ -902,6 +1035,36 @@ export class ReferenceObject {
     if (length > maxTransfer) return invalid("bad_field", "length");
     if (offset + length > maxSize) return outOfRange();
     return null;
+  }
+
+  /**
+   * A grouped message opens its group if it is not open (docs/protocol.md §12): refused for a group a
+   * refusal discarded, and for one more than MAX_OPEN_GROUPS (failed ones count). Changes nothing.
+   */
+  private groupOpens(k: KernelModel, group: number): Fault | null {
+    const open = k.groups.get(group);
+    if (open?.failed) return new Fault("group_discarded", KERN_RESOURCE_SHORTAGE);
+    if (!open && k.groups.size >= MAX_OPEN_GROUPS) {
+      return new Fault("too_many_groups", KERN_RESOURCE_SHORTAGE);
+    }
+    return null;
+  }
+
+  /**
+   * A grouped return that does not fit: refused, and answering it discards the group and marks
+   * it failed (docs/protocol.md §12), though the message itself changes nothing.
+   */
+  private groupRefused(k: KernelModel, group: number, code: string): Fault {
+    return new Fault(code, KERN_RESOURCE_SHORTAGE, undefined, () =>
+      k.groups.set(group, { ops: [], failed: true }),
+    );
+  }
+
+  /** The kernel's group `group`, opened if it is not. */
+  private openGroup(k: KernelModel, group: number): Group {
+    let open = k.groups.get(group);
+    if (!open) k.groups.set(group, (open = { ops: [], failed: false }));
+    return open;
   }
 
   /** Whether `mid` is above the last mid sent to the kernel (or can't be told yet). */
@@ -933,6 +1096,7 @@ export class ReferenceObject {
           !k.stale &&
           k.outbox.length === 0 &&
           !this.syncs.some((row) => row.kernel === k.name || row.locks.has(k.name)) &&
+          ![...k.groups.values()].some((group) => !group.failed) &&
           this.socketsOf(k.name).length === 0,
       );
     return victim ?? new Fault("too_many_kernels", KERN_RESOURCE_SHORTAGE);
@@ -1032,6 +1196,13 @@ export class ReferenceObject {
         k.writer = socket.writer;
         if (socket.writer) this.pageSizeFixed = true;
         k.outbox = k.outbox.filter((e) => e.mid.value! > m.received_mid);
+        // The groups it does not name are abandoned, never applied (docs/protocol.md §12).
+        const kept: unknown[] = m.open_groups ?? [];
+        for (const group of [...k.groups.keys()]) {
+          if (kept.includes(group)) continue;
+          k.groups.delete(group);
+          this.tally("groups abandoned at init");
+        }
         const flush = k.stale || (!known && this.reclaimed);
         if (flush) {
           k.stale = false;
@@ -1087,14 +1258,32 @@ export class ReferenceObject {
         return { type };
       }
       case "memory_object_data_return": {
+        const ops: Op[] = [];
         if (m.dirty) {
           const { pageSize } = this.limits;
           const first = m.offset / pageSize;
           for (let p = 0; p < m.length / pageSize; p++) {
-            const bytes = payload!.subarray(p * pageSize, (p + 1) * pageSize);
-            this.roundVersions.push({ page: first + p, bytes, frame });
+            ops.push({
+              page: first + p,
+              bytes: payload!.subarray(p * pageSize, (p + 1) * pageSize),
+            });
           }
         }
+        // Grouped: staged, seen by nobody until its synchronize (a clean one opens the group).
+        if (m.group !== undefined) {
+          this.openGroup(k, m.group).ops.push(...ops);
+          this.tally(m.dirty ? "returns staged" : "clean grouped returns");
+        } else this.effect(frame, ops);
+        applied();
+        ack();
+        return { applied: true, type };
+      }
+      case "memory_object_set_size": {
+        const op: Op = { size: m.size };
+        if (m.group !== undefined) {
+          this.openGroup(k, m.group).ops.push(op);
+          this.tally("set_sizes staged");
+        } else this.effect(frame, [op]);
         applied();
         ack();
         return { applied: true, type };
@@ -1102,6 +1291,13 @@ export class ReferenceObject {
       case "memory_object_synchronize": {
         applied();
         ack();
+        if (m.group !== undefined) {
+          // The group commits at this seqno, in the order staged, before the request's own range.
+          const ops = k.groups.get(m.group)?.ops ?? [];
+          this.tally(ops.length > 0 ? "groups committed" : "commits of nothing");
+          this.effect(frame, ops);
+          k.groups.delete(m.group);
+        }
         if (this.mode === "concurrent" && (m.sync_flags & VM_SYNC_INVALIDATE) !== 0) {
           this.roundInvalidations.push({
             kernel: k.name,
@@ -1127,7 +1323,8 @@ export class ReferenceObject {
       case "memory_object_terminate": {
         applied();
         ack();
-        // Forgotten at once: its requests, the locks waiting on it, its outbox and residency.
+        // Forgotten at once: its requests, the locks waiting on it, its outbox, residency and groups.
+        if (k.groups.size > 0) this.tally("groups abandoned at terminate", k.groups.size);
         this.syncs = this.syncs.filter((row) => row.kernel !== k.name);
         for (const row of this.syncs) row.locks.delete(k.name);
         this.kernels.delete(k.name);
@@ -1318,9 +1515,7 @@ export class ReferenceObject {
   }
 
   private everWritten(first: number, end: number): boolean {
-    for (let page = first; page < end; page++) {
-      if (this.pages.has(page) || this.roundVersions.some((v) => v.page === page)) return true;
-    }
+    for (let page = first; page < end; page++) if (this.written.has(page)) return true;
     return false;
   }
 
@@ -1354,6 +1549,7 @@ export class ReferenceObject {
       object: this.objectName,
       page_size: this.pageSizeFixed ? this.limits.pageSize : null,
       max_size: this.limits.maxSize,
+      size: this.size,
       pages: this.pages.size,
       bytes: this.pages.size * this.limits.pageSize,
       seqno: seqno + 1,
@@ -1384,8 +1580,8 @@ export class ReferenceObject {
   expectedBytes(first: number, end: number): Uint8Array {
     const { pageSize } = this.limits;
     const bytes = new Uint8Array((end - first) * pageSize);
-    for (const [page, version] of this.pages) {
-      if (page >= first && page < end) bytes.set(version.bytes, (page - first) * pageSize);
+    for (const [page, data] of this.pages) {
+      if (page >= first && page < end) bytes.set(data, (page - first) * pageSize);
     }
     return bytes;
   }
@@ -1418,6 +1614,48 @@ export class ReferenceObject {
 
 function outOfRange(): Fault {
   return new Fault("out_of_range", KERN_INVALID_ADDRESS);
+}
+
+/** Messages that need the write right (docs/security.md). */
+const NEEDS_WRITE: ReadonlySet<string> = new Set([
+  "memory_object_data_return",
+  "memory_object_synchronize",
+  "memory_object_set_size",
+]);
+
+/**
+ * Applies `ops` in order to `pages` (changed in place; only the pages `kept` keeps) and to
+ * `size`; returns the new size. A write raises the size to its end; a smaller size drops the
+ * pages wholly past it and zeroes the rest of its last page; a larger one adds nothing, the bytes
+ * past the size being zeros already (docs/protocol.md §13).
+ */
+function applyOps(
+  pages: Map<number, Uint8Array>,
+  size: number,
+  ops: readonly Op[],
+  pageSize: number,
+  kept: (page: number) => boolean = () => true,
+): number {
+  for (const op of ops) {
+    if ("page" in op) {
+      if (kept(op.page)) pages.set(op.page, op.bytes);
+      size = Math.max(size, (op.page + 1) * pageSize);
+      continue;
+    }
+    if (op.size < size) {
+      const firstDropped = Math.ceil(op.size / pageSize);
+      for (const page of [...pages.keys()]) if (page >= firstDropped) pages.delete(page);
+      const keep = op.size % pageSize;
+      const last = pages.get(firstDropped - 1);
+      if (keep !== 0 && last) {
+        const cut = last.slice();
+        cut.fill(0, keep);
+        pages.set(firstDropped - 1, cut);
+      }
+    }
+    size = op.size;
+  }
+  return size;
 }
 
 /**

@@ -35,6 +35,15 @@
  * Scenarios that reach other kernels (INVALIDATE answered by lock_completed, a disconnect or a
  * terminate; the kernel budget filled, reclaimed, refused) run a socket at a time.
  *
+ * Atomic groups and the object size (docs/protocol.md §12, docs/protocol.md §13): pool kernels stage returns and set_sizes
+ * in a few group numbers each, commit them with a synchronize (now and then in one batch frame
+ * with the returns), resume naming some of their groups in `open_groups` (the rest are
+ * discarded), and set the size; now and then the size is set over HTTP between rounds. A ready's
+ * size is judged after its round, like a read. Two scenarios, a socket at a time: a kernel opens
+ * groups to MAX_OPEN_GROUPS and one more (`too_many_groups`), then commits or abandons them; and,
+ * with the journal empty and its limit tightened, a grouped return that does not fit
+ * (`journal_full`) discards its group, whose later messages and synchronize get `group_discarded`.
+ *
  * After every round `GET /v1/objects/{name}` must match the model (seqno, page count, kernels
  * with connected and last_id, outstanding syncs); every few rounds the pages are read back over
  * HTTP, and the object's tables (kernels, outbox, residency, syncs, locks) compared, and the
@@ -60,6 +69,7 @@ import {
 } from "./fuzz-frames";
 import { call } from "./http";
 import { inspect, pick } from "./inspect";
+import { MAX_OPEN_GROUPS } from "./message-rules";
 import {
   Cell,
   MAX_BATCH_MESSAGES,
@@ -149,6 +159,9 @@ const ROUND_TIMEOUT_MS = 30_000;
 const WINDOW_MS = 55_000;
 const MARK = Symbol.for("edgepager.fuzz.instance");
 
+/** Group numbers a pool kernel mostly uses (docs/protocol.md §12): a few, so that they are used again. */
+const GROUP_NUMBERS = 6;
+
 /** Flags that pass the documented rules, INVALIDATE among them. */
 const SYNC_FLAGS = [
   0, 1, 2, 4, 5, 6, 8, 0x10, 0x20, 0x40, 0x09, 0x12, 0x24, 0x4c, 0x78, 0x7c, 0x7e, 0x7d,
@@ -234,6 +247,8 @@ class Runner {
   failure: string | null = null;
   private wake: (() => void) | null = null;
   private roundReads: { expect: Extract<Expect, { kind: "read" }>; message: Received }[] = [];
+  /** Readies of the round: their size is judged once the round's seqnos are known. */
+  private roundReadies: { kernel: string; message: Received }[] = [];
   roundNo = 0;
   /** The last frames sent, for a failure's report. */
   private readonly recent: string[] = [];
@@ -329,8 +344,13 @@ class Runner {
     // The rarer scenarios run at least once in a run long enough.
     const crowdAt = this.options.frames >= 2000 ? Math.floor(this.options.frames * 0.4) : Infinity;
     const hoardAt = this.options.frames >= 3000 ? Math.floor(this.options.frames * 0.7) : Infinity;
+    const groupsAt =
+      this.options.frames >= 2000 ? Math.floor(this.options.frames * 0.25) : Infinity;
+    const roomAt = this.options.frames >= 2000 ? Math.floor(this.options.frames * 0.55) : Infinity;
     let crowdDone = false;
     let hoardDone = false;
+    let groupsDone = false;
+    let roomDone = false;
     const deadline = this.started + (this.options.timeLimitMs ?? Infinity);
     while (this.figures.frames < this.options.frames) {
       if (Date.now() > deadline) {
@@ -343,6 +363,12 @@ class Runner {
       } else if ((!hoardDone && this.figures.frames >= hoardAt) || this.rng.chance(0.0002)) {
         hoardDone = true;
         await this.hoardScenario();
+      } else if ((!groupsDone && this.figures.frames >= groupsAt) || this.rng.chance(0.002)) {
+        groupsDone = true;
+        await this.groupsScenario();
+      } else if ((!roomDone && this.figures.frames >= roomAt) || this.rng.chance(0.004)) {
+        roomDone = true;
+        await this.roomScenario();
       } else if (this.rng.chance(0.015)) {
         await this.invalidateScenario();
       } else if (this.rng.chance(0.0004)) {
@@ -353,6 +379,8 @@ class Runner {
       this.progress();
     }
     await this.finish();
+    // What the atomic groups came to, among the scenarios' figures.
+    Object.assign(this.figures.scenarios, this.model.tallies);
     this.figures.durationMs = Date.now() - this.started;
     return this.figures;
   }
@@ -526,6 +554,7 @@ class Runner {
     commit(expect, message);
     this.count(expect, message);
     if (expect.kind === "read") this.roundReads.push({ expect, message });
+    if (expect.kind === "ready") this.roundReadies.push({ kernel: live.model.kernel, message });
     if (expect.kind === "outbox") {
       const k = this.model.kernels.get(live.model.kernel);
       if (k) k.seenMid = Math.max(k.seenMid, message.mid);
@@ -649,6 +678,7 @@ class Runner {
     if (mode === "solo") this.figures.soloRounds++;
     this.model.beginRound(mode);
     this.roundReads = [];
+    this.roundReadies = [];
     const t0 = Date.now();
     const left = plan.map((p) => p.count);
     const silent = plan.map(() => false);
@@ -793,11 +823,21 @@ class Runner {
       }
     }
     this.roundReads = [];
+    for (const { kernel, message } of this.roundReadies) {
+      const size = this.model.sizeAt(message.seqno);
+      if (message.size !== size) {
+        throw new Failure(
+          `seed ${this.options.seed}, round ${this.roundNo}: ${kernel}: ready at seqno ${message.seqno} has size ${message.size}, expected ${size}`,
+        );
+      }
+    }
+    this.roundReadies = [];
   }
 
   /** A round with no frames: waits for what a disconnect made the object send. */
   private async drain(): Promise<void> {
     this.model.beginRound("solo");
+    this.roundReadies = [];
     await this.settleRound("drain");
     this.checkReads();
     const fault = this.model.endRound();
@@ -812,6 +852,7 @@ class Runner {
     for (const name of this.model.disconnectStale.splice(0)) {
       await this.waitStale(name);
     }
+    if (this.rng.chance(0.01) && this.model.journalLimitPages === null) await this.patchSize();
     await this.checkStat();
     if (this.roundNo % 40 === 0) await this.checkPages();
     if (this.roundNo % 97 === 0) await this.checkTables();
@@ -833,6 +874,25 @@ class Runner {
       );
     }
     this.figures.checks.stat++;
+  }
+
+  /** `PATCH /v1/objects/{name}` `{size}` (docs/protocol.md §13): as a set_size of kernel `http`. */
+  private async patchSize(): Promise<void> {
+    const size = this.drawSize();
+    const seqno = this.model.httpSetSize(size);
+    const response = await call(`/v1/objects/${this.options.object}`, {
+      method: "PATCH",
+      body: JSON.stringify({ size }),
+    });
+    const body = (await response.json()) as Record<string, unknown>;
+    const expected = { object: this.options.object, size, seqno };
+    const same = JSON.stringify(sortKeys(body)) === JSON.stringify(sortKeys(expected));
+    if (response.status !== 200 || !same) {
+      throw new Failure(
+        `seed ${this.options.seed}, round ${this.roundNo}: PATCH size ${size}: ${response.status} ${JSON.stringify(body)}, expected 200 ${JSON.stringify(expected)}`,
+      );
+    }
+    this.figures.scenarios.patchSize = (this.figures.scenarios.patchSize ?? 0) + 1;
   }
 
   private async checkPages(): Promise<void> {
@@ -890,6 +950,7 @@ class Runner {
         nextLockId: meta.next_lock_id ?? 1,
         reclaimed: meta.kernels_reclaimed === 1,
         seqno: meta.seqno ?? null,
+        groupRows: { groups: view.count("groups"), staged: view.count("staged") },
       };
     });
     if (actual.mark !== this.runId) {
@@ -962,6 +1023,7 @@ class Runner {
       nextLockId: m.nextLockId,
       reclaimed: m.reclaimed,
       seqno: m.nextSeqno,
+      groupRows: m.groupRows(),
     };
   }
 
@@ -1004,19 +1066,37 @@ class Runner {
     return this.kernel(actor)?.seenMid ?? 0;
   }
 
-  /** An init; it asks for batches now and then, else says it does not or leaves it out. */
-  private initFrame(actor: Actor, receivedMid = this.seenMid(actor)): string {
-    const batch = this.rng.chance(actor.batchRate)
+  /**
+   * An init; it asks for batches now and then, else says it does not or leaves it out. A kernel
+   * with open groups mostly names some of them in `open_groups` (the rest are discarded), now
+   * and then with a number it has not opened; `openGroups` names them for it.
+   */
+  private initFrame(
+    actor: Actor,
+    receivedMid = this.seenMid(actor),
+    openGroups?: number[],
+  ): string {
+    const rng = this.rng;
+    const batch = rng.chance(actor.batchRate)
       ? { batch: true }
-      : this.rng.chance(0.3)
+      : rng.chance(0.3)
         ? { batch: false }
         : {};
+    const open = [...(this.kernel(actor)?.groups.keys() ?? [])];
+    let groups: { open_groups?: number[] } = {};
+    if (openGroups) groups = { open_groups: openGroups };
+    else if (open.length > 0 && rng.chance(0.7)) {
+      const kept = open.filter(() => rng.chance(0.7));
+      if (rng.chance(0.2)) kept.push(1 + rng.int(GROUP_NUMBERS * 2));
+      groups = { open_groups: [...new Set(kept)].slice(0, MAX_OPEN_GROUPS) };
+    } else if (rng.chance(0.1)) groups = { open_groups: [] };
     return JSON.stringify({
       type: "memory_object_init",
       id: actor.nextId++,
       page_size: PAGE,
       received_mid: receivedMid,
       ...batch,
+      ...groups,
     });
   }
 
@@ -1071,8 +1151,8 @@ class Runner {
     actor.live = null;
   }
 
-  /** A new socket for the actor, and its init in a round of its own. */
-  private async reopen(actor: Actor): Promise<void> {
+  /** A new socket for the actor, and its init in a round of its own (naming `openGroups`, if given). */
+  private async reopen(actor: Actor, openGroups?: number[]): Promise<void> {
     if (!this.kernel(actor) && actor.role === "pool" && this.errorsOf(actor) >= POOL_NAME_ERRORS) {
       this.rename(actor);
     }
@@ -1098,12 +1178,15 @@ class Runner {
               : midChoice < 0.13
                 ? this.seenMid(a) + 1 + this.rng.int(5)
                 : this.seenMid(a),
+            openGroups,
           ),
       },
     ]);
     if (!live.model.initialized && live.model.open) {
       // A received_mid ahead of what it was sent: refused; init again as it should.
-      await this.round("solo", [{ actor, count: 1, draw: (a) => this.initFrame(a) }]);
+      await this.round("solo", [
+        { actor, count: 1, draw: (a) => this.initFrame(a, this.seenMid(a), openGroups) },
+      ]);
     }
   }
 
@@ -1137,6 +1220,14 @@ class Runner {
   private validFrame(actor: Actor): string | Uint8Array {
     const rng = this.rng;
     const k = this.kernel(actor);
+    if (rng.chance(0.12)) return this.groupFrame(actor);
+    if (rng.chance(0.02)) {
+      return JSON.stringify({
+        type: "memory_object_set_size",
+        id: actor.nextId++,
+        size: this.drawSize(),
+      });
+    }
     const roll = rng.int(100);
     const pages = 1 + rng.int(rng.chance(0.1) ? 16 : 4);
     const first = rng.int(TOUCHED - pages + 1);
@@ -1216,7 +1307,7 @@ class Runner {
     if (roll < 98 && k && k.lastId > 0) {
       // A resend of an applied id, with other contents: acked again, never applied (docs/protocol.md §3).
       const id = rng.chance(0.5) ? k.lastId : 1 + rng.int(k.lastId);
-      const kind = rng.int(4);
+      const kind = rng.int(5);
       if (kind === 0) {
         return this.binary(
           {
@@ -1226,9 +1317,18 @@ class Runner {
             length: PAGE,
             dirty: true,
             kernel_copy: false,
+            ...(rng.chance(0.3) && { group: 1 + rng.int(GROUP_NUMBERS) }),
           },
           this.pattern(1),
         );
+      }
+      if (kind === 4) {
+        return JSON.stringify({
+          type: "memory_object_set_size",
+          id,
+          size: rng.int(TOUCHED) * PAGE,
+          ...(rng.chance(0.3) && { group: 1 + rng.int(GROUP_NUMBERS) }),
+        });
       }
       if (kind === 1) {
         return JSON.stringify({
@@ -1263,6 +1363,87 @@ class Runner {
       length: PAGE,
       desired_access: 1,
     });
+  }
+
+  /**
+   * A message of an atomic group (docs/protocol.md §12): mostly a staged return (now and then a
+   * clean one, which only opens the group) or set_size, else the synchronize that commits the
+   * group, mostly one the kernel has open.
+   */
+  private groupFrame(actor: Actor, group = this.drawGroup(actor)): string | Uint8Array {
+    const rng = this.rng;
+    const roll = rng.float();
+    if (roll < 0.55) {
+      const pages = 1 + rng.int(rng.chance(0.1) ? 16 : 4);
+      return this.groupReturn(actor, group, pages, rng.int(TOUCHED - pages + 1), rng.chance(0.92));
+    }
+    if (roll < 0.65) {
+      return JSON.stringify({
+        type: "memory_object_set_size",
+        id: actor.nextId++,
+        size: this.drawSize(),
+        group,
+      });
+    }
+    return this.groupSync(actor, group, rng.pick(SYNC_FLAGS));
+  }
+
+  /** One of the actor's open groups, mostly; else one of a few numbers. */
+  private drawGroup(actor: Actor): number {
+    const open = [...(this.kernel(actor)?.groups.keys() ?? [])];
+    return open.length > 0 && this.rng.chance(0.75)
+      ? this.rng.pick(open)
+      : 1 + this.rng.int(GROUP_NUMBERS);
+  }
+
+  private groupReturn(
+    actor: Actor,
+    group: number,
+    pages: number,
+    first: number,
+    dirty = true,
+  ): Uint8Array {
+    return this.binary(
+      {
+        type: "memory_object_data_return",
+        id: actor.nextId++,
+        offset: first * PAGE,
+        length: pages * PAGE,
+        dirty,
+        kernel_copy: this.rng.chance(0.2),
+        group,
+      },
+      this.pattern(pages),
+    );
+  }
+
+  /** The synchronize that commits `group`, of a range of the pages most traffic touches. */
+  private groupSync(actor: Actor, group: number, flags: number): string {
+    const rng = this.rng;
+    const offset = rng.chance(0.3) ? 0 : rng.int(TOUCHED * PAGE);
+    return JSON.stringify({
+      type: "memory_object_synchronize",
+      id: actor.nextId++,
+      offset,
+      length: rng.chance(0.1) ? 0 : 1 + rng.int(TOUCHED * PAGE - offset),
+      sync_flags: flags,
+      group,
+    });
+  }
+
+  /**
+   * A size (docs/protocol.md §13): mostly near the end of the pages most traffic touches, so that a
+   * shrink drops a few of them and cuts one; now and then anywhere below, or among the pages of
+   * the rare 1 MiB write above them.
+   */
+  private drawSize(): number {
+    const rng = this.rng;
+    const roll = rng.float();
+    const cut = rng.chance(0.5) ? rng.int(PAGE) : 0;
+    if (roll < 0.6) return (TOUCHED - 1 - rng.int(6)) * PAGE + cut;
+    if (roll < 0.85) return rng.int(TOUCHED) * PAGE + cut;
+    if (roll < 0.95) return (BIG_FIRST + rng.int(MAX_TRANSFER / PAGE)) * PAGE + cut;
+    return rng.int(2) * PAGE;
   }
 
   /** Garbage for the actor: any frame of fuzz-frames.ts, judged by the model. */
@@ -1357,14 +1538,40 @@ class Runner {
         this.rng.chance(0.15),
       );
     }
+    if (pool && this.rng.chance(0.25)) return this.commitBatch(actor);
     return this.builtBatch(actor);
   }
 
-  private builtBatch(actor: Actor): Judged | null {
+  /**
+   * A small commit in one frame (docs/protocol.md §12): staged returns (now and then a set_size) of
+   * one group, then the synchronize that commits it.
+   */
+  private commitBatch(actor: Actor): Judged | null {
     const rng = this.rng;
+    const group = this.drawGroup(actor);
+    const staged = 1 + rng.int(5);
+    return this.builtBatch(actor, true, staged + 1, (i) => {
+      if (i >= staged)
+        return { text: this.groupSync(actor, group, rng.pick(SYNC_FLAGS)), payload: null };
+      const frame = rng.chance(0.85)
+        ? this.groupReturn(actor, group, 1 + rng.int(3), rng.int(TOUCHED - 3))
+        : JSON.stringify({
+            type: "memory_object_set_size",
+            id: actor.nextId++,
+            size: this.drawSize(),
+            group,
+          });
+      return batchPart(rng, frame, true);
+    });
+  }
+
+  private builtBatch(
+    actor: Actor,
+    binary = this.rng.chance(0.6),
+    count = this.rng.chance(0.1) ? 8 + this.rng.int(40) : 1 + this.rng.int(6),
+    draw = (_index: number) => this.batchMessage(actor, binary),
+  ): Judged | null {
     const pool = actor.role === "pool";
-    const binary = rng.chance(0.6);
-    const count = rng.chance(0.1) ? 8 + rng.int(40) : 1 + rng.int(6);
     // A pool kernel errs only while under its limits; a lane ends when it decides to.
     const veto = (v: { error?: string; type: string; duplicate: boolean }) =>
       v.error !== undefined
@@ -1376,7 +1583,7 @@ class Runner {
     for (let i = 0; i < count && !this.model.batchEnded; i++) {
       for (let attempt = 0; attempt < 6; attempt++) {
         actor.nextId = Math.max(actor.nextId, (this.kernel(actor)?.lastId ?? 0) + 1);
-        const part = this.batchMessage(actor, binary);
+        const part = draw(i);
         // Its header well under MAX_HEADER_BYTES, however many bytes a character takes.
         if (!part || chars + part.text.length > 20_000) continue;
         const value: unknown = JSON.parse(part.text);
@@ -1814,6 +2021,145 @@ class Runner {
     );
   }
 
+  /** A pool kernel that may take a few errors more, if any; none while requests are outstanding. */
+  private groupActor(): Actor | null {
+    if (this.model.syncs.length > 0) return null;
+    const candidates = this.connectedPool().filter(
+      (a) =>
+        this.errorsOf(a) < POOL_NAME_ERRORS - 20 && a.live!.model.errors < ERRORS_PER_MINUTE - 15,
+    );
+    return candidates.length > 0 ? this.rng.pick(candidates) : null;
+  }
+
+  /** A group number the kernel has not opened. */
+  private freshGroup(actor: Actor, taken: number[] = []): number {
+    const open = this.kernel(actor)?.groups;
+    for (;;) {
+      const group = 1 + this.rng.int(this.rng.chance(0.9) ? 1000 : Number.MAX_SAFE_INTEGER);
+      if (!open?.has(group) && !taken.includes(group)) return group;
+    }
+  }
+
+  /**
+   * MAX_OPEN_GROUPS (docs/protocol.md §12): a kernel opens groups (by clean returns, which stage
+   * nothing, and one-page ones) until it has as many as it may, and one more is refused
+   * `too_many_groups`; then it commits them all, or resumes naming a few and commits those.
+   */
+  private async groupsScenario(): Promise<void> {
+    await this.preparePool();
+    const actor = this.groupActor();
+    if (!actor) return;
+    this.figures.scenarios.groups = (this.figures.scenarios.groups ?? 0) + 1;
+    const rng = this.rng;
+    const k = this.kernel(actor)!;
+    await this.solo(
+      actor,
+      (a) => this.groupReturn(a, this.freshGroup(a), 1, rng.int(TOUCHED), rng.chance(0.5)),
+      MAX_OPEN_GROUPS - k.groups.size + 1,
+    );
+    if (rng.chance(0.5)) {
+      const kept = [...k.groups.keys()].filter(() => rng.chance(0.1));
+      await this.reopen(actor, kept);
+    }
+    // Commits what is left, a synchronize each (not SYNCHRONOUS: that would end the round).
+    for (let guard = 0; this.kernel(actor) && this.kernel(actor)!.groups.size > 0; guard++) {
+      if (guard > 20 || !actor.live?.model.open) break;
+      const left = [...this.kernel(actor)!.groups.keys()];
+      let next = 0;
+      await this.solo(
+        actor,
+        (a) => this.groupSync(a, left[next++]!, rng.pick([0, 1, 8])),
+        left.length,
+      );
+    }
+  }
+
+  /**
+   * A grouped return that does not fit (docs/protocol.md §12): with the journal empty and its limit
+   * tightened to the staged pages and a few more, a kernel stages what fits in group g, then a
+   * return that does not: `journal_full`, and g is discarded, its room free again (another
+   * group stages in it); g's later messages get `group_discarded`, and so does its synchronize,
+   * after which g stages and commits again.
+   */
+  private async roomScenario(): Promise<void> {
+    await this.preparePool();
+    const actor = this.groupActor();
+    if (!actor || this.kernel(actor)!.groups.size > MAX_OPEN_GROUPS - 3) return;
+    const rng = this.rng;
+    const g = this.freshGroup(actor);
+    const other = this.freshGroup(actor, [g]);
+    const room = 2 + rng.int(5);
+    const original = await this.tightenJournal(this.model.stagedPages() + room);
+    if (original === null) return;
+    this.figures.scenarios.room = (this.figures.scenarios.room ?? 0) + 1;
+    this.model.journalLimitPages = this.model.stagedPages() + room;
+    const stage =
+      (group: number, pages: number, dirty = true) =>
+      (a: Actor) =>
+        this.groupReturn(a, group, pages, rng.int(TOUCHED - pages + 1), dirty);
+    const setSize = (group: number) => (a: Actor) =>
+      JSON.stringify({
+        type: "memory_object_set_size",
+        id: a.nextId++,
+        size: this.drawSize(),
+        group,
+      });
+    try {
+      let used = 0;
+      while (used < room && rng.chance(0.8)) {
+        const pages = 1 + rng.int(room - used);
+        used += pages;
+        await this.solo(actor, stage(g, pages));
+      }
+      if (rng.chance(0.3)) await this.solo(actor, stage(g, 1, false));
+      if (rng.chance(0.3)) await this.solo(actor, setSize(g));
+      await this.solo(actor, stage(g, room - used + 1 + rng.int(2)));
+      if (rng.chance(0.7)) await this.solo(actor, stage(other, 1 + rng.int(room)));
+      for (let i = rng.int(3); i > 0; i--) {
+        await this.solo(actor, rng.chance(0.6) ? stage(g, 1, rng.chance(0.8)) : setSize(g));
+      }
+    } finally {
+      this.model.journalLimitPages = null;
+      await inspect(this.options.object, (_view, instance) => {
+        instance.pager.testHooks.limits.journalMaxBytes = original;
+      });
+    }
+    const sync = (group: number) => (a: Actor) => this.groupSync(a, group, rng.pick([0, 1, 2]));
+    await this.solo(actor, sync(g));
+    // Its number is free again: it stages and commits afresh.
+    await this.solo(actor, stage(g, 1 + rng.int(3)));
+    await this.solo(actor, sync(g));
+    await this.solo(actor, sync(other));
+  }
+
+  /**
+   * Waits (a few seconds at most) until the journal is empty, then sets its limit to `pages`
+   * pages and returns the limit it had; null if it did not empty. The object's staged pages must
+   * be the model's.
+   */
+  private async tightenJournal(pages: number): Promise<number | null> {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const seen = await inspect(this.options.object, (_view, instance) => {
+        const { pager } = instance;
+        if (pager.journalPages() !== 0) return null;
+        const original = pager.testHooks.limits.journalMaxBytes;
+        pager.testHooks.limits.journalMaxBytes = pages * PAGE;
+        return { original, staged: pager.stagedPages() };
+      });
+      if (seen) {
+        if (seen.staged !== this.model.stagedPages()) {
+          throw new Failure(
+            `seed ${this.options.seed}, round ${this.roundNo}: the object has ${seen.staged} staged pages, the model ${this.model.stagedPages()}`,
+          );
+        }
+        return seen.original;
+      }
+      if (Date.now() > deadline) return null;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   // --- the end ------------------------------------------------------------------------------------
 
   private async finish(): Promise<void> {
@@ -1866,7 +2212,9 @@ function check(e: Expect, m: Received): string | null {
         if (m[key] !== value)
           return `${key} ${JSON.stringify(m[key])}, expected ${JSON.stringify(value)}`;
       }
-      return seqno(e.frame.seqno) ?? keys([...Object.keys(e.fields), "seqno"]);
+      // Its size is judged after the round (`checkReads`), when the seqnos before it are known.
+      if (!Number.isSafeInteger(m.size) || m.size < 0) return `size ${JSON.stringify(m.size)}`;
+      return seqno(e.frame.seqno) ?? keys([...Object.keys(e.fields), "seqno", "size"]);
     case "read": {
       if (!READ_TYPES.includes(m.type)) return `expected data_supply or data_unavailable`;
       if (m.reply_to !== e.replyTo || m.offset !== e.offset || m.length !== e.length) {

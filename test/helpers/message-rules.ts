@@ -47,9 +47,24 @@ export const FIELDS: Record<KernelMessage["type"], Record<string, FieldRule>> = 
   received: { id: "positive", mid: "count" },
 };
 
-/** Fields a message may leave out, and the rule each keeps when given (docs/protocol.md §11). */
-const OPTIONAL_FIELDS: Partial<Record<KernelMessage["type"], Record<string, FieldRule>>> = {
-  memory_object_init: { batch: "boolean" },
+/**
+ * The most atomic groups one kernel may have open, and so the longest `open_groups` (docs/protocol.md §12;
+ * MAX_OPEN_GROUPS of the manager's constants, written out again here).
+ */
+export const MAX_OPEN_GROUPS = 64;
+
+/** A rule only an optional field keeps: a list of at most MAX_OPEN_GROUPS group numbers. */
+type OptionalFieldRule = FieldRule | "groups";
+
+/**
+ * Fields a message may leave out, and the rule each keeps when given: `batch` (docs/protocol.md §11),
+ * `open_groups` and `group` (docs/protocol.md §12). Checked in this order, after the fields of FIELDS.
+ */
+const OPTIONAL_FIELDS: Partial<Record<KernelMessage["type"], Record<string, OptionalFieldRule>>> = {
+  memory_object_init: { batch: "boolean", open_groups: "groups" },
+  memory_object_data_return: { group: "positive" },
+  memory_object_synchronize: { group: "positive" },
+  memory_object_set_size: { group: "positive" },
 };
 
 /** Whether the header's optional fields, those it gives, keep their rules. */
@@ -59,9 +74,18 @@ export function optionalFieldsKeepRules(
 ): string | null {
   const given = header as Record<string, unknown>;
   for (const [name, rule] of Object.entries(OPTIONAL_FIELDS[type] ?? {})) {
-    if (given[name] !== undefined && !keepsRule(rule, given[name])) return name;
+    if (given[name] !== undefined && !keepsOptionalRule(rule, given[name])) return name;
   }
   return null;
+}
+
+function keepsOptionalRule(rule: OptionalFieldRule, value: unknown): boolean {
+  if (rule !== "groups") return keepsRule(rule, value);
+  return (
+    Array.isArray(value) &&
+    value.length <= MAX_OPEN_GROUPS &&
+    value.every((group) => keepsRule("positive", group))
+  );
 }
 
 export const MESSAGE_TYPES = Object.keys(FIELDS) as KernelMessage["type"][];
