@@ -39,10 +39,11 @@
  * in a few group numbers each, commit them with a synchronize (now and then in one batch frame
  * with the returns), resume naming some of their groups in `open_groups` (the rest are
  * discarded), and set the size; now and then the size is set over HTTP between rounds. A ready's
- * size is judged after its round, like a read. Two scenarios, a socket at a time: a kernel opens
- * groups to MAX_OPEN_GROUPS and one more (`too_many_groups`), then commits or abandons them; and,
+ * size is judged after its round, like a read. Three scenarios, a socket at a time: a kernel opens
+ * groups to MAX_OPEN_GROUPS and one more (`too_many_groups`), then commits or abandons them;
  * with the journal empty and its limit tightened, a grouped return that does not fit
- * (`journal_full`) discards its group, whose later messages and synchronize get `group_discarded`.
+ * (`journal_full`) discards its group, whose later messages and synchronize get `group_discarded`
+ * (now and then all in one batch); and a shrink cuts a page held only in R2.
  *
  * After every round `GET /v1/objects/{name}` must match the model (seqno, page count, kernels
  * with connected and last_id, outstanding syncs); every few rounds the pages are read back over
@@ -347,10 +348,12 @@ class Runner {
     const groupsAt =
       this.options.frames >= 2000 ? Math.floor(this.options.frames * 0.25) : Infinity;
     const roomAt = this.options.frames >= 2000 ? Math.floor(this.options.frames * 0.55) : Infinity;
+    const cutAt = this.options.frames >= 2000 ? Math.floor(this.options.frames * 0.15) : Infinity;
     let crowdDone = false;
     let hoardDone = false;
     let groupsDone = false;
     let roomDone = false;
+    let cutDone = false;
     const deadline = this.started + (this.options.timeLimitMs ?? Infinity);
     while (this.figures.frames < this.options.frames) {
       if (Date.now() > deadline) {
@@ -366,6 +369,9 @@ class Runner {
       } else if ((!groupsDone && this.figures.frames >= groupsAt) || this.rng.chance(0.002)) {
         groupsDone = true;
         await this.groupsScenario();
+      } else if ((!cutDone && this.figures.frames >= cutAt) || this.rng.chance(0.004)) {
+        cutDone = true;
+        await this.cutScenario();
       } else if ((!roomDone && this.figures.frames >= roomAt) || this.rng.chance(0.004)) {
         roomDone = true;
         await this.roomScenario();
@@ -2075,6 +2081,73 @@ class Runner {
   }
 
   /**
+   * A shrink that cuts a page held only in R2 (docs/protocol.md §13): a kernel writes a few pages and
+   * synchronizes them SYNCHRONOUS (so they leave the journal for R2), sets the size inside one
+   * of them, and reads them back; then, now and then, grows the size and reads again, or writes
+   * the cut page anew.
+   */
+  private async cutScenario(): Promise<void> {
+    await this.preparePool();
+    const actor = this.groupActor();
+    if (!actor) return;
+    this.figures.scenarios.cut = (this.figures.scenarios.cut ?? 0) + 1;
+    const rng = this.rng;
+    const pages = 2 + rng.int(6);
+    const first = rng.int(TOUCHED - pages);
+    const range = { offset: first * PAGE, length: pages * PAGE };
+    const read = (a: Actor) =>
+      JSON.stringify({
+        type: "memory_object_data_request",
+        id: a.nextId++,
+        ...range,
+        desired_access: 1,
+      });
+    const setSize = (size: number) => (a: Actor) =>
+      JSON.stringify({ type: "memory_object_set_size", id: a.nextId++, size });
+    await this.solo(actor, (a) =>
+      this.binary(
+        {
+          type: "memory_object_data_return",
+          id: a.nextId++,
+          ...range,
+          dirty: true,
+          kernel_copy: false,
+        },
+        this.pattern(pages),
+      ),
+    );
+    await this.solo(actor, (a) =>
+      JSON.stringify({
+        type: "memory_object_synchronize",
+        id: a.nextId++,
+        ...range,
+        sync_flags: 2,
+      }),
+    );
+    const cutPage = first + rng.int(pages);
+    await this.solo(actor, setSize(cutPage * PAGE + 1 + rng.int(PAGE - 1)));
+    await this.solo(actor, read);
+    const roll = rng.float();
+    if (roll < 0.4) await this.solo(actor, setSize((first + pages) * PAGE));
+    else if (roll < 0.7) {
+      await this.solo(actor, (a) =>
+        this.binary(
+          {
+            type: "memory_object_data_return",
+            id: a.nextId++,
+            offset: cutPage * PAGE,
+            length: PAGE,
+            dirty: true,
+            kernel_copy: false,
+          },
+          this.pattern(1),
+        ),
+      );
+    }
+    await this.solo(actor, read);
+  }
+
+  /**
    * A grouped return that does not fit (docs/protocol.md §12): with the journal empty and its limit
    * tightened to the staged pages and a few more, a kernel stages what fits in group g, then a
    * return that does not: `journal_full`, and g is discarded, its room free again (another
@@ -2104,6 +2177,7 @@ class Runner {
         size: this.drawSize(),
         group,
       });
+    const sync = (group: number) => (a: Actor) => this.groupSync(a, group, rng.pick([0, 1, 2]));
     try {
       let used = 0;
       while (used < room && rng.chance(0.8)) {
@@ -2113,10 +2187,21 @@ class Runner {
       }
       if (rng.chance(0.3)) await this.solo(actor, stage(g, 1, false));
       if (rng.chance(0.3)) await this.solo(actor, setSize(g));
-      await this.solo(actor, stage(g, room - used + 1 + rng.int(2)));
-      if (rng.chance(0.7)) await this.solo(actor, stage(other, 1 + rng.int(room)));
+      // The one that does not fit, then what follows it: another group fits in the room freed,
+      // g's later messages and its synchronize are refused (which frees its number).
+      const rest: ((a: Actor) => string | Uint8Array)[] = [stage(g, room - used + 1 + rng.int(2))];
+      if (rng.chance(0.7)) rest.push(stage(other, 1 + rng.int(room)));
       for (let i = rng.int(3); i > 0; i--) {
-        await this.solo(actor, rng.chance(0.6) ? stage(g, 1, rng.chance(0.8)) : setSize(g));
+        rest.push(rng.chance(0.6) ? stage(g, 1, rng.chance(0.8)) : setSize(g));
+      }
+      rest.push(sync(g));
+      if (actor.live!.model.batch && rng.chance(0.6)) {
+        // All in one batch frame: the refusal's discard happens inside the batch's step.
+        await this.solo(actor, (a) =>
+          this.builtBatch(a, true, rest.length, (i) => batchPart(rng, rest[i]!(a), true)),
+        );
+      } else {
+        for (const draw of rest) await this.solo(actor, draw);
       }
     } finally {
       this.model.journalLimitPages = null;
@@ -2124,8 +2209,6 @@ class Runner {
         instance.pager.testHooks.limits.journalMaxBytes = original;
       });
     }
-    const sync = (group: number) => (a: Actor) => this.groupSync(a, group, rng.pick([0, 1, 2]));
-    await this.solo(actor, sync(g));
     // Its number is free again: it stages and commits afresh.
     await this.solo(actor, stage(g, 1 + rng.int(3)));
     await this.solo(actor, sync(g));
