@@ -477,6 +477,18 @@ export class ReferenceObject {
     return this.nextSeqno++;
   }
 
+  /** `PUT /v1/objects/{name}/pages` between rounds: pages written at its own seqno. */
+  httpWrite(firstPage: number, bytes: Uint8Array): number {
+    const { pageSize } = this.limits;
+    const ops: Op[] = [];
+    for (let p = 0; p < bytes.byteLength / pageSize; p++) {
+      ops.push({ page: firstPage + p, bytes: bytes.subarray(p * pageSize, (p + 1) * pageSize) });
+      this.written.add(firstPage + p);
+    }
+    this.size = applyOps(this.pages, this.size, ops, pageSize);
+    return this.nextSeqno++;
+  }
+
   /** `PATCH /v1/objects/{name}` between rounds: the size set at its own seqno. */
   httpSetSize(size: number): number {
     this.size = applyOps(this.pages, this.size, [{ size }], this.limits.pageSize);

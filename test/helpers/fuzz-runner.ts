@@ -68,7 +68,7 @@ import {
   type FrameShape,
   type Target,
 } from "./fuzz-frames";
-import { call } from "./http";
+import { call, putPages } from "./http";
 import { inspect, pick } from "./inspect";
 import { MAX_OPEN_GROUPS } from "./message-rules";
 import {
@@ -858,7 +858,10 @@ class Runner {
     for (const name of this.model.disconnectStale.splice(0)) {
       await this.waitStale(name);
     }
-    if (this.rng.chance(0.01) && this.model.journalLimitPages === null) await this.patchSize();
+    if (this.model.journalLimitPages === null) {
+      if (this.rng.chance(0.01)) await this.patchSize();
+      if (this.rng.chance(0.01)) await this.putPages();
+    }
     await this.checkStat();
     if (this.roundNo % 40 === 0) await this.checkPages();
     if (this.roundNo % 97 === 0) await this.checkTables();
@@ -880,6 +883,28 @@ class Runner {
       );
     }
     this.figures.checks.stat++;
+  }
+
+  /**
+   * `PUT /v1/objects/{name}/pages`: a write of kernel `http`, which raises the size too
+   * (docs/protocol.md §13); now and then over a spool slice (1 MiB), so it is journaled from the spool.
+   */
+  private async putPages(): Promise<void> {
+    const rng = this.rng;
+    const pages = rng.chance(0.2) ? 257 + rng.int(64) : 1 + rng.int(4);
+    const first = pages > 4 ? BIG_FIRST + rng.int(32) : rng.int(TOUCHED - pages + 1);
+    const body = this.pattern(pages);
+    const seqno = this.model.httpWrite(first, body);
+    const response = await putPages(this.options.object, first * PAGE, body);
+    const result = (await response.json()) as Record<string, unknown>;
+    const expected = { offset: first * PAGE, length: pages * PAGE, seqno };
+    const same = JSON.stringify(sortKeys(result)) === JSON.stringify(sortKeys(expected));
+    if (response.status !== 200 || !same) {
+      throw new Failure(
+        `seed ${this.options.seed}, round ${this.roundNo}: PUT ${pages} pages at page ${first}: ${response.status} ${JSON.stringify(result)}, expected 200 ${JSON.stringify(expected)}`,
+      );
+    }
+    this.figures.scenarios.putPages = (this.figures.scenarios.putPages ?? 0) + 1;
   }
 
   /** `PATCH /v1/objects/{name}` `{size}` (docs/protocol.md §13): as a set_size of kernel `http`. */
