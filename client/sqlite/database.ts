@@ -62,7 +62,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       : SQLite.SQLITE_OPEN_READWRITE | SQLite.SQLITE_OPEN_CREATE;
     const handle = await sqlite.sqlite3.open_v2(options.object, flags, vfs.name);
     const db = new Database(sqlite, handle, vfs, files, settings.retries);
-    if (!options.readonly) await db.exec(`PRAGMA page_size = ${settings.pageSize}`);
+    if (!options.readonly) {
+      // A commit that fits in SQLite's page cache is written in one atomic group; past the cache
+      // it spills into the journal first. So the cache holds as much as one group may.
+      const cacheKiB = Math.ceil(settings.maxGroupBytes / 1024);
+      await db.exec(`PRAGMA page_size = ${settings.pageSize}; PRAGMA cache_size = -${cacheKiB}`);
+    }
     return db;
   } catch (error) {
     files.close();

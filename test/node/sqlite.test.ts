@@ -119,12 +119,18 @@ describe("readers and writers", () => {
   it("a reader never sees a torn or stale state while the writer commits", async () => {
     const object = "bank.db";
     const writer = await open(object);
+    // 200 accounts of about 500 bytes each: 25 pages or so, so a transfer touches two pages.
     await writer.exec(
-      "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER); CREATE TABLE log (seq INTEGER)",
+      "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER, pad TEXT); CREATE TABLE log (seq INTEGER)",
     );
-    const accounts = Array.from({ length: 200 }, (_, i) => `(${i}, 1000)`).join(",");
-    await writer.exec(`INSERT INTO accounts VALUES ${accounts}; INSERT INTO log VALUES (0)`);
-    const readers = await Promise.all([0, 1].map(() => open(object, { readonly: true })));
+    const accounts = Array.from({ length: 200 }, (_, i) => `(${i}, 1000, printf('%500s', ''))`);
+    await writer.exec(
+      `INSERT INTO accounts VALUES ${accounts.join(",")}; INSERT INTO log VALUES (0)`,
+    );
+    // Readers fetch a page at a time (no read-ahead), so a commit can land between two pages.
+    const readers = await Promise.all(
+      [0, 1].map(() => open(object, { readonly: true, readAheadBytes: 4096 })),
+    );
     let committed = 0;
     let stop = false;
     // Transfers between accounts far apart (on different pages): the total never changes.
