@@ -15,9 +15,9 @@ export type StagedStep =
   | { size: number };
 
 /**
- * A refusal that discards its group (docs/protocol.md §12): the one kind of `error` that
- * changes something. The message's own changes roll back as for any error; `effect` then runs in
- * a transaction of its own before the error goes out.
+ * A refusal with an effect that outlives it (docs/protocol.md §12, the one kind of `error` that
+ * changes something): the message's own changes roll back as for any error; `effect` then runs
+ * in a transaction of its own before the error goes out.
  */
 export class GroupRefusal extends ProtocolError {
   constructor(
@@ -102,18 +102,10 @@ export class AtomicGroups {
   }
 
   /**
-   * The refusal of a grouped message that does not fit (docs/protocol.md §12): it discards the
-   * group, whose later messages and synchronize are refused until the number is free again.
+   * A grouped message was refused (docs/protocol.md §12): the group is discarded, and its later
+   * messages and its synchronize are refused until the number is free again.
    */
-  refuseForRoom(kernel: string, group: number, reason: ProtocolError): GroupRefusal {
-    return new GroupRefusal(
-      reason.code,
-      `${reason.message}; atomic group ${group} is discarded, and its later messages and its synchronize are refused`,
-      () => this.fail(kernel, group),
-    );
-  }
-
-  private fail(kernel: string, group: number): void {
+  fail(kernel: string, group: number): void {
     this.discard(kernel, group);
     this.sql.exec(
       `INSERT INTO groups (kernel, grp, pages, failed) VALUES (?, ?, 0, 1)`,

@@ -13,7 +13,6 @@
  */
 import {
   DEFAULT_PAGE_SIZE,
-  type ProtocolError,
   type ObjectGeometry,
   type ManagerMessage,
   type PageSpan,
@@ -22,7 +21,7 @@ import {
 import { isolateByteBudget } from "./byte-budget";
 import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
-import { AtomicGroups, type GroupRefusal } from "./groups";
+import { AtomicGroups } from "./groups";
 import type {
   HttpOperations,
   KernelState,
@@ -394,8 +393,8 @@ export class Pager implements SocketOperations, HttpOperations {
     this.groups.stageSize(kernel, group, size);
   }
 
-  refuseGroup(kernel: string, group: number, reason: ProtocolError): GroupRefusal {
-    return this.groups.refuseForRoom(kernel, group, reason);
+  failGroup(kernel: string, group: number): void {
+    this.groups.fail(kernel, group);
   }
 
   commitGroup(kernel: string, group: number, pageSize: number, seqno: number): void {

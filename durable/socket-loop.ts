@@ -244,15 +244,38 @@ function answerError(
   error: SequencedError,
   header: Record<string, unknown> | undefined,
 ): Closing {
-  const cause = toProtocolError(
+  let cause = toProtocolError(
     error.cause,
     `message ${error.seqno} failed unexpectedly`,
     "internal error; the message was not applied",
   );
-  // The one error that changes something (docs/protocol.md §12): after the message rolled back.
-  if (cause instanceof GroupRefusal) pager.transact(cause.effect);
+  // The errors that change something (docs/protocol.md §12), after the message rolled back: a
+  // group's synchronize frees its number; a refused grouped message discards its group, so the
+  // rest of it can never commit without it.
+  const { kernel, initialized } = pager.sessionOf(socket);
+  const group = groupOf(header);
+  if (cause instanceof GroupRefusal) {
+    pager.transact(cause.effect);
+  } else if (group !== null && initialized) {
+    pager.transact(() => pager.failGroup(kernel, group));
+    if (cause.code !== "group_discarded") {
+      cause = new ProtocolError(
+        cause.kernReturn,
+        cause.code,
+        `${cause.message}; atomic group ${group} is discarded: its later messages and its synchronize are refused`,
+      );
+    }
+  }
   pager.send(socket, errorFrame(cause, error.seqno, peekId(header)));
   return pager.countError(socket);
+}
+
+/** The group of a refused data_return or set_size, when it named a valid one; else null. */
+function groupOf(header: Record<string, unknown> | undefined): number | null {
+  const type = header?.type;
+  if (type !== "memory_object_data_return" && type !== "memory_object_set_size") return null;
+  const group = header?.group;
+  return typeof group === "number" && Number.isSafeInteger(group) && group > 0 ? group : null;
 }
 
 function tokenExpired(session: SocketSession): boolean {

@@ -252,6 +252,28 @@ describe("refusals", () => {
     k.close();
   });
 
+  it("any refused grouped message discards its group: a commit in one batch cannot apply without it", async () => {
+    const object = "group-refused-in-batch";
+    const { kernel: k } = await TestKernel.open(object, "k1", { batch: true });
+    const good = pageOf(1);
+    const returns = [
+      { ...k.returnOf(0, good), group: 4 },
+      // Misaligned: refused for its field, not for room.
+      { ...k.returnOf(PAGE + 1, good), group: 4 },
+    ];
+    const sync = { ...k.synchronizeOf(0, 2 * PAGE, ASYNC), group: 4 };
+    k.sendBatch([...returns, sync], [good, good]);
+    expect(await k.answer(returns[1]!.id as number)).toMatchObject({
+      type: "error",
+      code: "bad_field",
+      message: expect.stringContaining("atomic group 4 is discarded"),
+    });
+    expect(await k.answer(sync.id)).toMatchObject({ type: "error", code: "group_discarded" });
+    expect(await firstBytes(object, 2)).toEqual([0, 0]);
+    expect(await stat(object)).toMatchObject({ pages: 0 });
+    k.close();
+  });
+
   it("a kernel may have MAX_OPEN_GROUPS open groups, and is refused one more", async () => {
     const object = "group-too-many";
     const k = await open(object);

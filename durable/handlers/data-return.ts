@@ -23,8 +23,8 @@ export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
 };
 
 /**
- * A grouped return is staged until its group's synchronize (docs/protocol.md §12). One that does
- * not fit discards its group: the refusal is the one `error` that changes something.
+ * A grouped return is staged until its group's synchronize (docs/protocol.md §12). One refused
+ * (no room, among others) discards its group: durable/socket-loop.ts does that after the refusal.
  */
 function stageReturn(
   ctx: HandlerContext,
@@ -35,12 +35,7 @@ function stageReturn(
   const { pager, kernel } = ctx;
   pager.openGroup(kernel, group);
   if (!message.dirty) return;
-  try {
-    checkRoomFor(ctx, span);
-  } catch (error) {
-    if (error instanceof ProtocolError) throw pager.refuseGroup(kernel, group, error);
-    throw error;
-  }
+  checkRoomFor(ctx, span);
   pager.stageReturn(kernel, group, span.first, ctx.geometry.pageSize, message.data);
 }
 

@@ -5,8 +5,7 @@
  * answered); how the object keeps its state stays behind these operations, so a part can change
  * without touching the handlers. The Pager (durable/pager.ts) implements them, once.
  */
-import type { PageSpan, ProtocolError, UnnumberedOutboxMessage } from "../../schema";
-import type { GroupRefusal } from "../groups";
+import type { PageSpan, UnnumberedOutboxMessage } from "../../schema";
 import type { KernelRecord } from "../kernels";
 import type { Limits } from "../limits";
 import type { ReadPlan } from "../page-store";
@@ -68,8 +67,6 @@ export interface HandlerOperations {
   ): void;
   /** Stages a grouped set_size. */
   stageSize(kernel: string, group: number, size: number): void;
-  /** The error for a grouped message that does not fit: throwing it discards the group. */
-  refuseGroup(kernel: string, group: number, reason: ProtocolError): GroupRefusal;
   /**
    * Applies the group's staged messages at `seqno`, in the order sent, and frees its number; a
    * group a refusal discarded is refused here (a `GroupRefusal` that frees the number).

@@ -32,6 +32,11 @@ interface OrderedOperations extends HandlerOperations {
    * its mail sent once it commits: what a group's refusal undoes (docs/protocol.md §12).
    */
   transact<T>(step: () => T): T;
+  /**
+   * A grouped return or set_size of the kernel was refused: its group is discarded and refused
+   * until its synchronize (docs/protocol.md §12).
+   */
+  failGroup(kernel: string, group: number): void;
   /** Starts what a change made outside `admit` calls for: a flush, an alarm. */
   afterChange(): void;
   /** The object's page size and the limits of a socket's frames. */
