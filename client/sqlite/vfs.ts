@@ -1,4 +1,3 @@
-/// <reference path="./facade-vfs.d.ts" />
 /**
  * The VFS through which wa-sqlite's SQLite reads and writes its files (docs/sqlite.md). It only
  * translates: SQLite's calls on a file id become calls on that file's `SqliteFile`, errors become

@@ -207,6 +207,18 @@ describe("readers and writers", () => {
   });
 });
 
+describe("the package export", () => {
+  it("edgepager/sqlite (the built bundle) opens and queries a database", async () => {
+    // By a name in a variable: the type check runs before the build makes dist/.
+    const specifier = "edgepager/sqlite";
+    const sqlite = (await import(specifier)) as typeof import("../../client/sqlite");
+    const db = await sqlite.openDatabase({ url: harness.url, object: "export.db" });
+    await db.exec("CREATE TABLE t (v); INSERT INTO t VALUES (42)");
+    expect(await db.prepare("SELECT v FROM t WHERE v = ?").all([42])).toEqual([{ v: 42 }]);
+    await db.close();
+  });
+});
+
 describe("files in and out", () => {
   it("a database made by sqlite3 and put with the CLI is queryable; one downloaded with get passes sqlite3's integrity_check", async () => {
     const made = join(dir, "made.db");
