@@ -100,7 +100,7 @@ describe("put and get", () => {
     });
   });
 
-  it("zero-pads the last page, reads any range, in chunks, to a file", async () => {
+  it("zero-pads the last page, sets the object's size to the file's end, reads any range, in chunks, to a file", async () => {
     const data = randomBytes(10_000);
     const file = scratchFile("random10k", data);
     const put = json(await cli("--json", "put", "small", file, "--kernel", "uploader"));
@@ -113,8 +113,11 @@ describe("put and get", () => {
       page_size: 4096,
     });
 
+    // By default `get` reads the object's size: the file, exactly (docs/protocol.md §13).
     const whole = await cli("get", "small");
-    expect(whole.stdout).toEqual(Buffer.concat([data, Buffer.alloc(12_288 - 10_000)]));
+    expect(whole.stdout).toEqual(data);
+    const padded = await cli("get", "small", "--length", "12288");
+    expect(padded.stdout).toEqual(Buffer.concat([data, Buffer.alloc(12_288 - 10_000)]));
     const slice = await cli("get", "small", "--offset", "5000", "--length", "3000");
     expect(slice.stdout).toEqual(data.subarray(5000, 8000));
     const chunked = await cli("get", "small", "--length", "10000", "--chunk-size", "4097");
