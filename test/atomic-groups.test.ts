@@ -256,14 +256,15 @@ describe("refusals", () => {
     const object = "group-refused-in-batch";
     const { kernel: k } = await TestKernel.open(object, "k1", { batch: true });
     const good = pageOf(1);
+    const misaligned = k.takeId();
     const returns = [
       { ...k.returnOf(0, good), group: 4 },
       // Misaligned: refused for its field, not for room.
-      { ...k.returnOf(PAGE + 1, good), group: 4 },
+      { ...k.returnOf(PAGE + 1, good, misaligned), group: 4 },
     ];
     const sync = { ...k.synchronizeOf(0, 2 * PAGE, ASYNC), group: 4 };
     k.sendBatch([...returns, sync], [good, good]);
-    expect(await k.answer(returns[1]!.id as number)).toMatchObject({
+    expect(await k.answer(misaligned)).toMatchObject({
       type: "error",
       code: "bad_field",
       message: expect.stringContaining("atomic group 4 is discarded"),

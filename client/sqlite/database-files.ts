@@ -32,6 +32,8 @@ export interface DatabaseFilesOptions {
   /** What a commit waits for: VM_SYNC_ASYNCHRONOUS or VM_SYNC_SYNCHRONOUS. */
   syncFlags: number;
   maxGroupBytes: number;
+  /** Whether the database declares atomic writes (SQLite then keeps no journal for a commit). */
+  atomicCommits: boolean;
   readAheadBytes: number;
   maxCleanBytes: number;
   /** The page size of a new object. */
@@ -78,7 +80,7 @@ export class DatabaseFiles implements FileSource {
             cache: files.cacheOf(connection),
             syncFlags: options.syncFlags,
             maxGroupBytes: options.maxGroupBytes,
-            atomic: true,
+            atomic: options.atomicCommits,
             // The journal's writes must be durable before the database's (SQLite does not
             // sync it when it falls back to it from a failed atomic commit).
             before: async () => {

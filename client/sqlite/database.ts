@@ -25,6 +25,11 @@ export interface DatabaseOptions {
   durability?: "journal" | "r2";
   /** The most bytes one commit sends as one atomic group (default 32 MiB); larger ones use a journal. */
   maxGroupBytes?: number;
+  /**
+   * Commit through atomic groups (default true). `false` makes SQLite keep a rollback journal
+   * for every commit, as on a disk without atomic writes: slower, for comparison.
+   */
+  atomicCommits?: boolean;
   /** Bytes read past a page SQLite misses (default 1 MiB). */
   readAheadBytes?: number;
   /** Clean pages kept in memory (default 64 MiB). */
@@ -230,6 +235,7 @@ function checkOptions(options: DatabaseOptions) {
     object,
     token: options.token,
     readonly: options.readonly === true,
+    atomicCommits: options.atomicCommits !== false,
     syncFlags: durability === "r2" ? VM_SYNC_SYNCHRONOUS : VM_SYNC_ASYNCHRONOUS,
     maxGroupBytes: bytes("maxGroupBytes", 32 * MiB),
     readAheadBytes: bytes("readAheadBytes", MiB),
