@@ -25,7 +25,9 @@
  * end, a shrink drops the pages wholly past it (as if never written, as far as reads and status
  * tell) and zeroes the rest of its last page. A grouped return or set_size is staged in its
  * kernel's group, acked and seen by nobody, until the kernel's synchronize naming the group
- * applies the staged messages, in order, at its own seqno. Every change of the pages or the size
+ * applies the staged messages, in order, at its own seqno. Any refusal of a grouped message whose
+ * group is valid discards the group, which refuses its later messages and its synchronize
+ * (`group_discarded`; the synchronize frees the number). Every change of the pages or the size
  * is an `Effect` of the frame that made it, applied in seqno order once the round's seqnos are
  * known; a read, and a ready's size, are judged against the effects before their own seqno.
  * Whether a grouped return fits the journal depends on how much of the journal is flushed, which
@@ -260,7 +262,7 @@ interface Effect {
 
 /**
  * An open atomic group of a kernel: what it staged, in the order sent, or failed (a grouped
- * return did not fit: its later messages and its synchronize are refused, docs/protocol.md §12).
+ * message was refused: its later messages and its synchronize are refused, docs/protocol.md §12).
  */
 interface Group {
   ops: Op[];
@@ -295,7 +297,7 @@ class Fault {
     readonly code: string,
     readonly kernReturn: number,
     readonly field?: string,
-    /** What answering it changes: only a group's refusals do (docs/protocol.md §12). */
+    /** What answering it changes besides its group (docs/protocol.md §12): a synchronize's frees its number. */
     readonly effect?: () => void,
   ) {}
 }
@@ -630,7 +632,7 @@ export class ReferenceObject {
   private judged(socket: SocketModel, frame: FrameRec, verdict: MessageVerdict): Outcome {
     if (verdict.fault) {
       verdict.fault.effect?.();
-      return this.answerError(socket, frame, verdict.fault, verdict.replyTo);
+      return this.answerError(socket, frame, verdict.fault, verdict.replyTo, verdict.header);
     }
     const outcome = this.apply(socket, frame, verdict.header!, verdict.payload);
     if (this.stepDelayed) outcome.delayed = true;
@@ -680,12 +682,8 @@ export class ReferenceObject {
       const run: Cell[] = [];
       batch.entries.forEach((entry, i) => {
         const frame = this.batchRec(socket, entry.value, i, run);
-        this.answerError(
-          socket,
-          frame,
-          invalid("too_large"),
-          peekId(entry.value as Record<string, unknown>),
-        );
+        const header = entry.value as Record<string, unknown>;
+        this.answerError(socket, frame, invalid("too_large"), peekId(header), header);
       });
       return { type: "batch", error: "too_large", batch: n };
     }
@@ -984,7 +982,7 @@ export class ReferenceObject {
         // Staged pages count against the journal's room (docs/protocol.md §12).
         const staged = this.stagedPages() + m.length / L.pageSize;
         if (this.journalLimitPages !== null && staged > this.journalLimitPages) {
-          return result(this.groupRefused(k!, m.group, "journal_full"));
+          return result(new Fault("journal_full", KERN_RESOURCE_SHORTAGE));
         }
         if (staged > STAGED_PAGES_CAP) return { refused: "staged pages past the model's cap" };
         return result(null);
@@ -1051,7 +1049,8 @@ export class ReferenceObject {
 
   /**
    * A grouped message opens its group if it is not open (docs/protocol.md §12): refused for a group a
-   * refusal discarded, and for one more than MAX_OPEN_GROUPS (failed ones count). Changes nothing.
+   * refusal discarded, and for one more than MAX_OPEN_GROUPS (discarded ones count). Changes
+   * nothing here; the refusal discards the group (`answerError`).
    */
   private groupOpens(k: KernelModel, group: number): Fault | null {
     const open = k.groups.get(group);
@@ -1060,16 +1059,6 @@ export class ReferenceObject {
       return new Fault("too_many_groups", KERN_RESOURCE_SHORTAGE);
     }
     return null;
-  }
-
-  /**
-   * A grouped return that does not fit: refused, and answering it discards the group and marks
-   * it failed (docs/protocol.md §12), though the message itself changes nothing.
-   */
-  private groupRefused(k: KernelModel, group: number, code: string): Fault {
-    return new Fault(code, KERN_RESOURCE_SHORTAGE, undefined, () =>
-      k.groups.set(group, { ops: [], failed: true }),
-    );
   }
 
   /** The kernel's group `group`, opened if it is not. */
@@ -1140,7 +1129,17 @@ export class ReferenceObject {
     frame: FrameRec,
     fault: Fault,
     replyTo: number | null,
+    header?: Record<string, unknown>,
   ): Outcome {
+    // Any refusal of a grouped return or set_size whose group is valid discards the group, which
+    // then refuses its later messages and its synchronize (docs/protocol.md §12), so that a commit
+    // sent in the same batch never applies without the refused message.
+    const group = header?.group;
+    if (socket.initialized && GROUPED.has(header?.type) && keepsRule("positive", group)) {
+      const k = this.kernels.get(socket.kernel);
+      k?.groups.set(group as number, { ops: [], failed: true });
+      this.tally("groups discarded by a refusal");
+    }
     socket.stream.push({
       kind: "error",
       frame,
@@ -1627,6 +1626,12 @@ export class ReferenceObject {
 function outOfRange(): Fault {
   return new Fault("out_of_range", KERN_INVALID_ADDRESS);
 }
+
+/** Messages that may carry a `group` to stage in (docs/protocol.md §12). */
+const GROUPED: ReadonlySet<unknown> = new Set([
+  "memory_object_data_return",
+  "memory_object_set_size",
+]);
 
 /** Messages that need the write right (docs/security.md). */
 const NEEDS_WRITE: ReadonlySet<string> = new Set([

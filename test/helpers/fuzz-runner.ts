@@ -1403,6 +1403,11 @@ class Runner {
    */
   private groupFrame(actor: Actor, group = this.drawGroup(actor)): string | Uint8Array {
     const rng = this.rng;
+    const failed = [...(this.kernel(actor)?.groups ?? [])].filter(([, g]) => g.failed);
+    if (failed.length > 0 && rng.chance(0.5)) {
+      // A group a refusal discarded: its synchronize is refused too, and frees the number.
+      return this.groupSync(actor, rng.pick(failed)[0], rng.pick(SYNC_FLAGS));
+    }
     const roll = rng.float();
     if (roll < 0.55) {
       const pages = 1 + rng.int(rng.chance(0.1) ? 16 : 4);
@@ -1419,9 +1424,10 @@ class Runner {
     return this.groupSync(actor, group, rng.pick(SYNC_FLAGS));
   }
 
-  /** One of the actor's open groups, mostly; else one of a few numbers. */
+  /** One of the actor's open groups (not one a refusal discarded), mostly; else one of a few numbers. */
   private drawGroup(actor: Actor): number {
-    const open = [...(this.kernel(actor)?.groups.keys() ?? [])];
+    const groups = [...(this.kernel(actor)?.groups ?? [])];
+    const open = groups.filter(([, g]) => !g.failed).map(([group]) => group);
     return open.length > 0 && this.rng.chance(0.75)
       ? this.rng.pick(open)
       : 1 + this.rng.int(GROUP_NUMBERS);
