@@ -176,7 +176,8 @@ export class Database {
           return await step();
         } catch (error) {
           if (!this.retriable(error) || attempt >= this.retries) throw this.explained(error);
-          await sleep(Math.min(1000, 5 * 2 ** attempt));
+          // Short: the retry asks for what the failed run read in one step (snapshot-file.ts).
+          await sleep(Math.min(10, 2 ** attempt) * Math.random());
         }
       }
     });

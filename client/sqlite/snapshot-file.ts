@@ -8,8 +8,12 @@
  *   is being written the long way (too large for one atomic group), the lock waits (SQLITE_BUSY).
  * - Every page read after that asks for the header again in the same batch frame
  *   (docs/protocol.md §11), so both are read at consecutive seqnos in one step of the object: the
- *   same version. If the counter moved, a commit landed in between, and the read fails with
- *   SQLITE_BUSY rather than mix two versions; the caller runs the transaction again.
+ *   same version. If the counter moved, a commit landed in between: the pages the transaction
+ *   has read are asked for again with the header, in one step, and if none of them differs in
+ *   the newer version the transaction goes on at that version (it could have read it all there).
+ *   Otherwise the read fails with SQLITE_BUSY rather than mix two versions; the caller runs the
+ *   transaction again, and its shared lock asks for every page the failed run had read with the
+ *   header, in one step, so a reader slower than the commits does not starve.
  *
  * A writer's commit is one atomic group, so pages and counter move together; a commit written
  * the long way writes page 0 first and empties its journal last, which the checks above see.
@@ -39,6 +43,13 @@ export class SnapshotFile implements SqliteFile {
   private counter: number | null = null;
   private fileSize = 0;
   private locked = false;
+  /** Pages the current read transaction has read. */
+  private readonly touched = new Set<number>();
+  /**
+   * Pages a read transaction that met a commit had read: the next one asks for them with the
+   * header, in one step, so running it again does not meet the next commit page by page.
+   */
+  private wanted: number[] = [];
 
   constructor(private readonly options: SnapshotFileOptions) {}
 
@@ -57,7 +68,9 @@ export class SnapshotFile implements SqliteFile {
       throw new SqliteCodeError(VFS.SQLITE_READONLY, "this database was opened read-only");
     }
     if (this.locked) return;
-    const header = await this.fetch(0, 1);
+    const [header, ...runs] = await this.fetchWithHeader(runsOf(this.wanted, this.mostPages()));
+    this.wanted = [];
+    this.touched.clear();
     const counter = counterOf(header);
     if (counter !== this.counter) {
       this.pages.clear();
@@ -70,6 +83,7 @@ export class SnapshotFile implements SqliteFile {
       }
     }
     this.pages.set(0, header);
+    for (const { first, data } of runs) this.keep(first, data);
     this.fileSize = sizeOf(header, this.options.connection.ready?.size ?? 0);
     this.locked = true;
   }
@@ -81,6 +95,8 @@ export class SnapshotFile implements SqliteFile {
     const end = Math.ceil((offset + available) / pageSize);
     for (let page = first; page < end; page++) {
       if (!this.pages.has(page)) await this.readFrom(page);
+      // Only pages served count as read: the one being fetched is not checked against itself.
+      this.touched.add(page);
     }
     for (let page = first; page < end; page++) {
       const data = this.pages.get(page)!;
@@ -96,27 +112,86 @@ export class SnapshotFile implements SqliteFile {
   /** Reads a run from `page` on (read-ahead) with the header in the same step, and checks it. */
   private async readFrom(page: number): Promise<void> {
     const { pageSize } = this;
-    const maxTransfer = this.options.connection.ready?.max_transfer ?? pageSize;
     const lastPage = Math.max(page + 1, Math.ceil(this.fileSize / pageSize));
     let end = page + 1;
-    const most = Math.max(
-      1,
-      Math.floor(Math.min(this.options.readAheadBytes, maxTransfer) / pageSize),
-    );
+    const most = this.mostPages(this.options.readAheadBytes);
     while (end < lastPage && end - page < most && !this.pages.has(end)) end++;
-    // Asked in the same turn, so they leave in one batch frame and are read in one step.
-    const [header, run] = await Promise.all([this.fetch(0, 1), this.fetch(page, end - page)]);
-    if (counterOf(header) !== this.counter) {
+    const wanted = { first: page, end };
+    const [header, run] = await this.fetchWithHeader([wanted]);
+    if (counterOf(header) === this.counter) {
+      this.keep(page, run!.data);
+      return;
+    }
+    // A commit landed since the transaction began. It may go on at the newer version if nothing
+    // it has read differs there: asked again with the header and the run, in one step.
+    const touched = [...this.touched].sort((a, b) => a - b);
+    const runs = runsOf(touched, this.mostPages());
+    const [newer, again, ...reread] = await this.fetchWithHeader([wanted, ...runs]);
+    if (!this.unchanged(newer, reread, touched)) {
       this.pages.clear();
       this.counter = null;
+      this.wanted = [...touched, ...Array.from({ length: end - page }, (_, i) => page + i)];
       throw new SqliteCodeError(
         VFS.SQLITE_BUSY,
-        "the database changed during this read transaction: run it again",
+        "the database changed under this read transaction: run it again",
       );
     }
-    for (let p = page; p < end; p++) {
-      this.pages.set(p, run.slice((p - page) * pageSize, (p - page + 1) * pageSize));
+    this.counter = counterOf(newer);
+    this.pages.set(0, newer);
+    this.keep(page, again!.data);
+  }
+
+  /**
+   * Whether every page the transaction read is the same in the newer version: the header but for
+   * its change counter (and the copy of it at bytes 92-95), and each page read again.
+   */
+  private unchanged(
+    newer: Uint8Array,
+    reread: { first: number; data: Uint8Array }[],
+    touched: number[],
+  ): boolean {
+    const header = this.pages.get(0);
+    if (!header || !sameHeader(header, newer)) return false;
+    const { pageSize } = this;
+    const seen = new Set<number>([0]);
+    for (const { first, data } of reread) {
+      for (let at = 0; at < data.byteLength; at += pageSize) {
+        const page = first + at / pageSize;
+        const before = this.pages.get(page);
+        if (!before || !equalBytes(before, data.subarray(at, at + pageSize))) return false;
+        seen.add(page);
+      }
     }
+    // A transaction that read more runs than one frame may ask for cannot be checked whole.
+    return touched.every((page) => seen.has(page));
+  }
+
+  /**
+   * The header and the runs, asked in the same turn: they leave in one batch frame
+   * (docs/protocol.md §11) and the object reads them in one step, at one version.
+   */
+  private async fetchWithHeader(
+    runs: { first: number; end: number }[],
+  ): Promise<[Uint8Array, ...{ first: number; data: Uint8Array }[]]> {
+    const [header, ...data] = await Promise.all([
+      this.fetch(0, 1),
+      ...runs.map(({ first, end }) => this.fetch(first, end - first)),
+    ]);
+    return [header!, ...runs.map(({ first }, i) => ({ first, data: data[i]! }))];
+  }
+
+  private keep(first: number, data: Uint8Array): void {
+    const { pageSize } = this;
+    for (let at = 0; at < data.byteLength; at += pageSize) {
+      this.pages.set(first + at / pageSize, data.slice(at, at + pageSize));
+    }
+  }
+
+  /** Pages one request may carry: at most max_transfer, and at most `bytes` when given. */
+  private mostPages(bytes = Infinity): number {
+    const { pageSize } = this;
+    const maxTransfer = this.options.connection.ready?.max_transfer ?? pageSize;
+    return Math.max(1, Math.floor(Math.min(bytes, maxTransfer) / pageSize));
   }
 
   private async fetch(page: number, count: number): Promise<Uint8Array> {
@@ -148,6 +223,38 @@ export class SnapshotFile implements SqliteFile {
   async close(): Promise<void> {
     this.pages.clear();
   }
+}
+
+/** Requests one batch frame may hold besides the header's (the batch bounds, docs/protocol.md §11). */
+const MOST_RUNS = 200;
+
+/** Sorted pages as runs of consecutive pages, each at most `most` long; page 0 left out. */
+function runsOf(pages: number[], most: number): { first: number; end: number }[] {
+  const runs: { first: number; end: number }[] = [];
+  for (const page of pages) {
+    if (page === 0) continue;
+    const last = runs[runs.length - 1];
+    if (last && last.end === page && last.end - last.first < most) last.end++;
+    else if (runs.length < MOST_RUNS) runs.push({ first: page, end: page + 1 });
+  }
+  return runs;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Two headers that differ at most in the change counter and its copy (bytes 24-27, 92-95). */
+function sameHeader(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) {
+    const counter =
+      (i >= CHANGE_COUNTER && i < CHANGE_COUNTER + 4) || (i >= VALID_FOR && i < VALID_FOR + 4);
+    if (!counter && a[i] !== b[i]) return false;
+  }
+  return true;
 }
 
 function counterOf(header: Uint8Array): number {
