@@ -155,8 +155,8 @@ export class DatabaseFiles implements FileSource {
   }
 
   private cacheOf(connection: KernelConnection): PageCache {
-    const { readAheadBytes, maxCleanBytes } = this.options;
-    return new PageCache(connection, { readAheadBytes, maxCleanBytes });
+    const { readAheadBytes, maxCleanBytes, maxGroupBytes } = this.options;
+    return new PageCache(connection, { readAheadBytes, maxCleanBytes, maxGroupBytes });
   }
 }
 
