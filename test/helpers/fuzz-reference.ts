@@ -15,8 +15,10 @@
  * message judged as if it had come alone, in array order, with consecutive seqnos (a `Cell`
  * run: binding one binds them all), a bad one its own error and changing nothing. Where the
  * docs leave a batch's answers open it refuses the batch (an error limit passed inside it, a
- * terminate or a completion that waits on a flush before its last message, a non-object entry
- * in a batch over max_transfer); the runner builds its own batches a message at a time
+ * completion that waits on a flush before its last message, a non-object entry in a batch over
+ * max_transfer, and in a batch it did not build a message at a time a terminate before its last
+ * message; in one it builds, each message after a terminate is `bad_frame`); the runner builds
+ * its own batches a message at a time
  * (`beginBatch`, `batchEntry`, `endBatch`), drawing again what the model refuses, and the frame
  * it sends must parse into exactly the messages judged. A socket that did not ask sends version 1:
  * an array is one `bad_json`.
@@ -730,6 +732,8 @@ export class ReferenceObject {
     entries: BatchEntry[];
     outcome: Outcome;
     ended: boolean;
+    /** A terminate of it applied: every later message is `bad_frame` (docs/protocol.md §11). */
+    terminated: boolean;
   } | null = null;
 
   /** Starts a batch for `socket`: a binary one carries pages. */
@@ -742,6 +746,7 @@ export class ReferenceObject {
       entries: [],
       outcome: { type: "batch" },
       ended: false,
+      terminated: false,
     };
   }
 
@@ -778,7 +783,7 @@ export class ReferenceObject {
       payload = null;
     }
     const verdict: { refused: string } | MessageVerdict = isObject(value)
-      ? this.checkMessage(socket, value, payload, true)
+      ? this.checkMessage(socket, value, payload, true, b.terminated)
       : { fault: invalid("bad_json"), replyTo: null, type: "?", payload: null };
     if ("refused" in verdict) return { refused: verdict.refused };
     if (verdict.fault && this.errorCloses(socket)) return { refused: "errors past an error limit" };
@@ -795,7 +800,9 @@ export class ReferenceObject {
     all.applied ||= outcome.applied;
     all.closes ||= outcome.closes;
     all.delayed ||= outcome.delayed;
-    b.ended = Boolean(outcome.closes || outcome.delayed);
+    // After a terminate the batch goes on, each later message refused; the socket then closes.
+    if (outcome.applied && outcome.type === "memory_object_terminate") b.terminated = true;
+    else if (!b.terminated) b.ended = Boolean(outcome.closes || outcome.delayed);
     return outcome;
   }
 
@@ -894,13 +901,15 @@ export class ReferenceObject {
 
   /**
    * One message's checks, for a frame of its own or a message of a batch (`inBatch`: each is
-   * checked as if alone, but an init in a batch is `bad_frame`, docs/protocol.md §11).
+   * checked as if alone, but an init in a batch is `bad_frame`, and so is any message after a
+   * terminate of the same batch once its own fields passed, `afterTerminate`, docs/protocol.md §11).
    */
   private checkMessage(
     socket: SocketModel,
     header: Record<string, any>,
     payload: Uint8Array | null,
     inBatch: boolean,
+    afterTerminate = false,
   ): { refused: string } | MessageVerdict {
     const L = this.limits;
     const replyTo = peekId(header);
@@ -927,6 +936,8 @@ export class ReferenceObject {
     if (inBatch && isInit) return result(invalid("bad_frame"));
     if (!socket.initialized && !isInit) return result(invalid("not_initialized"));
     if (socket.initialized && isInit) return result(invalid("already_initialized"));
+    // The kernel is forgotten: nothing after its terminate in the same batch applies.
+    if (afterTerminate) return result(invalid("bad_frame"));
     if (NEEDS_WRITE.has(type) && !socket.writer) {
       return result(new Fault("forbidden", KERN_PROTECTION_FAILURE));
     }

@@ -863,6 +863,7 @@ class Runner {
       if (this.rng.chance(0.01)) await this.putPages();
     }
     await this.checkStat();
+    await this.checkGroupRows();
     if (this.roundNo % 40 === 0) await this.checkPages();
     if (this.roundNo % 97 === 0) await this.checkTables();
   }
@@ -883,6 +884,23 @@ class Runner {
       );
     }
     this.figures.checks.stat++;
+  }
+
+  /**
+   * The object's open groups and staged messages, counted, against the model's after every round
+   * (cheap, unlike the whole tables): a group left behind or lost shows at once.
+   */
+  private async checkGroupRows(): Promise<void> {
+    const actual = await inspect(this.options.object, (view) => ({
+      groups: view.count("groups"),
+      staged: view.count("staged"),
+    }));
+    const expected = this.model.groupRows();
+    if (actual.groups !== expected.groups || actual.staged !== expected.staged) {
+      throw new Failure(
+        `seed ${this.options.seed}, round ${this.roundNo}: the object has ${actual.groups} groups and ${actual.staged} staged messages, the model ${expected.groups} and ${expected.staged}\n  last frames sent:\n    ${this.recent.join("\n    ")}`,
+      );
+    }
   }
 
   /**
@@ -1587,9 +1605,20 @@ class Runner {
     const rng = this.rng;
     const group = this.drawGroup(actor);
     const staged = 1 + rng.int(5);
-    return this.builtBatch(actor, true, staged + 1, (i) => {
-      if (i >= staged)
+    // Now and then the kernel terminates inside it: what follows is refused (docs/protocol.md §11),
+    // and the group goes with the kernel (docs/protocol.md §12).
+    const terminateAt = rng.chance(0.03) ? rng.int(staged + 1) : -1;
+    const count = staged + 1 + (terminateAt >= 0 ? 1 : 0);
+    return this.builtBatch(actor, true, count, (i) => {
+      if (i === terminateAt) {
+        return {
+          text: JSON.stringify({ type: "memory_object_terminate", id: actor.nextId++ }),
+          payload: null,
+        };
+      }
+      if (i === count - 1) {
         return { text: this.groupSync(actor, group, rng.pick(SYNC_FLAGS)), payload: null };
+      }
       const frame = rng.chance(0.85)
         ? this.groupReturn(actor, group, 1 + rng.int(3), rng.int(TOUCHED - 3))
         : JSON.stringify({
