@@ -5,13 +5,30 @@
  */
 import { encodeFrame } from "../schema";
 
-/** (a) One R2 put of `body`, fed over HTTP; resolves when the Worker answered after the put. */
-export async function putOnce(url: string, body: Uint8Array<ArrayBuffer>): Promise<void> {
+/**
+ * (a) One R2 put of `body`, fed over HTTP; resolves when the Worker answered after the put, with
+ * the key it was put under.
+ */
+export async function putOnce(url: string, body: Uint8Array<ArrayBuffer>): Promise<string> {
   const response = await fetch(`${url}/bench/r2-put`, { method: "PUT", body });
-  const answer = (await response.json()) as { size: number };
+  const answer = (await response.json()) as { size: number; key: string };
   if (!response.ok || answer.size !== body.byteLength) {
     throw new Error(`bench r2-put answered ${response.status} ${JSON.stringify(answer)}`);
   }
+  return answer.key;
+}
+
+/** A range of what `putOnce` put under `key`, read from R2 by the bench Worker. */
+export async function getRange(
+  url: string,
+  key: string,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  const query = new URLSearchParams({ key, offset: String(offset), length: String(length) });
+  const response = await fetch(`${url}/bench/r2-get?${query}`);
+  if (!response.ok) throw new Error(`bench r2-get answered ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 /** A socket to the bench Durable Object whose messages are answered by `id`. */

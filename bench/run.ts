@@ -1,9 +1,10 @@
 /**
  * `npm run bench [-- --quick]`: edgepager against baselines measured in the same run
  * (bench/README.md). Starts edgepager and the bench-only Worker in one wrangler test harness, runs
- * W1-W5 there and W6 (memory) on `wrangler dev` with an inspector, prints a table of absolute
- * figures and ratios, and writes bench/results.json and bench/results.svg. `--only=W2,W6` runs
- * some workloads and writes nothing; `--profile` prints where the isolate's time goes instead.
+ * W1-W5 and the SQLite workloads W8-W10 there and W6 (memory) on `wrangler dev` with an
+ * inspector, prints a table of absolute figures and ratios, and writes bench/results.json and
+ * bench/results.svg. `--only=W2,W6` runs some workloads (and those whose figures they need) and
+ * writes nothing; `--profile` prints where the isolate's time goes instead.
  *
  * Nothing here asserts a timing: the figures depend on the machine and its load. Targets are
  * reported as met or not. The speed-independent counts are asserted in
@@ -33,6 +34,10 @@ import {
 import { manyKernels } from "./workloads/many-kernels";
 import { memoryUnderStream } from "./workloads/memory";
 import { onePageSync } from "./workloads/one-page-msync";
+import { buildDatabase, removeDatabase } from "./sqlite-fixtures";
+import { coldScans } from "./workloads/sqlite-cold-scan";
+import { insertTransactions, type CommitOptions } from "./workloads/sqlite-commits";
+import { smallTransactions } from "./workloads/sqlite-small-transactions";
 
 const quick = process.argv.includes("--quick");
 /** `--only=W2,W6` runs just those workloads (for working on one); the default runs all. */
@@ -40,7 +45,10 @@ const only = process.argv
   .find((arg) => arg.startsWith("--only="))
   ?.slice("--only=".length)
   .split(",");
-const runs = (id: string) => !only || only.includes(id) || (id === "W2" && only.includes("W4"));
+/** What a workload needs run before it: its baseline comes from another workload. */
+const NEEDS: Record<string, string[]> = { W2: ["W4", "W8", "W8b"], W8: ["W8b"] };
+const runs = (id: string) =>
+  !only || only.includes(id) || (NEEDS[id] ?? []).some((later) => only.includes(later));
 const sizes = quick ? QUICK : FULL;
 const log = (line: string) => console.log(`  ${line}`);
 
@@ -60,8 +68,12 @@ function mib(bytes: number): string {
 interface Shared {
   url: string;
   rows: Row[];
-  /** W2's p50, the yardstick of W4. */
+  /** W2's p50, the yardstick of W4 and W8. */
   w2p50?: number;
+  /** W8's p50, the yardstick of W8b. */
+  w8p50?: number;
+  /** The 16 MiB database of W9 and W10, built once (`node:sqlite`) and removed at the end. */
+  database?: { path: string; bytes: Uint8Array<ArrayBuffer> };
 }
 
 const WORKLOADS: [string, (shared: Shared) => Promise<void>][] = [
@@ -71,6 +83,10 @@ const WORKLOADS: [string, (shared: Shared) => Promise<void>][] = [
   ["W3", w3],
   ["W4", w4], // needs W2's p50: --only=W4 runs W2 too
   ["W5", w5],
+  ["W8", w8], // needs W2's p50: --only=W8 runs W2 too
+  ["W8b", w8b], // needs W8's p50: --only=W8b runs W2 and W8 too
+  ["W9", w9],
+  ["W10", w10],
 ];
 
 async function main(): Promise<void> {
@@ -83,7 +99,11 @@ async function main(): Promise<void> {
     const harness = await startBenchHarness();
     try {
       const shared: Shared = { url: harness.url, rows };
-      for (const [, workload] of selected) await workload(shared);
+      try {
+        for (const [, workload] of selected) await workload(shared);
+      } finally {
+        if (shared.database) removeDatabase(shared.database.path);
+      }
     } finally {
       await harness.close();
     }
@@ -293,6 +313,112 @@ async function w5(shared: Shared): Promise<void> {
       figureLabel: `aggregate throughput, ${n} objects ÷ 1 (baseline (a): ${baselineScaling.toFixed(1)})`,
       target: null,
       data: { objects: n, one: w5One, many: w5Many, scaling, baselineScaling },
+    }),
+  );
+}
+
+async function w8(shared: Shared): Promise<void> {
+  const w2p50 = shared.w2p50!;
+  for (const durability of ["journal", "r2"] as const) {
+    const result = await commitRow(shared, "W8", { durability, atomicCommits: true }, w2p50);
+    if (durability === "journal") shared.w8p50 = result;
+  }
+}
+
+async function w8b(shared: Shared): Promise<void> {
+  await commitRow(shared, "W8b", { durability: "journal", atomicCommits: false }, shared.w8p50!);
+}
+
+/**
+ * A row of W8 or W8b: 1-row INSERT transactions, p50 against `yardstick` (W2's p50 for W8, W8's
+ * for W8b). Only W8 with the default durability has a target. Returns the p50.
+ */
+async function commitRow(
+  shared: Shared,
+  id: "W8" | "W8b",
+  options: CommitOptions,
+  yardstick: number,
+): Promise<number> {
+  const how = options.atomicCommits ? "atomic groups" : "a rollback journal per commit";
+  const name = options.durability === "r2" ? `${id} r2` : id;
+  console.log(`${name}: 1-row INSERT transactions, ${how}, durability "${options.durability}"`);
+  const result = await insertTransactions(shared.url, sizes.w8Samples, sizes.w8Warmups, options);
+  const p50 = percentile(result.latencies, 50);
+  const p99 = percentile(result.latencies, 99);
+  const counts =
+    `${result.framesSentPerCommit.toFixed(1)} frames out, ${result.framesReceivedPerCommit.toFixed(1)} in, ` +
+    `${result.seqnosPerCommit.toFixed(1)} messages numbered (+${result.journalSeqnosPerCommit.toFixed(1)} on the journal) per commit`;
+  log(`p50 ${ms(p50)} p99 ${ms(p99)}; ${counts}`);
+  const w8 = id === "W8";
+  const target = w8 && options.durability === "journal";
+  shared.rows.push(
+    row({
+      id: name,
+      title:
+        `1-row INSERT transactions, ${how}` +
+        (options.durability === "r2" ? ', durability "r2"' : ""),
+      edgepager: `p50 ${ms(p50)}, p99 ${ms(p99)}; ${counts}`,
+      baseline: `${w8 ? "W2" : "W8"} p50 ${ms(yardstick)}`,
+      figure: p50 / yardstick,
+      figureLabel: `p50 ÷ ${w8 ? "W2" : "W8"} p50`,
+      target: target ? { op: "<=", value: 1.5, of: "p50 ÷ W2 p50" } : null,
+      data: { ...options, p50, p99, yardstick, ...result },
+    }),
+  );
+  return p50;
+}
+
+/** The database of W9 and W10, built on first use. */
+function database(shared: Shared): { path: string; bytes: Uint8Array<ArrayBuffer> } {
+  return (shared.database ??= buildDatabase(sizes.sqliteBytes));
+}
+
+async function w9(shared: Shared): Promise<void> {
+  const db = database(shared);
+  console.log(
+    `W9: cold open + full scan + integrity_check of a ${mib(db.bytes.byteLength)} database`,
+  );
+  const w9 = await coldScans(shared.url, db, 1, sizes.w9Reps, log);
+  const total = median(w9.edgepager);
+  const local = median(w9.baseline);
+  shared.rows.push(
+    row({
+      id: "W9",
+      title: `cold open + scan + integrity_check, ${mib(db.bytes.byteLength)} database, reader`,
+      edgepager:
+        `${ms(total)} (open ${ms(median(w9.openMs))} incl. loading SQLite ${ms(median(w9.loadSqliteMs))}, ` +
+        `scan ${ms(median(w9.scanMs))}, check ${ms(median(w9.checkMs))}; ${w9.framesSent} frames out; ` +
+        `again with every page held ${ms(median(w9.heldMs))})`,
+      baseline: `local file, node:sqlite ${ms(local)}; R2 read in 1 MiB ranges ${ms(median(w9.r2ReadMs))}`,
+      figure: total / local,
+      figureLabel: "median time ÷ local file (node:sqlite)",
+      target: { op: "<=", value: 2, of: "time ÷ local file" },
+      data: { bytes: db.bytes.byteLength, ...w9 },
+    }),
+  );
+}
+
+async function w10(shared: Shared): Promise<void> {
+  const db = database(shared);
+  const n = sizes.w10Transactions;
+  console.log(`W10: ${n} small transactions on a ${mib(db.bytes.byteLength)} database`);
+  const w10 = await smallTransactions(shared.url, db.bytes, n, sizes.w10Puts, log);
+  const putMs = median(w10.puts);
+  const wholeFile = putMs * n;
+  const counts =
+    `${w10.framesSentPerTransaction.toFixed(1)} frames out, ` +
+    `${w10.seqnosPerTransaction.toFixed(1)} messages numbered (+${w10.journalSeqnosPerTransaction.toFixed(1)} on the journal) per transaction`;
+  log(`p50 ${ms(percentile(w10.latencies, 50))}; ${counts}`);
+  shared.rows.push(
+    row({
+      id: "W10",
+      title: `${n} small transactions on a ${mib(db.bytes.byteLength)} database`,
+      edgepager: `${ms(w10.elapsedMs)} (p50 ${ms(percentile(w10.latencies, 50))}; ${counts})`,
+      baseline: `(a) ${mib(db.bytes.byteLength)} put ${ms(putMs)} × ${n} = ${(wholeFile / 1000).toFixed(0)} s (extrapolated)`,
+      figure: wholeFile / w10.elapsedMs,
+      figureLabel: "times faster than a whole-file put per commit",
+      target: { op: ">=", value: 10, of: "baseline ÷ time" },
+      data: { bytes: db.bytes.byteLength, wholeFileMs: wholeFile, ...w10 },
     }),
   );
 }

@@ -16,6 +16,16 @@ export interface Sizes {
   w5Objects: number;
   w5Reps: number;
   w6Bytes: number;
+  /** W8 and W8b: timed 1-row INSERT transactions per row, after `w8Warmups`. */
+  w8Samples: number;
+  w8Warmups: number;
+  /** W9: cold scans of the 16 MiB database, after one warm-up. */
+  w9Reps: number;
+  /** W10: small transactions, and the 16 MiB puts its baseline extrapolates from. */
+  w10Transactions: number;
+  w10Puts: number;
+  /** The database of W9 and W10. */
+  sqliteBytes: number;
 }
 
 export const FULL: Sizes = {
@@ -28,6 +38,12 @@ export const FULL: Sizes = {
   w5Objects: 64,
   w5Reps: 3,
   w6Bytes: 256 * MiB,
+  w8Samples: 200,
+  w8Warmups: 20,
+  w9Reps: 5,
+  w10Transactions: 1000,
+  w10Puts: 4,
+  sqliteBytes: 16 * MiB,
 };
 
 export const QUICK: Sizes = {
@@ -40,6 +56,12 @@ export const QUICK: Sizes = {
   w5Objects: 64,
   w5Reps: 1,
   w6Bytes: 32 * MiB,
+  w8Samples: 100,
+  w8Warmups: 10,
+  w9Reps: 2,
+  w10Transactions: 1000,
+  w10Puts: 2,
+  sqliteBytes: 16 * MiB,
 };
 
 /** Each run's objects get fresh names, so a rerun against a persisted server starts empty. */

@@ -4,6 +4,8 @@
  * the same run, on the same runtime.
  *
  * - (a) `PUT /bench/r2-put`: one R2 put of the request body, streamed. The floor for bulk writes.
+ *   It answers the key, which `GET /bench/r2-get?key=&offset=&length=` reads a range of: the
+ *   floor for reading a database out of R2 (W9).
  * - (b) `/bench/page-socket`: a WebSocket to a Durable Object that decodes each binary frame with
  *   edgepager's codec, puts its payload to R2 under a fresh key, and replies `{"id"}`. The floor
  *   for "one dirty page made durable".
@@ -35,8 +37,17 @@ export default {
       const body = request.headers.has("content-length")
         ? request.body
         : await request.arrayBuffer();
-      const object = await env.BENCH_PAGES.put(`bench/bulk/${crypto.randomUUID()}`, body);
-      return Response.json({ size: object?.size ?? 0 });
+      const key = `bench/bulk/${crypto.randomUUID()}`;
+      const object = await env.BENCH_PAGES.put(key, body);
+      return Response.json({ size: object?.size ?? 0, key });
+    }
+    if (url.pathname === "/bench/r2-get" && request.method === "GET") {
+      const [key, offset, length] = ["key", "offset", "length"].map((k) => url.searchParams.get(k));
+      const object = await env.BENCH_PAGES.get(key ?? "", {
+        range: { offset: Number(offset), length: Number(length) },
+      });
+      if (!object) return new Response("no such key", { status: 404 });
+      return new Response(object.body);
     }
     if (SOCKET_MODES.some((mode) => url.pathname === `/bench/${mode}-socket`)) {
       if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
