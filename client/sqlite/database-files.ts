@@ -75,6 +75,7 @@ export class DatabaseFiles implements FileSource {
             connection,
             journalEmpty: () => files.journalEmpty(),
             readAheadBytes: options.readAheadBytes,
+            maxCleanBytes: options.maxCleanBytes,
           })
         : new ObjectFile({
             cache: files.cacheOf(connection),

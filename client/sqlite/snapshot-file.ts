@@ -28,6 +28,8 @@ export interface SnapshotFileOptions {
   journalEmpty: () => Promise<boolean>;
   /** Bytes fetched past a missed page, in one request (at most max_transfer). */
   readAheadBytes: number;
+  /** Bytes of pages kept; past it the least recently fetched go (the header stays). */
+  maxCleanBytes: number;
 }
 
 /** Where SQLite keeps the change counter, and the page count it vouches for (bytes 92-95). */
@@ -43,6 +45,9 @@ export class SnapshotFile implements SqliteFile {
   private counter: number | null = null;
   private fileSize = 0;
   private locked = false;
+  /** Where the last fetch ended, and how far ahead a scan reads now. */
+  private lastEnd = -1;
+  private ahead = 0;
   /** Pages the current read transaction has read. */
   private readonly touched = new Set<number>();
   /**
@@ -111,26 +116,23 @@ export class SnapshotFile implements SqliteFile {
 
   /** Reads a run from `page` on (read-ahead) with the header in the same step, and checks it. */
   private async readFrom(page: number): Promise<void> {
-    const { pageSize } = this;
-    const lastPage = Math.max(page + 1, Math.ceil(this.fileSize / pageSize));
-    let end = page + 1;
-    const most = this.mostPages(this.options.readAheadBytes);
-    while (end < lastPage && end - page < most && !this.pages.has(end)) end++;
-    const wanted = { first: page, end };
-    const [header, run] = await this.fetchWithHeader([wanted]);
+    const wanted = this.runsFrom(page);
+    const [header, ...fetched] = await this.fetchWithHeader(wanted);
     if (counterOf(header) === this.counter) {
-      this.keep(page, run!.data);
+      for (const { first, data } of fetched) this.keep(first, data);
       return;
     }
     // A commit landed since the transaction began. It may go on at the newer version if nothing
-    // it has read differs there: asked again with the header and the run, in one step.
+    // it has read differs there: asked again with the header and the runs, in one step.
     const touched = [...this.touched].sort((a, b) => a - b);
-    const runs = runsOf(touched, this.mostPages());
-    const [newer, again, ...reread] = await this.fetchWithHeader([wanted, ...runs]);
-    if (!this.unchanged(newer, reread, touched)) {
+    const [newer, ...again] = await this.fetchWithHeader([
+      ...wanted,
+      ...runsOf(touched, this.mostPages()),
+    ]);
+    if (!this.unchanged(newer, again.slice(wanted.length), touched)) {
       this.pages.clear();
       this.counter = null;
-      this.wanted = [...touched, ...Array.from({ length: end - page }, (_, i) => page + i)];
+      this.wanted = [...touched, ...wanted.flatMap(({ first, end }) => range(first, end))];
       throw new SqliteCodeError(
         VFS.SQLITE_BUSY,
         "the database changed under this read transaction: run it again",
@@ -138,7 +140,35 @@ export class SnapshotFile implements SqliteFile {
     }
     this.counter = counterOf(newer);
     this.pages.set(0, newer);
-    this.keep(page, again!.data);
+    for (const { first, data } of again.slice(0, wanted.length)) this.keep(first, data);
+  }
+
+  /**
+   * The runs to fetch for a miss at `page`: read-ahead from it, clipped at the file's end and at
+   * held pages, one request per max_transfer. A miss right where the last fetch ended is a scan:
+   * each such miss doubles how far ahead it reads (up to SCAN_AHEAD_BYTES), and those requests
+   * leave together, so the object reads their ranges from R2 at the same time.
+   */
+  private runsFrom(page: number): { first: number; end: number }[] {
+    const { pageSize } = this;
+    const scanning = page === this.lastEnd;
+    this.ahead = scanning
+      ? Math.min(SCAN_AHEAD_BYTES, Math.max(this.ahead * 2, this.options.readAheadBytes))
+      : this.options.readAheadBytes;
+    const lastPage = Math.max(page + 1, Math.ceil(this.fileSize / pageSize));
+    const stop = Math.min(lastPage, page + Math.max(1, Math.floor(this.ahead / pageSize)));
+    const most = this.mostPages();
+    const runs: { first: number; end: number }[] = [];
+    let end = page + 1;
+    runs.push({ first: page, end });
+    while (end < stop && !this.pages.has(end)) {
+      const last = runs[runs.length - 1]!;
+      if (last.end - last.first < most) last.end++;
+      else runs.push({ first: end, end: end + 1 });
+      end++;
+    }
+    this.lastEnd = end;
+    return runs;
   }
 
   /**
@@ -183,7 +213,14 @@ export class SnapshotFile implements SqliteFile {
   private keep(first: number, data: Uint8Array): void {
     const { pageSize } = this;
     for (let at = 0; at < data.byteLength; at += pageSize) {
-      this.pages.set(first + at / pageSize, data.slice(at, at + pageSize));
+      const page = first + at / pageSize;
+      this.pages.delete(page); // re-inserted last: the map's order is the order of use
+      this.pages.set(page, data.slice(at, at + pageSize));
+    }
+    const most = Math.max(2, Math.floor(this.options.maxCleanBytes / pageSize));
+    for (const page of this.pages.keys()) {
+      if (this.pages.size <= most) break;
+      if (page !== 0) this.pages.delete(page);
     }
   }
 
@@ -223,6 +260,13 @@ export class SnapshotFile implements SqliteFile {
   async close(): Promise<void> {
     this.pages.clear();
   }
+}
+
+/** How far ahead a sequential scan reads at most: a few max_transfer requests at once. */
+const SCAN_AHEAD_BYTES = 8 * 1024 * 1024;
+
+function range(first: number, end: number): number[] {
+  return Array.from({ length: end - first }, (_, i) => first + i);
 }
 
 /** Requests one batch frame may hold besides the header's (the batch bounds, docs/protocol.md §11). */
