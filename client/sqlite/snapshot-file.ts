@@ -45,8 +45,8 @@ export class SnapshotFile implements SqliteFile {
   private counter: number | null = null;
   private fileSize = 0;
   private locked = false;
-  /** Where the last fetch ended, and how far ahead a scan reads now. */
-  private lastEnd = -1;
+  /** Where the last few fetches ended, and how far ahead a scan reads now. */
+  private recentEnds: number[] = [];
   private ahead = 0;
   /** Pages the current read transaction has read. */
   private readonly touched = new Set<number>();
@@ -119,7 +119,8 @@ export class SnapshotFile implements SqliteFile {
     const wanted = this.runsFrom(page);
     const [header, ...fetched] = await this.fetchWithHeader(wanted);
     if (counterOf(header) === this.counter) {
-      for (const { first, data } of fetched) this.keep(first, data);
+      // The run holding `page` kept last, so keeping the others cannot push it out.
+      for (const { first, data } of fetched.reverse()) this.keep(first, data);
       return;
     }
     // A commit landed since the transaction began. It may go on at the newer version if nothing
@@ -140,21 +141,28 @@ export class SnapshotFile implements SqliteFile {
     }
     this.counter = counterOf(newer);
     this.pages.set(0, newer);
-    for (const { first, data } of again.slice(0, wanted.length)) this.keep(first, data);
+    for (const { first, data } of again.slice(0, wanted.length).reverse()) this.keep(first, data);
   }
 
   /**
    * The runs to fetch for a miss at `page`: read-ahead from it, clipped at the file's end and at
-   * held pages, one request per max_transfer. A miss right where the last fetch ended is a scan:
+   * held pages, one request per max_transfer. A miss where a recent fetch ended is a scan:
    * each such miss doubles how far ahead it reads (up to SCAN_AHEAD_BYTES), and those requests
    * leave together, so the object reads their ranges from R2 at the same time.
    */
   private runsFrom(page: number): { first: number; end: number }[] {
     const { pageSize } = this;
-    const scanning = page === this.lastEnd;
-    this.ahead = scanning
-      ? Math.min(SCAN_AHEAD_BYTES, Math.max(this.ahead * 2, this.options.readAheadBytes))
-      : this.options.readAheadBytes;
+    // Where a recent fetch ended: a scan going on (a b-tree's interior pages make a scan jump
+    // away and come back, so a few ends are remembered), not a lookup elsewhere.
+    const scanning = this.recentEnds.includes(page);
+    // Never further than half of what may be kept: pages read ahead must last until read.
+    const furthest = Math.min(SCAN_AHEAD_BYTES, this.options.maxCleanBytes / 2);
+    this.ahead = Math.min(
+      furthest,
+      scanning
+        ? Math.max(this.ahead * 2, this.options.readAheadBytes)
+        : this.options.readAheadBytes,
+    );
     const lastPage = Math.max(page + 1, Math.ceil(this.fileSize / pageSize));
     const stop = Math.min(lastPage, page + Math.max(1, Math.floor(this.ahead / pageSize)));
     const most = this.mostPages();
@@ -167,7 +175,7 @@ export class SnapshotFile implements SqliteFile {
       else runs.push({ first: end, end: end + 1 });
       end++;
     }
-    this.lastEnd = end;
+    this.recentEnds = [end, ...this.recentEnds.slice(0, RECENT_ENDS - 1)];
     return runs;
   }
 
@@ -212,15 +220,16 @@ export class SnapshotFile implements SqliteFile {
 
   private keep(first: number, data: Uint8Array): void {
     const { pageSize } = this;
-    for (let at = 0; at < data.byteLength; at += pageSize) {
-      const page = first + at / pageSize;
-      this.pages.delete(page); // re-inserted last: the map's order is the order of use
-      this.pages.set(page, data.slice(at, at + pageSize));
+    const count = data.byteLength / pageSize;
+    for (let i = 0; i < count; i++) {
+      this.pages.delete(first + i); // re-inserted last: the map's order is the order of use
+      this.pages.set(first + i, data.slice(i * pageSize, (i + 1) * pageSize));
     }
-    const most = Math.max(2, Math.floor(this.options.maxCleanBytes / pageSize));
+    // The oldest go first; never the header, nor the run just fetched (it is about to be read).
+    const most = Math.max(1, Math.floor(this.options.maxCleanBytes / pageSize));
     for (const page of this.pages.keys()) {
       if (this.pages.size <= most) break;
-      if (page !== 0) this.pages.delete(page);
+      if (page !== 0 && (page < first || page >= first + count)) this.pages.delete(page);
     }
   }
 
@@ -261,6 +270,9 @@ export class SnapshotFile implements SqliteFile {
     this.pages.clear();
   }
 }
+
+/** Fetch ends remembered to tell a scan from a lookup. */
+const RECENT_ENDS = 4;
 
 /** How far ahead a sequential scan reads at most: a few max_transfer requests at once. */
 const SCAN_AHEAD_BYTES = 8 * 1024 * 1024;

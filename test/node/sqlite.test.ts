@@ -184,6 +184,49 @@ describe("readers and writers", () => {
     await writer.close();
   }, 120_000);
 
+  it("a reader's scan reads further ahead at each sequential miss, and keeps at most maxCleanBytes", async () => {
+    const object = "scan.db";
+    const writer = await open(object);
+    await writer.exec("CREATE TABLE t (b BLOB)");
+    await writer.exec(
+      `WITH RECURSIVE s (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 1500)
+       INSERT INTO t SELECT randomblob(4000) FROM s`,
+    );
+    await writer.close();
+    // Frames that ask for pages besides the header (which every transaction asks for afresh).
+    const requestFrames = (log: ReturnType<typeof newWireLog>, from = 0) =>
+      new Set(
+        log.sent
+          .slice(from)
+          .filter((m) => m.header.type === "memory_object_data_request" && m.header.offset > 0)
+          .map((m) => m.frame),
+      ).size;
+    const SCAN = "SELECT count(*) AS n, sum(length(b)) AS bytes FROM t";
+    const log = newWireLog();
+    const reader = await open(object, { readonly: true, WebSocket: recordingWebSocket(log) });
+    expect(await reader.query(SCAN)).toEqual([{ n: 1500, bytes: 6_000_000 }]);
+    // About 6 MiB, with the table's interior page in the middle: 1 MiB at a time takes 7 frames;
+    // reading further at each miss where a fetch ended, 4.
+    expect(requestFrames(log)).toBeLessThanOrEqual(4);
+    // Scanned again, all of it is held: only the header is asked for.
+    const before = log.sent.length;
+    await reader.query(SCAN);
+    expect(requestFrames(log, before)).toBe(0);
+    await reader.close();
+    // A reader that may keep 512 KiB fetches most of it again.
+    const smallLog = newWireLog();
+    const small = await open(object, {
+      readonly: true,
+      maxCleanBytes: 512 * 1024,
+      WebSocket: recordingWebSocket(smallLog),
+    });
+    await small.query(SCAN);
+    const again = smallLog.sent.length;
+    expect(await small.query(SCAN)).toEqual([{ n: 1500, bytes: 6_000_000 }]);
+    expect(requestFrames(smallLog, again)).toBeGreaterThan(1);
+    await small.close();
+  });
+
   it("a second writer is refused while the first is connected, and welcome after it closed", async () => {
     const object = "one-writer.db";
     const first = await open(object);
