@@ -256,9 +256,10 @@ describe("refusals", () => {
     const object = "group-refused-in-batch";
     const { kernel: k } = await TestKernel.open(object, "k1", { batch: true });
     const good = pageOf(1);
+    const first = k.returnOf(0, good);
     const misaligned = k.takeId();
     const returns = [
-      { ...k.returnOf(0, good), group: 4 },
+      { ...first, group: 4 },
       // Misaligned: refused for its field, not for room.
       { ...k.returnOf(PAGE + 1, good, misaligned), group: 4 },
     ];
