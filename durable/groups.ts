@@ -107,6 +107,15 @@ export class AtomicGroups {
    */
   fail(kernel: string, group: number): void {
     this.discard(kernel, group);
+    // Marks are bounded too: a kernel past MAX_OPEN_GROUPS of them (refusals of groups it could
+    // not even open) gets no more; such a group's synchronize then commits nothing.
+    const failed = this.sql
+      .exec<{ n: number }>(
+        `SELECT count(*) AS n FROM groups WHERE kernel = ? AND failed = 1`,
+        kernel,
+      )
+      .one().n;
+    if (failed >= MAX_OPEN_GROUPS) return;
     this.sql.exec(
       `INSERT INTO groups (kernel, grp, pages, failed) VALUES (?, ?, 0, 1)`,
       kernel,

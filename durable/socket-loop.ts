@@ -256,7 +256,8 @@ function answerError(
   const group = groupOf(header);
   if (cause instanceof GroupRefusal) {
     pager.transact(cause.effect);
-  } else if (group !== null && initialized) {
+  } else if (group !== null && initialized && pager.kernelRecord(kernel)) {
+    // (A kernel its terminate forgot earlier in the batch has no groups to discard.)
     pager.transact(() => pager.failGroup(kernel, group));
     if (cause.code !== "group_discarded") {
       cause = new ProtocolError(

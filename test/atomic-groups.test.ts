@@ -180,6 +180,23 @@ describe("abandoned groups", () => {
     again.close();
   });
 
+  it("a grouped return after a terminate in the same batch leaves no group behind", async () => {
+    const object = "group-after-terminate";
+    const { kernel: k } = await TestKernel.open(object, "k1", { batch: true });
+    const bye = k.takeId();
+    const lateId = k.takeId();
+    const late = { ...k.returnOf(0, pageOf(1), lateId), group: 9 };
+    k.sendBatch([{ type: "memory_object_terminate", id: bye }, late], [pageOf(1)]);
+    expect(await k.answer(lateId)).toMatchObject({ type: "error", code: "bad_frame" });
+    // The same kernel again, naming the group: nothing of it exists, its synchronize completes.
+    const again = await open(object, "k1", { openGroups: [9] });
+    expect(await again.completion(commit(again, 0, PAGE, 9))).toMatchObject({
+      type: "memory_object_synchronize_completed",
+    });
+    expect(await firstBytes(object, 1)).toEqual([0]);
+    again.close();
+  });
+
   it("survive a dropped socket and an eviction, and commit after the kernel resumes", async () => {
     const object = "group-resume";
     const k = await open(object);
