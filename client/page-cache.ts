@@ -697,11 +697,11 @@ export class PageCache {
     const { pageSize } = this.geometry();
     const returnsEnd = Math.max(0, ...runs.map((run) => (run.at(-1)![0] + 1) * pageSize));
     const expected = Math.max(this.shrinkTo ?? this.managerSize, returnsEnd);
-    // Only a size this kernel set, or a write's end inside a page: a size merely raised by whole
-    // pages comes with the returns, and sending it could cut what another kernel wrote since.
+    // Only a size this kernel set with `setSize`. A size raised by writes comes with the returns
+    // (to the end of their last page); sending it, even for a write that ends inside a page,
+    // could cut what another kernel wrote past it since: a set_size is absolute.
     const set = this.sizeEdits !== this.sizeEditsHeard;
-    const ragged = this.localSize > this.managerSize && this.localSize % pageSize !== 0;
-    const final = Number.isFinite(this.localSize) && this.localSize !== expected && (set || ragged);
+    const final = Number.isFinite(this.localSize) && this.localSize !== expected && set;
     return { shrink: this.shrinkTo, final: final ? this.localSize : null };
   }
 
