@@ -231,6 +231,13 @@ function checkOptions(options: DatabaseOptions) {
     }
     return value;
   };
+  const count = (name: "retries", fallback: number) => {
+    const value = options[name] ?? fallback;
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new TypeError(`openDatabase: ${name} must be a non-negative integer`);
+    }
+    return value;
+  };
   return {
     url: options.url,
     object,
@@ -242,7 +249,7 @@ function checkOptions(options: DatabaseOptions) {
     readAheadBytes: bytes("readAheadBytes", MiB),
     maxCleanBytes: bytes("maxCleanBytes", 64 * MiB),
     pageSize: bytes("pageSize", 4096),
-    retries: options.retries ?? 20,
+    retries: count("retries", 20),
     WebSocket: options.WebSocket,
   };
 }

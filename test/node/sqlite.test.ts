@@ -266,6 +266,24 @@ describe("readers and writers", () => {
   });
 });
 
+describe("options", () => {
+  it("a bad option is refused naming it, before anything is opened", async () => {
+    for (const [options, rule] of [
+      [{ durability: "disk" }, /durability must be "journal" or "r2"/],
+      [{ maxGroupBytes: 0 }, /maxGroupBytes must be a positive integer/],
+      [{ readAheadBytes: 1.5 }, /readAheadBytes must be a positive integer/],
+      [{ maxCleanBytes: -1 }, /maxCleanBytes must be a positive integer/],
+      [{ retries: -1 }, /retries must be a non-negative integer/],
+      [{ object: "x".repeat(121) }, /object must be a name of 1 to 120 characters/],
+    ] as const) {
+      await expect(open("options.db", options as never), JSON.stringify(options)).rejects.toThrow(
+        rule,
+      );
+    }
+    expect((await new HttpClient(harness.url).stat("options.db")).kernels).toEqual([]);
+  });
+});
+
 describe("the package export", () => {
   it("edgepager/sqlite (the built bundle) opens and queries a database", async () => {
     // By a name in a variable: the type check runs before the build makes dist/.
