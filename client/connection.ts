@@ -61,6 +61,11 @@ export interface KernelOptions {
    */
   connectTimeoutMs?: number;
   /**
+   * The object's mode to ask for (docs/protocol.md §10): `true` makes a new object coherent; an
+   * object of the other mode refuses the init (`mode_mismatch`). Unset: either mode.
+   */
+  coherent?: boolean;
+  /**
    * Ask for batches (docs/protocol.md §11), default true: if the manager accepts, messages sent
    * in the same turn leave as one frame and replies may arrive batched. `false` sends one frame
    * per message.
@@ -539,6 +544,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
         // Every group not named is discarded by this init (docs/protocol.md §12), the abandoned
         // ones included; omitted when none is open, as before groups existed.
         ...(this.openGroups.size > 0 ? { open_groups: [...this.openGroups] } : {}),
+        ...(this.options.coherent !== undefined && { coherent: this.options.coherent }),
       }),
     );
     this.abandonedGroups.clear();

@@ -23,6 +23,7 @@ import {
   errorResponse,
   invalidField,
   isPageSize,
+  modeMismatch,
   objectDeleted,
   pageSizeMismatch,
   pageSpanOf,
@@ -104,6 +105,7 @@ export function stat(pager: HttpOperations): ObjectStatusBody {
     ...pageCounts(pager),
     journal_pages: pager.journalPages(),
     size: pager.objectSize(),
+    coherent: pager.coherent() ?? false,
     seqno: pager.nextSeqno(),
     kernels: pager.kernelStates(),
     syncs: pager.outstandingSyncCount(),
@@ -242,8 +244,8 @@ export async function writePages(
   try {
     const { seqno, result } = pager.admit((seqno) => {
       if (body.tooLarge) throw bodyTooLarge(pager.limits.maxBodyBytes);
-      const { offset, page_size } = parseRequest(WritePagesQuery, query);
-      const pageSize = fixPageSize(pager, page_size);
+      const { offset, page_size, coherent } = parseRequest(WritePagesQuery, query);
+      const pageSize = fixPageSize(pager, page_size, coherent);
       if (pager.destroyedCount() !== epoch) {
         throw objectDeleted("meanwhile");
       }
@@ -287,7 +289,8 @@ export function setSize(
       );
     }
     const { size } = parseRequest(SetSizeBody, body);
-    const pageSize = fixPageSize(pager, parseRequest(SetSizeQuery, query).page_size);
+    const { page_size, coherent } = parseRequest(SetSizeQuery, query);
+    const pageSize = fixPageSize(pager, page_size, coherent);
     checkSize(size, pager.maxSize(pageSize));
     pager.resize(size, pageSize, seqno);
     return { object: pager.objectName(), size };
@@ -415,10 +418,19 @@ function httpContext(pager: HttpOperations, seqno: number, pageSize: number): Ha
 }
 
 /**
- * The first write fixes the page size: `page_size` (checked by the definition), else 4096; later
- * ones must agree (409).
+ * The first write fixes the page size: `page_size` (checked by the definition), else 4096, and
+ * with it the mode (`coherent`, else not coherent); later ones must agree (409).
  */
-function fixPageSize(pager: HttpOperations, pageSize: number | undefined): number {
+function fixPageSize(
+  pager: HttpOperations,
+  pageSize: number | undefined,
+  coherent: boolean | undefined,
+): number {
+  const mode = pager.coherent();
+  if (mode !== null && coherent !== undefined && coherent !== mode) {
+    throw modeMismatch(coherent, mode);
+  }
+  if (mode === null) pager.setCoherent(coherent === true);
   const current = pager.pageSize();
   if (pageSize === undefined) {
     if (current === null) pager.setPageSize(DEFAULT_PAGE_SIZE);

@@ -231,6 +231,7 @@ export class Pager implements SocketOperations, HttpOperations {
       // What was cached of the rolled-back state is read again from SQLite.
       this.store.forgetCounts();
       this.pageSizeCache = undefined;
+      this.coherentCache = undefined;
       throw error;
     }
   }
@@ -287,6 +288,20 @@ export class Pager implements SocketOperations, HttpOperations {
     this.pageSizeCache = pageSize;
   }
 
+  /** Fixed with the page size, read by every message on a coherent object: cached. */
+  private coherentCache: boolean | undefined;
+
+  coherent(): boolean | null {
+    if (this.pageSize() === null) return null;
+    this.coherentCache ??= this.meta.get<number>("coherent") === 1;
+    return this.coherentCache;
+  }
+
+  setCoherent(coherent: boolean): void {
+    this.meta.set("coherent", coherent ? 1 : 0);
+    this.coherentCache = coherent;
+  }
+
   geometry(pageSize: number): ObjectGeometry {
     return { pageSize, maxTransfer: this.limits.maxTransfer, maxSize: this.maxSize(pageSize) };
   }
@@ -322,6 +337,7 @@ export class Pager implements SocketOperations, HttpOperations {
     this.size.forget();
     this.groups.forgetCounts();
     this.pageSizeCache = undefined;
+    this.coherentCache = undefined;
     this.rememberName(name);
     this.sequencer.reset();
     this.upkeep.reset();

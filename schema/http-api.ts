@@ -105,6 +105,14 @@ const QueryPageSize = z
   .transform(Number)
   .optional();
 
+const COHERENT_RULE = "must be 1 (coherent) or 0 (not)";
+
+/** `?coherent=1|0` of a first write: the object's mode (docs/protocol.md §10). */
+const QueryCoherent = z
+  .enum(["0", "1"], { error: COHERENT_RULE })
+  .transform((text) => text === "1")
+  .optional();
+
 const COUNT_RULE = "must be a non-negative safe integer";
 
 /** A byte count in a JSON body (schema/fields.ts `readCount`). */
@@ -126,6 +134,7 @@ const ObjectStatus = z
     bytes: z.int(),
     journal_pages: z.int(),
     size: z.int().openapi({ description: "the object's size in bytes (docs/protocol.md §13)" }),
+    coherent: z.boolean().openapi({ description: "the object is coherent (docs/protocol.md §10)" }),
     seqno: z.int().openapi({ description: "the next seqno to be given" }),
     kernels: z.array(z.object({ kernel: z.string(), connected: z.boolean(), last_id: z.int() })),
     syncs: z.int(),
@@ -288,6 +297,9 @@ export const OPERATIONS = {
       query: z.object({
         offset: QueryCount.openapi({ description: "a multiple of the page size", example: "0" }),
         page_size: QueryPageSize.openapi({ description: "fixed by the first write; default 4096" }),
+        coherent: QueryCoherent.openapi({
+          description: "1: a coherent object (docs/protocol.md §10); fixed with the page size",
+        }),
       }),
       body: {
         required: true,
@@ -338,6 +350,9 @@ export const OPERATIONS = {
       params: ObjectParams,
       query: z.object({
         page_size: QueryPageSize.openapi({ description: "fixed by the first write; default 4096" }),
+        coherent: QueryCoherent.openapi({
+          description: "1: a coherent object (docs/protocol.md §10); fixed with the page size",
+        }),
       }),
       body: {
         required: true,

@@ -9,6 +9,7 @@ export {
   internalError,
   invalidField,
   missingRight,
+  modeMismatch,
   objectDeleted,
   pageSizeMismatch,
   storageFailed,

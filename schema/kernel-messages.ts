@@ -32,6 +32,11 @@ export interface InitMessage {
    * open group of the kernel is discarded by this init. Absent: none.
    */
   open_groups?: number[];
+  /**
+   * The object is (to be) coherent (docs/protocol.md §10): fixed with the page size by the first
+   * init of a writer; a later init naming the other mode is refused. Absent: either mode.
+   */
+  coherent?: boolean;
 }
 export interface DataRequestMessage {
   type: "memory_object_data_request";
@@ -126,6 +131,7 @@ const parsers: { [T in KernelMessageType]: Parser } = {
     received_mid: readCount(f, "received_mid"),
     ...(f.batch !== undefined && { batch: readBoolean(f, "batch") }),
     ...(f.open_groups !== undefined && { open_groups: readGroups(f, "open_groups") }),
+    ...(f.coherent !== undefined && { coherent: readBoolean(f, "coherent") }),
   }),
   memory_object_data_request: (f) => ({
     type: "memory_object_data_request",

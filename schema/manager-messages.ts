@@ -24,6 +24,8 @@ export interface ReadyMessage {
   batch: boolean;
   /** The object's size in bytes (docs/protocol.md §13). */
   size: number;
+  /** The object is coherent (docs/protocol.md §10); false while its mode is not fixed. */
+  coherent: boolean;
   seqno: number;
 }
 /** Sent as a binary frame whose payload is the `length` bytes of the range. */

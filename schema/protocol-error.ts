@@ -23,6 +23,7 @@ export type ErrorCode =
   | "not_initialized"
   | "already_initialized"
   | "page_size_mismatch"
+  | "mode_mismatch"
   | "mid_ahead"
   | "out_of_range"
   | "too_large"
@@ -101,6 +102,7 @@ export function errorResponse(error: unknown, context?: string): Response {
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   page_size_mismatch: 409,
+  mode_mismatch: 409,
   too_large: 413,
   not_found: 404,
   unauthorized: 401,
@@ -187,6 +189,21 @@ export function pageSizeMismatch(asked: number, fixed: number): ProtocolError {
     KERN_INVALID_ARGUMENT,
     "page_size_mismatch",
     `page_size (${asked}) differs from the object's page size (${fixed})`,
+  );
+}
+
+/**
+ * A mode (docs/protocol.md §10) that differs from the one the object has fixed, from an init or
+ * an HTTP write.
+ *
+ * @example throw modeMismatch(true, false); // 409 over HTTP
+ */
+export function modeMismatch(askedCoherent: boolean, coherent: boolean): ProtocolError {
+  const mode = (c: boolean) => (c ? "coherent" : "not coherent");
+  return new ProtocolError(
+    KERN_INVALID_ARGUMENT,
+    "mode_mismatch",
+    `coherent (${askedCoherent}) differs from the object's mode (${mode(coherent)}), fixed with its page size`,
   );
 }
 

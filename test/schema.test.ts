@@ -593,6 +593,7 @@ describe("public surface", () => {
       "isPageSize",
       "isPathOf",
       "missingRight",
+      "modeMismatch",
       "objectDeleted",
       "objectPath",
       "pageSizeMismatch",

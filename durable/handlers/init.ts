@@ -5,7 +5,12 @@
  * notes whether the socket takes batches (docs/protocol.md §11); answers `memory_object_ready`,
  * then resends the outbox in mid order (docs/protocol.md §3).
  */
-import { MEMORY_OBJECT_COPY_DELAY, pageSizeMismatch, type InitMessage } from "../../schema";
+import {
+  MEMORY_OBJECT_COPY_DELAY,
+  modeMismatch,
+  pageSizeMismatch,
+  type InitMessage,
+} from "../../schema";
 import type { Handler } from "./context";
 
 export const handleInit: Handler<InitMessage> = (ctx, message) => {
@@ -14,13 +19,20 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
   if (pageSize !== null && pageSize !== message.page_size) {
     throw pageSizeMismatch(message.page_size, pageSize);
   }
+  const coherent = pager.coherent();
+  if (coherent !== null && message.coherent !== undefined && message.coherent !== coherent) {
+    throw modeMismatch(message.coherent, coherent);
+  }
   const writer = pager.mayWrite(ctx.socket!);
   const known = pager.kernelRecord(kernel) !== undefined;
   if (!known) pager.makeRoomForKernel(writer);
   pager.acknowledgeOutbox(kernel, message.received_mid, "received_mid");
   // Only a kernel that may write fixes a new object's page size: a reader is answered with the
   // size it asked for and fixes nothing, so a read token cannot lock writers out.
-  if (pageSize === null && writer) pager.setPageSize(message.page_size);
+  if (pageSize === null && writer) {
+    pager.setPageSize(message.page_size);
+    pager.setCoherent(message.coherent === true);
+  }
   const record = pager.registerKernel(kernel, writer);
   // The groups it does not say it will finish are abandoned, never applied (docs/protocol.md §12).
   pager.discardGroupsBut(kernel, message.open_groups ?? []);
@@ -42,6 +54,7 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
     flush,
     batch,
     size: pager.objectSize(),
+    coherent: pager.coherent() ?? false,
     seqno: ctx.seqno,
   });
   pager.resendOutbox(ctx.socket!, kernel);

@@ -20,6 +20,13 @@ export interface HandlerOperations {
   /** The object's page size, fixed by the first init of a writer or the first write; null before. */
   pageSize(): number | null;
   setPageSize(pageSize: number): void;
+  /**
+   * Whether the object is coherent (docs/protocol.md §10): fixed with the page size, so null
+   * while that is not fixed.
+   */
+  coherent(): boolean | null;
+  /** Fixes the mode, with the page size. */
+  setCoherent(coherent: boolean): void;
   objectName(): string;
   /** The `max_size` announced for this page size. */
   maxSize(pageSize: number): number;

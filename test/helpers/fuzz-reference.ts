@@ -1247,6 +1247,8 @@ export class ReferenceObject {
             last_id: k.lastId,
             flush,
             batch: m.batch === true,
+            // The runner never asks for coherence (docs/protocol.md §10): the mode stays off.
+            coherent: false,
           },
         });
         for (const entry of k.outbox) socket.stream.push({ kind: "outbox", entry, group: null });
@@ -1572,6 +1574,8 @@ export class ReferenceObject {
       page_size: this.pageSizeFixed ? this.limits.pageSize : null,
       max_size: this.limits.maxSize,
       size: this.size,
+      // The runner never asks for coherence (docs/protocol.md §10).
+      coherent: false,
       pages: this.pages.size,
       bytes: this.pages.size * this.limits.pageSize,
       seqno: seqno + 1,

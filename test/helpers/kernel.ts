@@ -24,6 +24,8 @@ export interface InitOptions {
   batch?: boolean;
   /** The atomic groups to keep (docs/protocol.md §12); left out of the init when unset. */
   openGroups?: number[];
+  /** The mode to ask for (docs/protocol.md §10); left out of the init when unset. */
+  coherent?: boolean;
 }
 
 export class TestKernel {
@@ -142,6 +144,7 @@ export class TestKernel {
       received_mid: options.receivedMid ?? 0,
       ...(options.batch !== undefined && { batch: options.batch }),
       ...(options.openGroups !== undefined && { open_groups: options.openGroups }),
+      ...(options.coherent !== undefined && { coherent: options.coherent }),
     });
     return this.next(
       (m) => m.type === "memory_object_ready" || (m.type === "error" && m.reply_to === id),

@@ -61,7 +61,7 @@ type OptionalFieldRule = FieldRule | "groups";
  * `open_groups` and `group` (docs/protocol.md §12). Checked in this order, after the fields of FIELDS.
  */
 const OPTIONAL_FIELDS: Partial<Record<KernelMessage["type"], Record<string, OptionalFieldRule>>> = {
-  memory_object_init: { batch: "boolean", open_groups: "groups" },
+  memory_object_init: { batch: "boolean", open_groups: "groups", coherent: "boolean" },
   memory_object_data_return: { group: "positive" },
   memory_object_synchronize: { group: "positive" },
   memory_object_set_size: { group: "positive" },

@@ -50,7 +50,7 @@ describe("README's HTTP table", () => {
       "GET /v1/objects/{name}/pages?offset=&length=",
     );
     expect(spelled(OPERATIONS.writePages.route)).toBe(
-      "PUT /v1/objects/{name}/pages?offset=[&page_size=]",
+      "PUT /v1/objects/{name}/pages?offset=[&page_size=][&coherent=]",
     );
     expect(spelled(OPERATIONS.control.route)).toBe("GET /v1/objects/{name}/control?kernel=");
   });
