@@ -1,6 +1,6 @@
 /**
  * A linearizability checker for pages used as read/write registers, for the tests of coherent
- * objects: given every read and write of some pages with the real time each was called and
+ * objects (docs/protocol.md §10): given every read and write of some pages with the real time each was called and
  * returned, it says whether one order of them, page by page, explains every value a read saw and
  * keeps every operation that returned before another began ahead of it. A test that records what
  * its kernels (and HTTP) did passes the history here; a memory that lets a kernel keep a stale

@@ -1,5 +1,5 @@
-// A kernel asks for a coherent object with KernelConnection's `coherent` option (docs/protocol.md
-// §10): the first writer's init fixes the mode; a kernel asking for the other mode is refused.
+// A kernel asks for a coherent object with KernelConnection's `coherent` option (see
+// docs/protocol.md §10): the first writer's init fixes the mode; another mode is refused.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { KernelConnection } from "../../client";
 import { startHarness, type Harness } from "./harness";
