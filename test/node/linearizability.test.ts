@@ -13,6 +13,7 @@ import {
   type RegisterValue,
   type Witness,
 } from "../helpers/linearizability";
+import { seededRandom } from "../../tools/random";
 
 // One seed for the whole file: a failure prints its counterexample and replays identically.
 fc.configureGlobal({ seed: 14, numRuns: 300 });
@@ -495,17 +496,8 @@ describe("a simulated linearizable register", () => {
   });
 });
 
-/** A seeded generator of numbers in [0, 1) (mulberry32), for histories built without fast-check. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator of numbers in [0, 1), for histories built without fast-check. */
+const random = seededRandom;
 
 /**
  * Kernels sharing pages of one memory, as edgepager's kernels share an object: each keeps the
