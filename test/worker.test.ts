@@ -48,7 +48,8 @@ describe("the API description", () => {
       expect.arrayContaining([
         "GET /v1/objects/{name}",
         "GET /v1/objects/{name}/pages?offset=&length=",
-        "PUT /v1/objects/{name}/pages?offset=[&page_size=]",
+        "PUT /v1/objects/{name}/pages?offset=[&page_size=][&coherent=]",
+        "PATCH /v1/objects/{name}[?page_size=][&coherent=]",
         "POST /v1/objects/{name}/synchronize",
         "GET /v1/objects/{name}/syncs",
         "DELETE /v1/objects/{name}",
