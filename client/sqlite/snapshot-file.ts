@@ -102,8 +102,7 @@ export class SnapshotFile implements SqliteFile {
       if (!this.pages.has(page)) await this.readFrom(page);
       // Only pages served count as read: the one being fetched is not checked against itself.
       this.touched.add(page);
-    }
-    for (let page = first; page < end; page++) {
+      // Copied at once: a later fetch of this read may push it out of a small cache.
       const data = this.pages.get(page)!;
       const start = page * pageSize;
       const from = Math.max(offset, start);
