@@ -20,6 +20,7 @@ import {
   KERN_RESOURCE_SHORTAGE,
   MAX_BATCH_MESSAGES,
   MAX_OPEN_GROUPS,
+  VM_PROT_NO_CHANGE,
   VM_PROT_READ,
   decodeFrameOrBatch,
   encodeFrame,
@@ -102,6 +103,8 @@ interface Outgoing {
   group?: number;
   /** A synchronize that commits `group`. */
   commits?: boolean;
+  /** Called with the answer as it arrives, before any later message is handled. */
+  onAnswer?: (value: unknown) => void;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
@@ -124,7 +127,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private readonly outgoing = new Map<number, Outgoing>();
   private pendingBytes = 0;
   private readonly completions = new Map<number, Deferred<SynchronizeCompletedMessage>>();
-  private readonly unlocks: { id: number; offset: number; length: number }[] = [];
+  private readonly unlocks: { id: number; offset: number; length: number; access: number }[] = [];
   private spaceWaiters: (() => void)[] = [];
   private readyWaiters: Deferred<ReadyMessage>[] = [];
   private stopped: Error | null = null;
@@ -197,26 +200,37 @@ export class KernelConnection extends Emitter<KernelEvents> {
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
-  /** memory_object_data_request: the pages of a page-aligned range. */
+  /**
+   * memory_object_data_request: the pages of a page-aligned range. `onReply`, if given, is called
+   * with the answer the moment it arrives, before any later message of the same frame is handled
+   * (a promise settles only after them): a cache places the pages there, so a lock request that
+   * follows the supply finds them (docs/protocol.md §10).
+   */
   dataRequest(
     offset: number,
     length: number,
     desiredAccess = VM_PROT_READ,
-    options: CallOptions = {},
+    options: CallOptions & { onReply?: (reply: DataReply) => void } = {},
   ): Promise<DataReply> {
+    const { onReply, ...callOptions } = options ?? {};
     return this.enqueue(
       "dataRequest",
       { type: "memory_object_data_request", offset, length, desired_access: desiredAccess },
       undefined,
       false,
-      options,
+      callOptions,
+      onReply as ((value: unknown) => void) | undefined,
     ) as Promise<DataReply>;
   }
 
-  /** memory_object_data_unlock: resolves with the manager's granting lock request. */
+  /**
+   * memory_object_data_unlock: resolves with the manager's granting lock request, the first one
+   * over exactly this range whose lock_value no longer prohibits `desiredAccess` (a demotion or a
+   * flush of the same range, docs/protocol.md §10, is not a grant).
+   */
   dataUnlock(offset: number, length: number, desiredAccess: number): Promise<LockRequestMessage> {
     const id = this.nextId;
-    this.unlocks.push({ id, offset, length });
+    this.unlocks.push({ id, offset, length, access: desiredAccess });
     return this.enqueue(
       "dataUnlock",
       { type: "memory_object_data_unlock", offset, length, desired_access: desiredAccess },
@@ -382,10 +396,11 @@ export class KernelConnection extends Emitter<KernelEvents> {
     payload: Uint8Array | undefined,
     stateChanging: boolean,
     options: CallOptions = {},
+    onAnswer?: (value: unknown) => void,
   ): Promise<unknown> {
     checkCallOptions(call, options);
     groupField(call, message.group);
-    const { id, answered } = this.queue(message, payload, stateChanging);
+    const { id, answered } = this.queue(message, payload, stateChanging, onAnswer);
     const stop = watchCall(call, options, (error) => this.withdraw(id, error));
     answered.then(stop, stop);
     return answered;
@@ -396,6 +411,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
     message: { type: string; group?: number; [field: string]: unknown },
     payload: Uint8Array | undefined,
     stateChanging: boolean,
+    onAnswer?: (value: unknown) => void,
   ): { id: number; answered: Promise<unknown> } {
     if (this.stopped) throw this.stopped;
     const group = message.group;
@@ -406,7 +422,8 @@ export class KernelConnection extends Emitter<KernelEvents> {
     const frame = payload ? encodeFrame(header, payload) : JSON.stringify(header);
     const bytes = typeof frame === "string" ? frame.length : frame.byteLength;
     const answered = new Promise((resolve, reject) => {
-      this.outgoing.set(id, { id, frame, bytes, stateChanging, group, commits, resolve, reject });
+      const entry = { id, frame, bytes, stateChanging, group, commits, onAnswer, resolve, reject };
+      this.outgoing.set(id, entry);
     });
     this.pendingBytes += bytes;
     if (this.readyMessage) this.transmit(frame);
@@ -491,7 +508,10 @@ export class KernelConnection extends Emitter<KernelEvents> {
     // Its synchronize answered (ack: committed; error: refused, and the group discarded).
     if (entry.commits) this.openGroups.delete(entry.group!);
     if (outcome.error) entry.reject(outcome.error);
-    else entry.resolve(outcome.value);
+    else {
+      entry.onAnswer?.(outcome.value);
+      entry.resolve(outcome.value);
+    }
     const waiters = this.spaceWaiters;
     this.spaceWaiters = [];
     for (const wake of waiters) wake();
@@ -704,10 +724,21 @@ export class KernelConnection extends Emitter<KernelEvents> {
     return JSON.stringify({ type: "received", id: this.nextId++, mid: this.receivedMid });
   }
 
-  /** A lock request that grants a pending data_unlock's range answers that call. */
+  /**
+   * A lock request that grants a pending data_unlock's range answers that call: it leaves the
+   * pages cached (no flush) and its lock_value no longer prohibits the access asked for.
+   */
   private grantUnlock(lock: LockRequestMessage): void {
+    const grants = (access: number) =>
+      !lock.should_flush &&
+      lock.lock_value !== VM_PROT_NO_CHANGE &&
+      (lock.lock_value & access) === 0;
     const index = this.unlocks.findIndex(
-      (u) => u.offset === lock.offset && u.length === lock.length && this.outgoing.has(u.id),
+      (u) =>
+        u.offset === lock.offset &&
+        u.length === lock.length &&
+        grants(u.access) &&
+        this.outgoing.has(u.id),
     );
     if (index < 0) return;
     const [unlock] = this.unlocks.splice(index, 1);

@@ -10,12 +10,14 @@
  */
 import {
   KERN_INVALID_ADDRESS,
+  KERN_PROTECTION_FAILURE,
   KERN_RESOURCE_SHORTAGE,
   MEMORY_OBJECT_RETURN_ALL,
   MEMORY_OBJECT_RETURN_ANYTHING,
   MEMORY_OBJECT_RETURN_DIRTY,
   VM_PROT_NO_CHANGE,
   VM_PROT_NONE,
+  VM_PROT_READ,
   VM_PROT_WRITE,
   VM_SYNC_SYNCHRONOUS,
   type LockRequestMessage,
@@ -23,8 +25,9 @@ import {
   type SynchronizeCompletedMessage,
 } from "../schema";
 import { callSignal, checkCallOptions, type CallOptions } from "./call-options";
-import type { KernelConnection } from "./connection";
+import type { DataReply, KernelConnection } from "./connection";
 import { KernReturnError } from "./errors";
+import { RangeClaims, type Claim } from "./range-claims";
 
 interface CachedPage {
   data: Uint8Array;
@@ -36,6 +39,11 @@ interface CachedPage {
   version: number;
   /** Returns of it not yet answered: until then it may have to be dirty again, so it stays. */
   sending: number;
+  /**
+   * Dropped on purpose (flushed, fenced, cut), not merely evicted: an update holding it must
+   * start again. An evicted clean page an update holds is still good (lock requests wait).
+   */
+  lost: boolean;
 }
 
 export interface PageCacheOptions {
@@ -67,6 +75,8 @@ interface Geometry {
   pageSize: number;
   maxTransfer: number;
   maxSize: number;
+  /** The object is coherent (docs/protocol.md §10): pages are held as a reader or the writer. */
+  coherent: boolean;
 }
 
 /** A run of pages being returned: their bytes as sent, and their versions then. */
@@ -107,6 +117,11 @@ export class PageCache {
   /** `setSize` calls made, and how many of them the manager has heard of. */
   private sizeEdits = 0;
   private sizeEditsHeard = 0;
+  /** The ranges writes and updates work on, and the lock requests waiting for them. */
+  private readonly claims = new RangeClaims<LockRequestMessage>(
+    (claim) => this.holds(claim),
+    (lock) => void this.onLockRequest(lock),
+  );
 
   /**
    * @example
@@ -123,8 +138,8 @@ export class PageCache {
     if (ready) this.onReady(ready);
     this.unsubscribe = [
       connection.on("connected", (message) => this.onReady(message)),
-      connection.on("lock_request", (lock) => void this.onLockRequest(lock)),
-      connection.on("flush", () => this.dropClean()),
+      connection.on("lock_request", (lock) => this.offerLockRequest(lock)),
+      connection.on("flush", () => this.onFlush()),
     ];
   }
 
@@ -223,39 +238,129 @@ export class PageCache {
 
   /**
    * Writes bytes at any offset: the pages become dirty until `msync` or `commit` returns them,
-   * and the size grows to the write's end if it ends past it.
+   * and the size grows to the write's end if it ends past it. On a coherent object
+   * (docs/protocol.md §10) this kernel first becomes the writer of every page written: missing
+   * ones are requested with write access (one data_request per contiguous run), read-only ones
+   * unlocked; the bytes land once it holds them all, in one step.
    */
   async write(offset: number, bytes: Uint8Array, options: CallOptions = {}): Promise<void> {
     const call = callSignal("write", options);
     try {
-      const { pageSize } = this.geometry();
+      const { pageSize, coherent } = this.geometry();
       const first = Math.floor(offset / pageSize);
       const end = Math.ceil((offset + bytes.byteLength) / pageSize);
-      // Whole pages need no fault; partly written ones keep their other bytes (those past the
-      // known size are zeros: no fault either).
-      const partial = new Set(
-        [first, end - 1].filter((page) => {
-          const start = page * pageSize;
-          return offset > start || offset + bytes.byteLength < start + pageSize;
-        }),
-      );
-      const fetched = new Map<number, Uint8Array>();
-      for (const page of partial) {
-        for (const [p, data] of await abortable(this.faultIn(page, page + 1, false), call.signal))
-          fetched.set(p, data);
+      const { claim, turn } = this.claims.claim(first, end, coherent);
+      try {
+        if (turn) await abortable(turn, call.signal);
+        if (coherent) {
+          await this.acquireWritable(first, end, call.signal);
+          this.apply(offset, bytes, new Map());
+          return;
+        }
+        // Whole pages need no fault; partly written ones keep their other bytes (those past the
+        // known size are zeros: no fault either).
+        const partial = new Set(
+          [first, end - 1].filter((page) => {
+            const start = page * pageSize;
+            return offset > start || offset + bytes.byteLength < start + pageSize;
+          }),
+        );
+        const fetched = new Map<number, Uint8Array>();
+        for (const page of partial) {
+          for (const [p, data] of await abortable(this.faultIn(page, page + 1, false), call.signal))
+            fetched.set(p, data);
+        }
+        await abortable(this.unlockForWrite(first, end), call.signal);
+        this.apply(offset, bytes, fetched);
+      } finally {
+        this.claims.release(claim);
       }
-      await abortable(this.unlockForWrite(first, end), call.signal);
-      for (let page = first; page < end; page++) {
-        const pageStart = page * pageSize;
-        const from = Math.max(offset, pageStart);
-        const to = Math.min(offset + bytes.byteLength, pageStart + pageSize);
-        const cached = this.pages.get(page) ?? newPage(fetched.get(page) ?? null, pageSize);
-        cached.data.set(bytes.subarray(from - offset, to - offset), from - pageStart);
-        cached.dirty = true;
-        cached.version++;
-        this.place(page, cached);
+    } finally {
+      call.done();
+    }
+  }
+
+  /**
+   * An atomic read-modify-write of `[offset, offset + length)`: `fn` gets a copy of the range's
+   * bytes and returns (or resolves with) the new bytes, exactly `length` of them. Resolves with
+   * them once the manager has accepted them (the ack of a dirty data_return, kernel_copy true);
+   * they are not yet in R2 (msync or commit for that).
+   *
+   * On a coherent object (docs/protocol.md §10) it is atomic across every kernel: the cache first
+   * becomes the writer of every page of the range (answering lock requests meanwhile, holding
+   * nothing while it waits), then, holding them all, runs `fn`, writes the result and returns
+   * it; lock requests touching the range wait until the return is acked. If this kernel loses
+   * the pages before that (its socket dropped and the manager dropped it as a holder, or the
+   * return was fenced: refused with KERN_PROTECTION_FAILURE, both in docs/protocol.md §10),
+   * nothing was applied and it starts again: `fn` may run more than once, but its result is
+   * applied exactly once. On an object that is not coherent it is atomic only against this cache's own writes
+   * and updates (they take turns on overlapping ranges); other kernels may write in between.
+   *
+   * The range's pages must fit one data_return (`max_transfer`). Aborted before `fn` ran,
+   * nothing is applied; after, the new bytes may still be.
+   */
+  async update(
+    offset: number,
+    length: number,
+    fn: (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>,
+    options: CallOptions = {},
+  ): Promise<Uint8Array> {
+    checkByteCount("update", "offset", offset);
+    checkByteCount("update", "length", length);
+    if (length === 0) throw new TypeError("update: length must be 1 or more bytes");
+    if (typeof fn !== "function") {
+      throw new TypeError("update: fn must be a function from the bytes to the new bytes");
+    }
+    const call = callSignal("update", options);
+    try {
+      const { pageSize, maxTransfer, maxSize, coherent } = this.geometry();
+      if (offset + length > maxSize) {
+        throw new KernReturnError(
+          KERN_INVALID_ADDRESS,
+          "bad_range",
+          `update: offset + length ${offset + length} is over the object's max_size ${maxSize}`,
+        );
       }
-      this.localSize = Math.max(this.localSize, offset + bytes.byteLength);
+      const first = Math.floor(offset / pageSize);
+      const end = Math.ceil((offset + length) / pageSize);
+      if ((end - first) * pageSize > maxTransfer) {
+        throw new TypeError(
+          `update: length ${length} at offset ${offset} spans ${end - first} pages, more than one data_return carries (max_transfer ${maxTransfer} bytes)`,
+        );
+      }
+      const { claim, turn } = this.claims.claim(first, end, true);
+      try {
+        if (turn) await abortable(turn, call.signal);
+        for (;;) {
+          const held = await this.acquireForUpdate(claim, call.signal);
+          const after = await abortable(
+            Promise.resolve(fn(this.copyOf(offset, length, first, held))),
+            call.signal,
+          );
+          if (!(after instanceof Uint8Array) || after.byteLength !== length) {
+            throw new TypeError(`update: fn must return a Uint8Array of ${length} bytes`);
+          }
+          if (!this.stillHeld(first, held)) {
+            // Lost while fn ran (a departure flushed them): nothing was applied.
+            this.claims.unhold(claim);
+            continue;
+          }
+          // Evicted while fn ran (clean, still ours): back in, so the bytes land in them.
+          held.forEach((cached, i) => this.pages.set(first + i, cached));
+          this.apply(offset, after, new Map());
+          const sending = this.startSending(held.map((cached, i) => [first + i, cached]));
+          try {
+            await abortable(this.returnRun(sending, { kernelCopy: true }), call.signal);
+            return after;
+          } catch (error) {
+            if (!(coherent && isFenced(error))) throw error;
+            // Refused: not applied, and the pages are gone here (returnRun dropped them).
+            this.claims.unhold(claim);
+          }
+        }
+      } finally {
+        this.claims.release(claim);
+      }
     } finally {
       call.done();
     }
@@ -371,7 +476,11 @@ export class PageCache {
         for (const sending of sendings) {
           if (this.connection.overCapacity) await this.connection.capacity(sends);
           const offset = sending.run[0]![0] * pageSize;
-          sent.push(this.connection.dataReturn(offset, sending.body, { dirty: true, ...sends }));
+          // On a coherent object the pages stay cached, so the hold stays (docs/protocol.md §10).
+          const kernelCopy = this.geometry().coherent;
+          sent.push(
+            this.connection.dataReturn(offset, sending.body, { dirty: true, kernelCopy, ...sends }),
+          );
         }
         if (sizes.final !== null) sent.push(this.connection.setSize(sizes.final, sends));
         const completion = this.connection.synchronize(span.offset, span.length, syncFlags, sends);
@@ -492,6 +601,7 @@ export class PageCache {
       pageSize: ready.page_size,
       maxTransfer: ready.max_transfer,
       maxSize: ready.max_size,
+      coherent: ready.coherent === true,
     };
     const size = typeof ready.size === "number" ? ready.size : Number.POSITIVE_INFINITY;
     if (first) {
@@ -500,33 +610,162 @@ export class PageCache {
     } else this.learnSize(size);
   }
 
+  // --- writing and holding pages ---------------------------------------------------------
+
+  /** Writes `bytes` at `offset` into the cache, the pages dirty; missing ones from `fetched`. */
+  private apply(offset: number, bytes: Uint8Array, fetched: Map<number, Uint8Array>): void {
+    const { pageSize } = this.geometry();
+    const end = Math.ceil((offset + bytes.byteLength) / pageSize);
+    for (let page = Math.floor(offset / pageSize); page < end; page++) {
+      const pageStart = page * pageSize;
+      const from = Math.max(offset, pageStart);
+      const to = Math.min(offset + bytes.byteLength, pageStart + pageSize);
+      const cached = this.pages.get(page) ?? newPage(fetched.get(page) ?? null, pageSize);
+      cached.data.set(bytes.subarray(from - offset, to - offset), from - pageStart);
+      cached.dirty = true;
+      cached.version++;
+      this.place(page, cached);
+    }
+    this.localSize = Math.max(this.localSize, offset + bytes.byteLength);
+  }
+
+  /**
+   * On a coherent object, makes this kernel the writer of every page of [first, end): missing
+   * pages are requested with write access (one data_request per contiguous run, at most
+   * max_transfer each), read-only ones unlocked (one data_unlock per run), and it looks again
+   * once they are answered, since lock requests answered meanwhile may have taken pages back.
+   * Returns when every page is cached writable; nothing is held while it waits.
+   */
+  private async acquireWritable(
+    first: number,
+    end: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const { pageSize, maxTransfer } = this.geometry();
+    const perRequest = Math.max(1, Math.floor(maxTransfer / pageSize));
+    for (;;) {
+      const waits: Promise<unknown>[] = [];
+      const readOnly: [number, CachedPage][] = [];
+      for (let page = first; page < end;) {
+        const pending = this.fetching.get(page);
+        const cached = this.pages.get(page);
+        if (pending || cached) {
+          if (pending) waits.push(pending);
+          else if (cached!.prohibited & VM_PROT_WRITE) readOnly.push([page, cached!]);
+          page++;
+          continue;
+        }
+        let runEnd = page + 1;
+        while (runEnd < end && !this.pages.has(runEnd) && !this.fetching.has(runEnd)) runEnd++;
+        for (let start = page; start < runEnd; start += perRequest) {
+          this.fetchRun(start, Math.min(runEnd, start + perRequest), VM_PROT_READ | VM_PROT_WRITE);
+          waits.push(this.fetching.get(start)!);
+        }
+        page = runEnd;
+      }
+      for (const run of this.runsOf(readOnly)) {
+        const offset = run[0]![0] * pageSize;
+        waits.push(this.connection.dataUnlock(offset, run.length * pageSize, VM_PROT_WRITE));
+      }
+      if (waits.length === 0) return;
+      await abortable(Promise.all(waits), signal);
+    }
+  }
+
+  /**
+   * The pages of an update's claim, held and returned in page order: on a coherent object as
+   * their writer; on one that is not, merely cached (never-written ones and those past the known
+   * size as zeros). The update keeps them even if a clean one is evicted meanwhile: lock
+   * requests touching them wait, so they stay the latest bytes.
+   */
+  private async acquireForUpdate(
+    claim: Claim,
+    signal: AbortSignal | undefined,
+  ): Promise<CachedPage[]> {
+    const { pageSize, coherent } = this.geometry();
+    const held: CachedPage[] = [];
+    if (coherent) {
+      await this.acquireWritable(claim.first, claim.end, signal);
+      for (let page = claim.first; page < claim.end; page++) held.push(this.pages.get(page)!);
+    } else {
+      const fetched = await abortable(this.faultIn(claim.first, claim.end, false), signal);
+      for (let page = claim.first; page < claim.end; page++) {
+        let cached = this.pages.get(page);
+        if (!cached) this.place(page, (cached = newPage(fetched.get(page) ?? null, pageSize)));
+        held.push(cached);
+      }
+    }
+    claim.held = true;
+    return held;
+  }
+
+  /** Whether every page of a claim is cached, and writable on a coherent object. */
+  private holds(claim: Claim): boolean {
+    const { coherent } = this.geometry();
+    for (let page = claim.first; page < claim.end; page++) {
+      const cached = this.pages.get(page);
+      if (!cached || (coherent && cached.prohibited & VM_PROT_WRITE)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Whether an update's pages (from page `first` on) are still its own: none dropped on purpose
+   * or replaced by a fresh fetch, none made read-only.
+   */
+  private stillHeld(first: number, held: CachedPage[]): boolean {
+    const { coherent } = this.geometry();
+    return held.every(
+      (cached, i) =>
+        !cached.lost &&
+        (this.pages.get(first + i) ?? cached) === cached &&
+        !(coherent && cached.prohibited & VM_PROT_WRITE),
+    );
+  }
+
+  /** A copy of the bytes of `[offset, offset + length)` from `held`, its pages from `first` on. */
+  private copyOf(offset: number, length: number, first: number, held: CachedPage[]): Uint8Array {
+    const { pageSize } = this.geometry();
+    const out = new Uint8Array(length);
+    held.forEach((cached, i) => {
+      const pageStart = (first + i) * pageSize;
+      const from = Math.max(offset, pageStart);
+      const to = Math.min(offset + length, pageStart + pageSize);
+      out.set(cached.data.subarray(from - pageStart, to - pageStart), from - offset);
+    });
+    return out;
+  }
+
   // --- faults and read-ahead ---------------------------------------------------------------
 
   /**
    * Requests every missing page of [first, end) (with `readAhead`, the run from a miss goes on
    * past `end`, up to `readAheadBytes`), in requests of at most max_transfer, and resolves with
    * the bytes of the pages of [first, end) it had to wait for. Pages wholly past the known size
-   * are zeros and never requested.
+   * are zeros and never requested, except on a coherent object, where another kernel may have
+   * written past the size this one knows (read-ahead still stops there).
    */
   private async faultIn(
     first: number,
     end: number,
     readAhead: boolean,
   ): Promise<Map<number, Uint8Array>> {
-    const { pageSize, maxTransfer, maxSize } = this.geometry();
+    const { pageSize, maxTransfer, maxSize, coherent } = this.geometry();
     const perRequest = Math.max(1, Math.floor(maxTransfer / pageSize));
     const zeroFrom = this.zeroPage();
-    const lastPage = Math.min(zeroFrom, Math.floor(maxSize / pageSize));
+    const maxPage = Math.floor(maxSize / pageSize);
+    const lastPage = Math.min(zeroFrom, maxPage);
+    const wanted = coherent ? maxPage : lastPage;
     const ahead = readAhead ? Math.floor(this.readAheadBytes() / pageSize) : 0;
     const waits: [number, Fetch][] = [];
-    for (let page = first; page < end && page < lastPage;) {
+    for (let page = first; page < end && page < wanted;) {
       const pending = this.fetching.get(page);
       if (this.pages.has(page) || pending) {
         if (pending) waits.push([page, pending]);
         page++;
         continue;
       }
-      const limit = Math.min(lastPage, Math.max(end, page + ahead));
+      const limit = Math.min(wanted, Math.max(end, Math.min(lastPage, page + ahead)));
       let runEnd = page + 1;
       while (runEnd < limit && !this.pages.has(runEnd) && !this.fetching.has(runEnd)) runEnd++;
       for (let start = page; start < runEnd; start += perRequest) {
@@ -543,33 +782,39 @@ export class PageCache {
     return fetched;
   }
 
-  /** One data_request for pages [start, end), each page's fetch registered until answered. */
-  private fetchRun(start: number, end: number): void {
+  /**
+   * One data_request for pages [start, end), each page's fetch registered until answered. The
+   * pages are placed the moment the answer arrives, before any message after it is handled: a
+   * lock request right behind the supply (docs/protocol.md §10) then finds them to flush or demote.
+   */
+  private fetchRun(start: number, end: number, access = VM_PROT_READ): void {
     const { pageSize } = this.geometry();
-    const reply = this.connection.dataRequest(start * pageSize, (end - start) * pageSize);
     const zeroFrom = this.shrinkTo;
-    const settled = reply.then(
-      (answer) => {
-        const pages = new Map<number, Uint8Array>();
-        for (let p = start; p < end; p++) {
-          this.fetching.delete(p);
-          const at = (p - start) * pageSize;
-          const data = answer.data ? answer.data.slice(at, at + pageSize) : null;
-          // Bytes past a shrink the manager has not heard of yet are zeros here already.
-          if (data && zeroFrom !== null && (p + 1) * pageSize > zeroFrom) {
-            data.fill(0, Math.max(0, zeroFrom - p * pageSize));
-          }
-          if (data) pages.set(p, data);
-          // Written meanwhile: the local copy is newer.
-          if (this.pages.has(p)) continue;
-          const cached = newPage(null, pageSize);
-          if (data) cached.data = data;
-          cached.precious = answer.precious;
-          cached.prohibited = answer.lockValue;
-          this.place(p, cached);
+    const pages = new Map<number, Uint8Array>();
+    const place = (answer: DataReply) => {
+      for (let p = start; p < end; p++) {
+        this.fetching.delete(p);
+        const at = (p - start) * pageSize;
+        const data = answer.data ? answer.data.slice(at, at + pageSize) : null;
+        // Bytes past a shrink the manager has not heard of yet are zeros here already.
+        if (data && zeroFrom !== null && (p + 1) * pageSize > zeroFrom) {
+          data.fill(0, Math.max(0, zeroFrom - p * pageSize));
         }
-        return pages;
-      },
+        if (data) pages.set(p, data);
+        // Written meanwhile: the local copy is newer.
+        if (this.pages.has(p)) continue;
+        const cached = newPage(null, pageSize);
+        if (data) cached.data = data;
+        cached.precious = answer.precious;
+        cached.prohibited = answer.lockValue;
+        this.place(p, cached);
+      }
+    };
+    const reply = this.connection.dataRequest(start * pageSize, (end - start) * pageSize, access, {
+      onReply: place,
+    });
+    const settled = reply.then(
+      () => pages,
       (error: Error) => {
         for (let p = start; p < end; p++) this.fetching.delete(p);
         throw error;
@@ -583,11 +828,20 @@ export class PageCache {
     }
   }
 
-  /** Never more than the clean pages kept: what is read ahead must stay until it is read. */
+  /**
+   * Never more than the clean pages kept: what is read ahead must stay until it is read. Off by
+   * default on a coherent object: every page fetched makes this kernel a reader of it, and a
+   * reader demotes the page's writer (docs/protocol.md §10), so pages nobody asked for would cost
+   * the kernels writing them a lock request each, and bytes read ahead go stale the moment
+   * another kernel writes them anyway. An explicit `readAheadBytes` still applies.
+   */
   private readAheadBytes(): number {
+    const { maxTransfer, coherent } = this.geometry();
     const bytes =
       this.options.readAheadBytes === -1
-        ? Math.min(DEFAULTS.readAheadBytes, this.geometry().maxTransfer)
+        ? coherent
+          ? 0
+          : Math.min(DEFAULTS.readAheadBytes, maxTransfer)
         : this.options.readAheadBytes;
     return Math.min(bytes, this.options.maxCleanBytes);
   }
@@ -622,6 +876,8 @@ export class PageCache {
   }
 
   private forget(page: number): void {
+    const cached = this.pages.get(page);
+    if (cached) cached.lost = true;
     this.pages.delete(page);
     this.clean.delete(page);
     this.pinned.delete(page);
@@ -751,41 +1007,85 @@ export class PageCache {
     sending.open = false;
   }
 
-  /** One data_return of a send's bytes; its pages are settled with its answer. */
-  private returnRun(sending: Sending, options: CallOptions): Promise<unknown> {
-    const { pageSize } = this.geometry();
+  /**
+   * One data_return of a send's bytes; its pages are settled with its answer. On a coherent
+   * object it says kernel_copy true unless told otherwise (the pages stay cached, so the hold
+   * must stay too, docs/protocol.md §10), and a return refused with KERN_PROTECTION_FAILURE
+   * (fenced: this kernel is no longer the pages' writer) drops the pages instead of dirtying them
+   * again: the manager took someone else's bytes since, and these are lost, as a departed
+   * kernel's are.
+   */
+  private returnRun(
+    sending: Sending,
+    options: CallOptions & { kernelCopy?: boolean },
+  ): Promise<unknown> {
+    const { pageSize, coherent } = this.geometry();
     const offset = sending.run[0]![0] * pageSize;
     const dirty = sending.dirty;
-    return this.connection.dataReturn(offset, sending.body, { dirty, ...options }).then(
-      () => this.finishSending(sending),
-      (error: Error) => {
-        this.redirty(sending);
-        throw error;
-      },
-    );
+    const { kernelCopy = coherent, ...callOptions } = options;
+    return this.connection
+      .dataReturn(offset, sending.body, { dirty, kernelCopy, ...callOptions })
+      .then(
+        () => this.finishSending(sending),
+        (error: Error) => {
+          if (coherent && isFenced(error)) this.dropSent(sending);
+          else this.redirty(sending);
+          throw error;
+        },
+      );
+  }
+
+  /** A fenced send: its pages, unless replaced since, leave the cache. */
+  private dropSent(sending: Sending): void {
+    for (const [page, cached] of sending.run) {
+      if (sending.open) cached.sending--;
+      if (this.pages.get(page) === cached) this.forget(page);
+    }
+    sending.open = false;
   }
 
   // --- the manager's requests --------------------------------------------------------------
 
-  /** memory_object_lock_request: return what it asks, flush if told, apply the lock, answer. */
-  private async onLockRequest(lock: LockRequestMessage): Promise<void> {
+  /**
+   * A lock request arrives: answered now, or, when it touches pages a write or update holds,
+   * once that lets go (client/range-claims.ts).
+   */
+  private offerLockRequest(lock: LockRequestMessage): void {
     const { pageSize } = this.geometry();
     const first = Math.floor(lock.offset / pageSize);
     const end = Math.ceil((lock.offset + lock.length) / pageSize);
+    this.claims.offer(lock, first, end);
+  }
+
+  /**
+   * memory_object_lock_request: return what it asks, flush if told, apply the lock, answer. All
+   * it does to the cache happens at once, before anything is sent; then the returns go (waiting
+   * for capacity between them) and the lock_completed after them.
+   */
+  private async onLockRequest(lock: LockRequestMessage): Promise<void> {
+    const { pageSize, coherent } = this.geometry();
+    const first = Math.floor(lock.offset / pageSize);
+    const end = Math.ceil((lock.offset + lock.length) / pageSize);
     const select = returnSelector(lock.should_return);
-    const returns: Promise<unknown>[] = [];
+    const sendings: Sending[] = [];
     if (select) {
       const candidates =
         lock.should_return === MEMORY_OBJECT_RETURN_ANYTHING ? this.pages.keys() : this.pinned;
       for (const run of this.runsOf(this.chosen(candidates, first, end, select))) {
-        if (this.connection.overCapacity) await this.connection.capacity();
-        returns.push(this.returnRun(this.startSending(run), {}));
+        sendings.push(this.startSending(run));
       }
     }
     for (const [page, cached] of [...this.pages]) {
       if (page < first || page >= end) continue;
       if (lock.should_flush) this.forget(page);
       else if (lock.lock_value !== VM_PROT_NO_CHANGE) cached.prohibited = lock.lock_value;
+    }
+    // Pages kept (a demotion) keep their hold on a coherent object; flushed ones give it up.
+    const kernelCopy = coherent && !lock.should_flush;
+    const returns: Promise<unknown>[] = [];
+    for (const sending of sendings) {
+      if (this.connection.overCapacity) await this.connection.capacity();
+      returns.push(this.returnRun(sending, { kernelCopy }));
     }
     try {
       await Promise.all(returns);
@@ -807,9 +1107,16 @@ export class PageCache {
     }
   }
 
-  /** The manager said our copies may be stale: keep only what it has not got yet. */
-  private dropClean(): void {
-    for (const page of [...this.clean]) this.forget(page);
+  /**
+   * The manager said our copies may be stale (a ready with `flush: true`): keep only what it has
+   * not got yet. On a coherent object it dropped this kernel from every page it held
+   * (docs/protocol.md §10), so dirty pages never returned are lost, as a departed kernel's are:
+   * they go too, and so do pages being returned (resent, such a return is applied if it was
+   * before the departure, else fenced). An update under way notices and starts again.
+   */
+  private onFlush(): void {
+    const { coherent } = this.geometry();
+    for (const page of coherent ? [...this.pages.keys()] : [...this.clean]) this.forget(page);
   }
 }
 
@@ -822,6 +1129,7 @@ function newPage(data: Uint8Array | null, pageSize: number): CachedPage {
     prohibited: VM_PROT_NONE,
     version: 0,
     sending: 0,
+    lost: false,
   };
 }
 
@@ -878,6 +1186,11 @@ function checkByteCount(call: string, name: string, value: unknown): void {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw new TypeError(`${call}: ${name} must be a byte count (an integer, 0 or more)`);
   }
+}
+
+/** A dirty return refused because this kernel is not the pages' writer (docs/protocol.md §10). */
+function isFenced(error: unknown): boolean {
+  return error instanceof KernReturnError && error.kernReturn === KERN_PROTECTION_FAILURE;
 }
 
 function returnSelector(shouldReturn: number): ((page: CachedPage) => boolean) | null {
