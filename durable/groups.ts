@@ -5,7 +5,14 @@
  * sent and applies them at its own seqno (durable/page-store.ts), all in its step's transaction,
  * so readers see all of a group or none of it, across restarts. Discarding a group is a delete.
  */
-import { KERN_RESOURCE_SHORTAGE, MAX_OPEN_GROUPS, ProtocolError, type ErrorCode } from "../schema";
+import {
+  KERN_RESOURCE_SHORTAGE,
+  MAX_OPEN_GROUPS,
+  ProtocolError,
+  type ErrorCode,
+  type KernReturn,
+  type PageSpan,
+} from "../schema";
 
 /** One staged message of a group, as the commit applies it. */
 export type StagedStep =
@@ -24,8 +31,9 @@ export class GroupRefusal extends ProtocolError {
     code: ErrorCode,
     message: string,
     readonly effect: () => void,
+    kernReturn: KernReturn = KERN_RESOURCE_SHORTAGE,
   ) {
-    super(KERN_RESOURCE_SHORTAGE, code, message);
+    super(kernReturn, code, message);
   }
 }
 
@@ -166,6 +174,34 @@ export class AtomicGroups {
     }
     if (last > after) steps.push({ pages: { after, through: last } });
     return steps;
+  }
+
+  /** The pages the group staged, as runs in page order (the fence of a coherent commit). */
+  stagedRuns(kernel: string, group: number): PageSpan[] {
+    const runs: PageSpan[] = [];
+    for (const { page } of this.sql.exec<{ page: number }>(
+      `SELECT DISTINCT page FROM staged WHERE kernel = ? AND grp = ? AND page IS NOT NULL
+       ORDER BY page`,
+      kernel,
+      group,
+    )) {
+      const last = runs.at(-1);
+      if (last && last.end === page) last.end++;
+      else runs.push({ first: page, end: page + 1 });
+    }
+    return runs;
+  }
+
+  /** The sizes the group's set_size messages stage, in the order sent. */
+  stagedSizes(kernel: string, group: number): number[] {
+    return this.sql
+      .exec<{ size: number }>(
+        `SELECT size FROM staged WHERE kernel = ? AND grp = ? AND size IS NOT NULL ORDER BY rowid`,
+        kernel,
+        group,
+      )
+      .toArray()
+      .map((row) => row.size);
   }
 
   /** Drops the group and what it staged (committed, abandoned, or refused). */

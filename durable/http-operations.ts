@@ -30,6 +30,7 @@ import {
   parseObjectName,
   toProtocolError,
   type ManagerMessage,
+  type PageSpan,
 } from "../schema";
 import {
   ReadPagesQuery,
@@ -45,12 +46,14 @@ import {
   type SetSizeResultBody,
   type WriteResultBody,
 } from "../schema/http-api";
+import { cutSpan } from "./coherence";
 import { checkRoomFor } from "./handlers/data-return";
 import { handleSynchronize } from "./handlers/synchronize";
 import type { HandlerContext } from "./handlers";
 import type { HttpOperations } from "./handlers/transport-operations";
 import { SequencedError } from "./sequencer";
 import { receiveBody, type Upload } from "./incoming-body";
+import type { ReadPlan } from "./page-store";
 import { R2_READS_PER_REQUEST } from "./r2-bounds";
 
 /**
@@ -145,7 +148,7 @@ export async function readPages(
   query: Record<string, string>,
   isHead: boolean,
 ): Promise<PagesAnswer> {
-  const { result } = pager.admit(() => {
+  const { result } = pager.admit((seqno) => {
     const { offset, length } = parseRequest(ReadPagesQuery, query);
     if (length > pager.limits.maxBodyBytes) {
       throw invalidField(
@@ -156,21 +159,20 @@ export async function readPages(
     const pageSize = pager.pageSize() ?? DEFAULT_PAGE_SIZE;
     checkWithinObject(offset, length, pager.maxSize(pageSize));
     const span = pageSpanOf(offset, length, pageSize);
-    const plan = pager.planRead(span, pageSize);
-    // Refused before any byte is sent: past the subrequest cap the body would be cut mid-way.
-    const reads = pager.r2ReadsFor(plan, piecePagesOf(pageSize));
-    if (reads > R2_READS_PER_REQUEST) {
-      pager.finishRead(plan);
-      throw new ProtocolError(
-        KERN_RESOURCE_SHORTAGE,
-        "too_fragmented",
-        `this range is spread over ${reads} segment reads, more than the ` +
-          `${R2_READS_PER_REQUEST} one request may make; read a smaller range`,
-      );
+    const planned = () => ({
+      offset,
+      length,
+      pageSize,
+      span,
+      plan: planPieces(pager, span, pageSize),
+    });
+    // A coherent object's writers return the range's pages first (docs/protocol.md §10.7).
+    if (pager.coherent() && span.end > span.first) {
+      return pager.httpAccess(seqno, span, false, planned);
     }
-    return { offset, length, pageSize, span, plan };
+    return planned();
   });
-  const { offset, length, pageSize, span, plan } = result;
+  const { offset, length, pageSize, span, plan } = await result;
   if (isHead) {
     // Judged like the GET (range, limits, fragmentation) but no page is read from storage.
     pager.finishRead(plan);
@@ -221,6 +223,25 @@ export async function readPages(
   return { length, body };
 }
 
+/**
+ * Fixes, at this point in seqno order, which version of each page of `span` the read gets.
+ * Refused before any byte is sent when past the subrequest cap: the body would be cut mid-way.
+ */
+function planPieces(pager: HttpOperations, span: PageSpan, pageSize: number): ReadPlan {
+  const plan = pager.planRead(span, pageSize);
+  const reads = pager.r2ReadsFor(plan, piecePagesOf(pageSize));
+  if (reads > R2_READS_PER_REQUEST) {
+    pager.finishRead(plan);
+    throw new ProtocolError(
+      KERN_RESOURCE_SHORTAGE,
+      "too_fragmented",
+      `this range is spread over ${reads} segment reads, more than the ` +
+        `${R2_READS_PER_REQUEST} one request may make; read a smaller range`,
+    );
+  }
+  return plan;
+}
+
 /** Bytes read from storage per piece of a streamed HTTP read. */
 const READ_PIECE_BYTES = 1024 * 1024;
 
@@ -260,11 +281,17 @@ export async function writePages(
       const ctx = httpContext(pager, seqno, pageSize);
       const span = checkPageRange(offset, body.length, ctx.geometry);
       checkRoomFor(ctx, span);
-      if (body.spool === null) pager.journalReturn(span.first, pageSize, body.bytes, seqno);
-      else pager.journalSpool(body.spool, span.first, span.end - span.first, seqno);
-      return { offset, length: body.length };
+      const apply = (version: number) => {
+        // Granted later, in another step: the journal may have filled meanwhile.
+        if (version !== seqno) checkRoomFor(ctx, span);
+        if (body.spool === null) pager.journalReturn(span.first, pageSize, body.bytes, version);
+        else pager.journalSpool(body.spool, span.first, span.end - span.first, version);
+        return { offset, length: body.length };
+      };
+      // A write by kernel `http`: every holder of the range gives it up first (docs/protocol.md §10.7).
+      return pager.coherent() ? pager.httpAccess(seqno, span, true, apply) : apply(seqno);
     });
-    return { ...result, seqno };
+    return { ...(await result), seqno };
   } finally {
     body.done();
   }
@@ -274,11 +301,11 @@ export async function writePages(
  * Sets the object's size as kernel `http` (docs/protocol.md §13): answered once durably recorded.
  * Like a write, it fixes a fresh object's page size.
  */
-export function setSize(
+export async function setSize(
   pager: HttpOperations,
   query: Record<string, string>,
   text: string,
-): SetSizeResultBody {
+): Promise<SetSizeResultBody> {
   const { seqno, result } = pager.admit((seqno) => {
     const body = jsonObjectOf(text);
     if (body === null) {
@@ -291,11 +318,18 @@ export function setSize(
     const { size } = parseRequest(SetSizeBody, body);
     const { page_size, coherent } = parseRequest(SetSizeQuery, query);
     const pageSize = fixPageSize(pager, page_size, coherent);
-    checkSize(size, pager.maxSize(pageSize));
-    pager.resize(size, pageSize, seqno);
-    return { object: pager.objectName(), size };
+    const maxSize = pager.maxSize(pageSize);
+    checkSize(size, maxSize);
+    const apply = (version: number) => {
+      pager.resize(size, pageSize, version);
+      return { object: pager.objectName(), size };
+    };
+    if (!pager.coherent() || size >= pager.objectSize()) return apply(seqno);
+    // A shrink writes every page from the new size on: their holders give them up first
+    // (docs/protocol.md §13.2).
+    return pager.httpAccess(seqno, cutSpan(size, maxSize, pageSize), true, apply);
   });
-  return { ...result, seqno };
+  return { ...(await result), seqno };
 }
 
 /**

@@ -8,7 +8,13 @@
  * returns the synchronize requests (by seqno) that stopped waiting on a lock, and the tracker
  * (durable/sync-tracker.ts) decides whether they are done.
  */
-import { MEMORY_OBJECT_RETURN_DIRTY, VM_PROT_NO_CHANGE, type PageSpan } from "../schema";
+import {
+  MEMORY_OBJECT_RETURN_DIRTY,
+  VM_PROT_NO_CHANGE,
+  VM_PROT_WRITE,
+  type PageSpan,
+} from "../schema";
+import type { Holders } from "./holders";
 import type { Kernels } from "./kernels";
 import type { Limits } from "./limits";
 import type { Meta } from "./meta";
@@ -21,6 +27,7 @@ export interface LockRequestDeps {
   kernels: Kernels;
   outbox: Outbox;
   residency: Residency;
+  holders: Holders;
   isConnected(kernel: string): boolean;
   pageSize(): number;
   /** Read at each lock request, for `lockTimeoutMs`. */
@@ -55,7 +62,6 @@ export class LockRequests {
    * stale mark instead.
    */
   ask(syncSeqno: number, span: PageSpan, holders: string[]): Asked {
-    const pageSize = this.deps.pageSize();
     const asked: Asked = { sent: 0, released: [] };
     for (const kernel of holders) {
       const stale = this.deps.kernels.get(kernel)?.stale === 1;
@@ -63,62 +69,92 @@ export class LockRequests {
         asked.released.push(...this.markStale(kernel));
         continue;
       }
-      const lockId = this.deps.meta.take("next_lock_id", 1);
-      const deadline = Date.now() + this.deps.limits.lockTimeoutMs;
-      this.newDeadline = Math.min(this.newDeadline ?? deadline, deadline);
-      this.deps.sql.exec(
-        `INSERT INTO locks (lock_id, sync_seqno, kernel, first_page, end_page, deadline)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-        lockId,
-        syncSeqno,
-        kernel,
-        span.first,
-        span.end,
-        deadline,
-      );
-      this.deps.outbox.push(kernel, {
-        type: "memory_object_lock_request",
-        lock_id: lockId,
-        offset: span.first * pageSize,
-        length: (span.end - span.first) * pageSize,
-        should_return: MEMORY_OBJECT_RETURN_DIRTY,
-        should_flush: true,
-        lock_value: VM_PROT_NO_CHANGE,
-      });
+      this.send(syncSeqno, kernel, span, "invalidate");
       asked.sent++;
     }
     return asked;
   }
 
   /**
-   * A kernel answered a lock request: it flushed the pages and no longer caches them. Returns
-   * the request that waited on it, or null for a lock that is not outstanding (already dropped,
-   * or never sent: acked and nothing changes).
+   * A coherent object's grant `grantSeqno` needs `kernel` to give up `span` (docs/protocol.md §10):
+   * to return its dirty pages and flush them (`flush`, for a writer), or to keep them read-only
+   * (`demote`, for a reader). Sent through the outbox whether the kernel is connected or not:
+   * a departure (its socket's close, or the deadline) drops it and the lock with it.
+   */
+  askHolder(grantSeqno: number, kernel: string, span: PageSpan, purpose: "flush" | "demote"): void {
+    this.send(grantSeqno, kernel, span, purpose);
+  }
+
+  private send(
+    seqno: number,
+    kernel: string,
+    span: PageSpan,
+    purpose: "invalidate" | "flush" | "demote",
+  ): void {
+    const pageSize = this.deps.pageSize();
+    const lockId = this.deps.meta.take("next_lock_id", 1);
+    const deadline = Date.now() + this.deps.limits.lockTimeoutMs;
+    this.newDeadline = Math.min(this.newDeadline ?? deadline, deadline);
+    this.deps.sql.exec(
+      `INSERT INTO locks (lock_id, sync_seqno, kernel, first_page, end_page, deadline, purpose)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      lockId,
+      seqno,
+      kernel,
+      span.first,
+      span.end,
+      deadline,
+      purpose,
+    );
+    const demote = purpose === "demote";
+    this.deps.outbox.push(kernel, {
+      type: "memory_object_lock_request",
+      lock_id: lockId,
+      offset: span.first * pageSize,
+      length: (span.end - span.first) * pageSize,
+      should_return: MEMORY_OBJECT_RETURN_DIRTY,
+      should_flush: !demote,
+      lock_value: demote ? VM_PROT_WRITE : VM_PROT_NO_CHANGE,
+    });
+  }
+
+  /**
+   * A kernel answered a lock request: it flushed the pages and no longer caches them, or (a
+   * demotion) keeps them read-only. Returns the request or grant that waited on it, or null for
+   * a lock that is not outstanding (already dropped, or never sent: acked and nothing changes).
    */
   completed(kernel: string, lockId: number): number | null {
     const lock = this.deps.sql
-      .exec<{ sync_seqno: number; first_page: number; end_page: number }>(
-        `DELETE FROM locks WHERE lock_id = ? AND kernel = ? RETURNING sync_seqno, first_page, end_page`,
+      .exec<{ sync_seqno: number; first_page: number; end_page: number; purpose: string }>(
+        `DELETE FROM locks WHERE lock_id = ? AND kernel = ?
+         RETURNING sync_seqno, first_page, end_page, purpose`,
         lockId,
         kernel,
       )
       .toArray()[0];
     if (!lock) return null;
-    this.deps.residency.forgetSpan(kernel, { first: lock.first_page, end: lock.end_page });
+    const span = { first: lock.first_page, end: lock.end_page };
+    if (lock.purpose === "demote") {
+      this.deps.holders.demote(kernel, span);
+    } else {
+      this.deps.residency.forgetSpan(kernel, span);
+      this.deps.holders.drop(kernel, span);
+    }
     return lock.sync_seqno;
   }
 
-  /** Kernels that did not answer a lock request by `now` are stale; returns the released requests. */
-  expire(now: number): number[] {
+  /** Kernels with a lock request unanswered at `now` (a coherent object's departures). */
+  lateKernels(now: number): string[] {
     // By the deadline index (DISTINCT in SQL would scan every lock by kernel instead).
     const late = this.deps.sql
       .exec<{ kernel: string }>(`SELECT kernel FROM locks WHERE deadline <= ?`, now)
       .toArray();
-    const released: number[] = [];
-    for (const kernel of new Set(late.map((lock) => lock.kernel))) {
-      released.push(...this.markStale(kernel));
-    }
-    return released;
+    return [...new Set(late.map((lock) => lock.kernel))];
+  }
+
+  /** Kernels that did not answer a lock request by `now` are stale; returns the released requests. */
+  expire(now: number): number[] {
+    return this.lateKernels(now).flatMap((kernel) => this.markStale(kernel));
   }
 
   /**
@@ -200,12 +236,13 @@ export class LockRequests {
 
   /**
    * The kernel may hold stale pages: it flushes everything at its next init
-   * (docs/protocol.md §6.6). Returns the requests whose lock requests to it were dropped: they
-   * may be done.
+   * (docs/protocol.md §6.6) and holds nothing (docs/protocol.md §10.5). Returns the requests and
+   * grants whose lock requests to it were dropped: they may go on.
    */
-  private markStale(kernel: string): number[] {
+  markStale(kernel: string): number[] {
     this.deps.kernels.markStale(kernel);
     this.deps.residency.forgetAll(kernel);
+    this.deps.holders.dropAll(kernel);
     // No lock request stays queued for a stale kernel (docs/protocol.md §6.6): its flush: true
     // covers them.
     const locks = this.deps.sql

@@ -19,6 +19,8 @@ interface Letter {
   /** Unset while reserved and not yet filled. */
   message?: ManagerMessage;
   payload?: Uint8Array;
+  /** Not a message: what runs once the step commits (`onCommit`). */
+  then?: () => void;
 }
 
 export class Mail {
@@ -48,6 +50,15 @@ export class Mail {
   /** Sends now outside a transaction (I/O steps); holds the letter inside one. */
   post(to: string | WebSocket, message: ManagerMessage, payload?: Uint8Array): void {
     this.held.push(this.letter(to, message, payload));
+    if (this.marks.length === 0) this.send(this.takeHeld());
+  }
+
+  /**
+   * Runs `then` once the step commits (at once outside a step); dropped if it rolls back. An
+   * HTTP caller's answer must not announce what a rollback undid (durable/http-grants.ts).
+   */
+  onCommit(then: () => void): void {
+    this.held.push({ to: "", kernel: "", then });
     if (this.marks.length === 0) this.send(this.takeHeld());
   }
 
@@ -103,6 +114,10 @@ export class Mail {
     this.held = [];
     const ready: Letter[] = [];
     for (const letter of letters) {
+      if (letter.then) {
+        ready.push(letter);
+        continue;
+      }
       const line = this.lines.get(letter.kernel);
       if (line) line.push(letter);
       else if (letter.message) ready.push(letter);
@@ -130,7 +145,12 @@ export class Mail {
    */
   private send(letters: Letter[]): void {
     const bySocket = new Map<WebSocket, Reply[]>();
+    const callbacks: (() => void)[] = [];
     for (const letter of letters) {
+      if (letter.then) {
+        callbacks.push(letter.then);
+        continue;
+      }
       const socket = typeof letter.to === "string" ? this.sockets.socketOf(letter.to) : letter.to;
       // A kernel with no socket now: its outbox messages are resent after its next init.
       if (!socket) continue;
@@ -140,6 +160,7 @@ export class Mail {
       else bySocket.set(socket, [reply]);
     }
     for (const [socket, mine] of bySocket) this.sockets.sendAll(socket, mine);
+    for (const callback of callbacks) callback();
   }
 
   private letter(to: string | WebSocket, message?: ManagerMessage, payload?: Uint8Array): Letter {

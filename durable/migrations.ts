@@ -160,6 +160,30 @@ const MIGRATIONS: Migration[] = [
        FROM (SELECT page FROM journal UNION ALL SELECT page FROM pages) HAVING count(*) > 0`,
     ],
   },
+  {
+    version: 6,
+    why: "coherent objects (docs/protocol.md §10)",
+    statements: [
+      // Who holds which pages of a coherent object, as runs per kernel: readers (writer = 0) or
+      // the one writer (writer = 1). Runs of one kernel never overlap.
+      `CREATE TABLE holders (
+         kernel TEXT NOT NULL, first_page INTEGER NOT NULL, end_page INTEGER NOT NULL,
+         writer INTEGER NOT NULL)`,
+      `CREATE INDEX holders_by_kernel ON holders (kernel, first_page)`,
+      `CREATE INDEX holders_by_page ON holders (first_page)`,
+      // Requests of a coherent object waiting for other holders' lock_completed, granted in
+      // seqno order: a data_request or data_unlock of a kernel, or an HTTP read or write.
+      `CREATE TABLE grants (
+         seqno INTEGER PRIMARY KEY, kernel TEXT NOT NULL, kind TEXT NOT NULL, id INTEGER NOT NULL,
+         offset INTEGER NOT NULL, length INTEGER NOT NULL,
+         first_page INTEGER NOT NULL, end_page INTEGER NOT NULL, write INTEGER NOT NULL)`,
+      `CREATE INDEX grants_by_kernel ON grants (kernel)`,
+      // What a lock request asks: an INVALIDATE's flush ('invalidate', sync_seqno its
+      // synchronize), or a coherent grant's flush or demotion ('flush', 'demote', sync_seqno the
+      // grant's seqno).
+      `ALTER TABLE locks ADD COLUMN purpose TEXT NOT NULL DEFAULT 'invalidate'`,
+    ],
+  },
 ];
 
 /** The schema version this code runs: the last migration's. */

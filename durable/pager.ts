@@ -12,21 +12,31 @@
  * one door into the parts.
  */
 import {
+  CLOSE_LOCK_TIMEOUT,
   DEFAULT_PAGE_SIZE,
+  HTTP_KERNEL,
+  KERN_MEMORY_ERROR,
+  VM_PROT_NONE,
+  VM_PROT_WRITE,
+  MEMORY_OBJECT_RETURN_NONE,
+  ProtocolError,
   type ObjectGeometry,
   type ManagerMessage,
   type PageSpan,
   type UnnumberedOutboxMessage,
 } from "../schema";
 import { isolateByteBudget } from "./byte-budget";
+import { Coherence, cutSpan, type Grant } from "./coherence";
 import { Compactor } from "./compactor";
 import { Flusher } from "./flusher";
-import { AtomicGroups } from "./groups";
+import { AtomicGroups, GroupRefusal } from "./groups";
 import type {
   HttpOperations,
   KernelState,
   SocketOperations,
 } from "./handlers/transport-operations";
+import { Holders } from "./holders";
+import { HttpGrants } from "./http-grants";
 import { HttpSyncWaiters, type SyncOutcome } from "./http-sync-waiters";
 import { admitNewKernel, mayHaveForgotten } from "./kernel-budget";
 import { Kernels, type KernelRecord } from "./kernels";
@@ -59,6 +69,9 @@ export class Pager implements SocketOperations, HttpOperations {
   private readonly kernels: Kernels;
   private readonly outbox: Outbox;
   private readonly residency: Residency;
+  private readonly holders: Holders;
+  private readonly coherence: Coherence;
+  private readonly httpGrants: HttpGrants;
   private readonly groups: AtomicGroups;
   private readonly size: ObjectSize;
   private readonly spools: Spools;
@@ -86,6 +99,7 @@ export class Pager implements SocketOperations, HttpOperations {
     this.kernels = new Kernels(this.sql);
     this.outbox = new Outbox(this.sql, this.kernels, this.mail);
     this.residency = new Residency(this.sql);
+    this.holders = new Holders(this.sql);
     this.groups = new AtomicGroups(this.sql);
     this.size = new ObjectSize(this.meta);
     this.spools = new Spools(this.sql);
@@ -105,6 +119,7 @@ export class Pager implements SocketOperations, HttpOperations {
       kernels: this.kernels,
       outbox: this.outbox,
       residency: this.residency,
+      holders: this.holders,
       isConnected: (kernel) => this.sockets.isConnected(kernel),
       pageSize: () => this.pageSize() ?? DEFAULT_PAGE_SIZE,
       limits: this.limits,
@@ -117,9 +132,20 @@ export class Pager implements SocketOperations, HttpOperations {
       locks: this.locks,
       waiters: this.httpWaiters,
     });
-    // HTTP synchronizes left by an earlier instance died with it: their callers' connections
-    // ended there (durable/sync-tracker.ts).
-    ctx.storage.transactionSync(() => this.tracker.dropHttpRequests());
+    this.coherence = new Coherence({
+      sql: this.sql,
+      holders: this.holders,
+      locks: this.locks,
+      answer: (grant, seqno) => this.answerGrant(grant, seqno),
+    });
+    this.httpGrants = new HttpGrants(this.mail, (step) => this.transact(step));
+    // HTTP synchronizes, reads and writes left by an earlier instance died with it: their
+    // callers' connections ended there (durable/sync-tracker.ts, durable/http-grants.ts). The
+    // grants that waited behind those of HTTP go on at start-up (`start`).
+    ctx.storage.transactionSync(() => {
+      this.tracker.dropHttpRequests();
+      this.coherence.dropGrantsOf(HTTP_KERNEL);
+    });
     this.sequencer = new Sequencer(
       this.meta,
       (step) => this.transact(step),
@@ -162,14 +188,16 @@ export class Pager implements SocketOperations, HttpOperations {
         pageSize: () => this.pageSize(),
         objectName: () => this.objectName(),
         disconnected: (socket) => this.disconnected(socket),
+        expireLocks: (now) => this.expireLocks(now),
       },
     );
     this.testHooks = testHooksOf({ limits, store: this.store, sweeper, compactor });
   }
 
   /** Start-up after a restart or eviction: pick up work that was under way (docs/architecture.md §6). */
-  start(): Promise<void> {
-    return this.upkeep.start();
+  async start(): Promise<void> {
+    await this.upkeep.start();
+    this.departUnconnected();
   }
 
   /**
@@ -260,9 +288,61 @@ export class Pager implements SocketOperations, HttpOperations {
    */
   disconnected(socket: WebSocket): void {
     const { kernel, initialized } = this.sockets.session(socket);
-    if (!initialized || this.sockets.isConnected(kernel)) return;
+    if (!initialized) return;
+    if (this.coherent()) {
+      // A socket that replaced it departed it already (`acceptSocket`).
+      if (!this.sockets.hasSocket(kernel)) this.admit((seqno) => this.depart(kernel, seqno));
+      return;
+    }
+    if (this.sockets.isConnected(kernel)) return;
     this.transact(() => this.tracker.disconnected(kernel));
     this.afterChange();
+  }
+
+  /**
+   * A kernel of a coherent object departs (docs/protocol.md §10.5): its socket closed or was
+   * replaced, or it did not answer a lock request in time, or the object restarted without its
+   * socket. An event in seqno order like a message, since what waited on it goes on in that
+   * step: its waiting grants go, and if it held pages it is dropped from all of them and marked
+   * stale (what waited on its lock requests stops waiting).
+   */
+  private depart(kernel: string, seqno: number): void {
+    this.coherence.dropGrantsOf(kernel);
+    if (this.coherence.holdsAny(kernel)) this.tracker.departed(kernel);
+    else this.tracker.disconnected(kernel);
+    this.coherence.settle(seqno);
+  }
+
+  /** Start-up of a coherent object: kernels involved in coherence that have no socket depart. */
+  private departUnconnected(): void {
+    if (!this.coherent()) return;
+    const gone = this.coherence
+      .involvedKernels()
+      .filter((kernel) => !this.sockets.hasSocket(kernel));
+    // The grants behind HTTP's, dropped in the constructor, may go on too.
+    if (gone.length === 0 && this.coherence.waitingCount() === 0) return;
+    this.admit((seqno) => {
+      for (const kernel of gone) this.depart(kernel, seqno);
+      this.coherence.settle(seqno);
+    });
+  }
+
+  /**
+   * The alarm found lock requests past their deadline. On a coherent object their kernels
+   * depart: closed with 4408 (docs/protocol.md §10.5) and dropped. Elsewhere they are marked
+   * stale (docs/protocol.md §6.6).
+   */
+  private expireLocks(now: number): void {
+    if (!this.coherent()) {
+      this.transact(() => this.tracker.expireLocks(now));
+      return;
+    }
+    for (const kernel of this.locks.lateKernels(now)) {
+      for (const socket of this.sockets.socketsOf(kernel)) {
+        closeQuietly(socket, CLOSE_LOCK_TIMEOUT, "a lock request was not answered in time");
+      }
+      this.admit((seqno) => this.depart(kernel, seqno));
+    }
   }
 
   objectName(): string {
@@ -330,6 +410,7 @@ export class Pager implements SocketOperations, HttpOperations {
     // fresh object.
     this.epoch++;
     this.httpWaiters.abortAll();
+    this.httpGrants.abortAll();
     await this.ctx.storage.deleteAll();
     await this.ctx.storage.deleteAlarm();
     migrate(this.sql, (step) => this.ctx.storage.transactionSync(step));
@@ -415,6 +496,7 @@ export class Pager implements SocketOperations, HttpOperations {
 
   commitGroup(kernel: string, group: number, pageSize: number, seqno: number): void {
     this.groups.checkCommittable(kernel, group);
+    if (this.coherent()) this.fenceGroup(kernel, group, pageSize);
     // In the order sent, as if each staged message had arrived at the synchronize's seqno.
     for (const step of this.groups.stepsOf(kernel, group)) {
       if ("size" in step) {
@@ -426,6 +508,37 @@ export class Pager implements SocketOperations, HttpOperations {
       this.size.raiseTo(end * pageSize);
     }
     this.groups.discard(kernel, group);
+  }
+
+  /**
+   * On a coherent object a group commits only if its kernel is the writer of every page it
+   * changes at the commit's seqno: its pages, and what its set_size messages cut. Else the
+   * commit is refused and the group discarded (docs/protocol.md §12.4).
+   */
+  private fenceGroup(kernel: string, group: number, pageSize: number): void {
+    const changed = this.groups.stagedRuns(kernel, group);
+    const size = this.size.get();
+    for (const staged of this.groups.stagedSizes(kernel, group)) {
+      if (staged < size) changed.push(cutSpan(staged, size, pageSize));
+    }
+    try {
+      for (const span of changed) this.coherence.checkWriter(kernel, span, `atomic group ${group}`);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      throw new GroupRefusal(
+        error.code,
+        `${error.message}; the group is discarded, nothing of it is committed`,
+        () => this.groups.discard(kernel, group),
+        error.kernReturn,
+      );
+    }
+  }
+
+  /** Fencing of a set_size on a coherent object: it writes the pages it cuts. */
+  checkResize(kernel: string, size: number, pageSize: number): void {
+    const current = this.size.get();
+    if (size >= current) return;
+    this.coherence.checkWriter(kernel, cutSpan(size, current, pageSize), "this set_size");
   }
 
   discardGroupsBut(kernel: string, keep: number[]): void {
@@ -440,8 +553,113 @@ export class Pager implements SocketOperations, HttpOperations {
     this.tracker.admit(request, span);
   }
 
-  lockCompleted(kernel: string, lockId: number): void {
+  lockCompleted(kernel: string, lockId: number, seqno: number): void {
     this.tracker.lockCompleted(kernel, lockId);
+    if (this.coherent()) this.coherence.settle(seqno);
+  }
+
+  requestAccess(grant: Grant): void {
+    this.coherence.request(grant);
+  }
+
+  checkWriter(kernel: string, span: PageSpan, what: string): void {
+    this.coherence.checkWriter(kernel, span, what);
+  }
+
+  releaseHold(kernel: string, span: PageSpan): void {
+    this.coherence.release(kernel, span);
+    this.residency.forgetSpan(kernel, span);
+  }
+
+  /**
+   * Answers a grant of a coherent object in the step of `seqno` (durable/coherence.ts): a
+   * data_request with the current bytes (zeros where never written, docs/protocol.md §10.4), a
+   * data_unlock with the lock request that grants it, an HTTP request by running what it waits
+   * to do.
+   */
+  private answerGrant(grant: Grant, seqno: number): void {
+    if (grant.kind === "http") {
+      this.httpGrants.answer(grant.seqno, seqno);
+      return;
+    }
+    const lockValue = grant.write === 1 ? VM_PROT_NONE : VM_PROT_WRITE;
+    if (grant.kind === "unlock") {
+      this.outbox.push(grant.kernel, {
+        type: "memory_object_lock_request",
+        lock_id: this.nextLockId(),
+        offset: grant.offset,
+        length: grant.length,
+        should_return: MEMORY_OBJECT_RETURN_NONE,
+        should_flush: false,
+        lock_value: lockValue,
+      });
+      return;
+    }
+    const span = { first: grant.first_page, end: grant.end_page };
+    const pageSize = this.pageSize() ?? DEFAULT_PAGE_SIZE;
+    this.residency.record(grant.kernel, span);
+    const plan = this.store.planRead(span, pageSize);
+    // In the kernel's line: a lock request posted after this grant must not overtake the data.
+    const reply = this.mail.reserve(grant.kernel);
+    const answer = {
+      reply_to: grant.id,
+      seqno: grant.seqno,
+      offset: grant.offset,
+      length: grant.length,
+    };
+    void this.store
+      .read(plan, pageSize)
+      .then(
+        (bytes) =>
+          reply(
+            {
+              type: "memory_object_data_supply",
+              ...answer,
+              lock_value: lockValue,
+              precious: false,
+            },
+            bytes,
+          ),
+        (error: unknown) =>
+          reply({
+            type: "memory_object_data_error",
+            ...answer,
+            kern_return: KERN_MEMORY_ERROR,
+            reason: `pages could not be read from storage: ${String(error)}`,
+          }),
+      )
+      .finally(() => this.store.finishRead(plan));
+  }
+
+  /**
+   * An HTTP request of a coherent object (docs/protocol.md §10.7) at `seqno` over `span`: asks
+   * the holders in its way to give way, then runs `action` inside the step that grants it.
+   */
+  httpAccess<T>(
+    seqno: number,
+    span: PageSpan,
+    write: boolean,
+    action: (seqno: number) => T,
+  ): Promise<T> {
+    const done = this.httpGrants.wait(seqno, action);
+    const pageSize = this.pageSize() ?? DEFAULT_PAGE_SIZE;
+    try {
+      this.coherence.request({
+        seqno,
+        kernel: HTTP_KERNEL,
+        kind: "http",
+        id: seqno,
+        offset: span.first * pageSize,
+        length: (span.end - span.first) * pageSize,
+        first_page: span.first,
+        end_page: span.end,
+        write: write ? 1 : 0,
+      });
+    } catch (error) {
+      this.httpGrants.drop(seqno);
+      throw error;
+    }
+    return done;
   }
 
   nextLockId(): number {
@@ -472,20 +690,24 @@ export class Pager implements SocketOperations, HttpOperations {
   startClean(kernel: string): void {
     this.kernels.clearStale(kernel);
     this.residency.forgetAll(kernel);
+    this.holders.dropAll(kernel);
   }
 
   markInitialized(socket: WebSocket, batch: boolean): void {
     this.sockets.markInitialized(socket, batch);
   }
 
-  forgetKernel(kernel: string): void {
+  forgetKernel(kernel: string, seqno: number): void {
     // What it caches goes first: the requests that stop waiting on it (tracker.forget settles
     // them) may start queued INVALIDATEs, which must not ask a kernel that is gone.
     this.residency.forgetAll(kernel);
+    this.holders.dropAll(kernel);
+    this.coherence.dropGrantsOf(kernel);
     this.outbox.forget(kernel);
     this.kernels.forget(kernel);
     this.tracker.forget(kernel);
     this.groups.forget(kernel);
+    if (this.coherent()) this.coherence.settle(seqno);
   }
 
   drained(kernel: string): Promise<void> {
@@ -511,7 +733,11 @@ export class Pager implements SocketOperations, HttpOperations {
   // --- the operations of the ways in (durable/handlers/transport-operations.ts) -----------------
 
   acceptSocket(kernel: string, grant: SocketGrant): WebSocket {
-    return this.sockets.accept(kernel, grant);
+    // On a coherent object a holder whose socket is replaced departs (docs/protocol.md §10.5).
+    const replaced = this.coherent() === true && this.sockets.isConnected(kernel);
+    const socket = this.sockets.accept(kernel, grant);
+    if (replaced) this.admit((seqno) => this.depart(kernel, seqno));
+    return socket;
   }
 
   sessionOf(socket: WebSocket): SocketSession {

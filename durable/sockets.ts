@@ -130,13 +130,18 @@ export class Sockets {
       .find((ws) => ws.readyState === WebSocket.OPEN && this.session(ws).initialized);
   }
 
+  /** The kernel's open sockets, initialized or not. */
+  socketsOf(kernel: string): WebSocket[] {
+    return this.ctx.getWebSockets(kernel).filter((ws) => ws.readyState === WebSocket.OPEN);
+  }
+
   isConnected(kernel: string): boolean {
     return this.socketOf(kernel) !== undefined;
   }
 
   /** Whether the kernel has any open socket, initialized or not. */
   hasSocket(kernel: string): boolean {
-    return this.ctx.getWebSockets(kernel).some((ws) => ws.readyState === WebSocket.OPEN);
+    return this.socketsOf(kernel).length > 0;
   }
 
   /**

@@ -231,6 +231,15 @@ export class SyncTracker {
     this.drain();
   }
 
+  /**
+   * A holder of a coherent object departed (docs/protocol.md §10.5): it is stale and holds
+   * nothing, and INVALIDATE requests stop waiting on it.
+   */
+  departed(kernel: string): void {
+    this.maybeDone.push(...this.deps.locks.markStale(kernel));
+    this.drain();
+  }
+
   /** Terminate: the kernel's requests and the locks waiting on it go with it. */
   forget(kernel: string): void {
     const released = this.deps.locks.forgetKernel(kernel);

@@ -39,6 +39,8 @@ export interface UpkeepHooks {
   objectName(): string;
   /** A socket closed (here: its token expired). */
   disconnected(socket: WebSocket): void;
+  /** Lock requests past their deadline at `now`: their kernels are stale, or depart. */
+  expireLocks(now: number): void;
 }
 
 export class Upkeep {
@@ -111,7 +113,7 @@ export class Upkeep {
     this.alarmAt = null;
     this.recomputeAlarm = true;
     for (const socket of this.parts.sockets.closeExpired()) this.hooks.disconnected(socket);
-    this.hooks.transact(() => this.parts.tracker.expireLocks(Date.now()));
+    this.hooks.expireLocks(Date.now());
     this.flushRetryAt = null;
     if (this.parts.store.journalPages() > 0) await this.flushNow();
     if (this.maintenanceDue) await this.maintain();

@@ -83,6 +83,11 @@ export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_REPLACED = 4409;
 /** The socket's token expired: the kernel has departed; reconnect with a fresh token. */
 export const CLOSE_TOKEN_EXPIRED = 4401;
+/**
+ * A kernel of a coherent object did not answer a lock request within lock_timeout: it has
+ * departed, dropped from every page it held (docs/protocol.md §10.5).
+ */
+export const CLOSE_LOCK_TIMEOUT = 4408;
 
 /** The header by which the Worker tells a Durable Object the object name it serves. */
 export const OBJECT_NAME_HEADER = "x-edgepager-object";

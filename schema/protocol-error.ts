@@ -34,6 +34,8 @@ export type ErrorCode =
   | "too_many_kernels"
   | "too_many_groups"
   | "group_discarded"
+  | "not_writer"
+  | "too_many_waiting"
   | "outbox_full"
   | "too_many_errors"
   | "storage_failed"
@@ -119,6 +121,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   // The range is spread over more segments than one request may read: ask for less.
   too_fragmented: 422,
   too_many_syncs: 429,
+  too_many_waiting: 429,
   too_many_errors: 429,
   too_many_kernels: 503,
   storage_failed: 500,

@@ -296,9 +296,11 @@ describe("an object made under version 1", () => {
 
       expect(schemaVersion(sql)).toBe(SCHEMA_VERSION);
       // Tables the upgrade does not touch keep every row as it was.
-      for (const table of ["outbox", "journal", "locks", "residency"]) {
+      for (const table of ["outbox", "journal", "residency"]) {
         expect(after[table], table).toEqual(before[table]);
       }
+      // Lock requests keep theirs; what they ask is an INVALIDATE's flush (version 6).
+      expect(after.locks).toEqual(before.locks!.map((row) => ({ ...row, purpose: "invalidate" })));
       // Synchronize requests keep theirs, with version 4's columns: no HTTP caller, the level
       // where any span fits, and waiting for R2 (pages 30-31 are in the journal below seqno 16).
       expect(after.syncs).toEqual(

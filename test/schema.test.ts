@@ -523,6 +523,7 @@ describe("names", () => {
 describe("public surface", () => {
   it("schema/index.ts exports exactly these names", async () => {
     expect(Object.keys(await import("../schema")).sort()).toEqual([
+      "CLOSE_LOCK_TIMEOUT",
       "CLOSE_NORMAL",
       "CLOSE_POLICY_VIOLATION",
       "CLOSE_REPLACED",

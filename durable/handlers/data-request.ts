@@ -2,10 +2,13 @@
  * memory_object_data_request: a kernel asks for pages. Changes no page; records that the kernel
  * may now cache the range (for INVALIDATE) and fixes, in seqno order, which version of each page
  * it gets. The R2 reads run after, and the answer is data_supply, data_unavailable or data_error.
+ * On a coherent object the kernel asks to hold the pages, which may wait for other holders to
+ * give way (docs/protocol.md §10.3, docs/protocol.md §10.4).
  */
 import {
   KERN_MEMORY_ERROR,
   VM_PROT_NONE,
+  VM_PROT_WRITE,
   checkPageRange,
   type DataRequestMessage,
 } from "../../schema";
@@ -14,6 +17,20 @@ import type { Handler } from "./context";
 export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => {
   const { pager, geometry } = ctx;
   const span = checkPageRange(message.offset, message.length, geometry);
+  if (pager.coherent()) {
+    pager.requestAccess({
+      seqno: ctx.seqno,
+      kernel: ctx.kernel,
+      kind: "request",
+      id: message.id,
+      offset: message.offset,
+      length: message.length,
+      first_page: span.first,
+      end_page: span.end,
+      write: (message.desired_access & VM_PROT_WRITE) !== 0 ? 1 : 0,
+    });
+    return;
+  }
   const plan = pager.planSupply(ctx.kernel, span, geometry.pageSize);
   const answer = {
     reply_to: message.id,

@@ -17,14 +17,22 @@ import type { HandlerContext, Handler } from "./context";
 export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
   const span = checkPageRange(message.offset, message.length, ctx.geometry);
   if (message.group !== undefined) return stageReturn(ctx, message.group, span, message);
-  if (!message.dirty) return;
-  checkRoomFor(ctx, span);
-  ctx.pager.journalReturn(span.first, ctx.geometry.pageSize, message.data, ctx.seqno);
+  const coherent = ctx.pager.coherent();
+  if (message.dirty) {
+    // Only the writer may change a coherent object's pages (docs/protocol.md §10.6).
+    if (coherent) ctx.pager.checkWriter(ctx.kernel, span, "a dirty data_return");
+    checkRoomFor(ctx, span);
+    ctx.pager.journalReturn(span.first, ctx.geometry.pageSize, message.data, ctx.seqno);
+  }
+  // The kernel keeps no copy: it holds the pages no more (docs/protocol.md §10.2).
+  if (coherent && !message.kernel_copy) ctx.pager.releaseHold(ctx.kernel, span);
 };
 
 /**
  * A grouped return is staged until its group's synchronize (docs/protocol.md §12). One refused
  * (no room, among others) discards its group: durable/socket-loop.ts does that after the refusal.
+ * On a coherent object it is fenced at its commit, and keeps the kernel's hold whatever its
+ * kernel_copy says: the commit needs the kernel to be the pages' writer (docs/protocol.md §12.4).
  */
 function stageReturn(
   ctx: HandlerContext,

@@ -1,20 +1,37 @@
 /**
- * memory_object_data_unlock: a kernel asks for more access to pages it holds. This manager
- * prohibits nothing, so it grants at once with a lock_request whose lock_value is VM_PROT_NONE,
- * through the outbox (docs/protocol.md §5). Changes only the kernel's outbox, which is bounded: past
- * OUTBOX_MAX_PER_KERNEL unreceived messages the unlock is refused.
+ * memory_object_data_unlock: a kernel asks for more access to pages it holds. An object that is
+ * not coherent prohibits nothing, so it grants at once with a lock_request whose lock_value is
+ * VM_PROT_NONE, through the outbox (docs/protocol.md §5). A coherent one grants it in seqno
+ * order once the other holders gave way (docs/protocol.md §10.4). Changes the kernel's outbox,
+ * which is bounded: past OUTBOX_MAX_PER_KERNEL unreceived messages the unlock is refused.
  */
 import {
   MEMORY_OBJECT_RETURN_NONE,
   VM_PROT_NONE,
+  VM_PROT_WRITE,
   checkPageRange,
   type DataUnlockMessage,
 } from "../../schema";
 import type { Handler } from "./context";
 
 export const handleDataUnlock: Handler<DataUnlockMessage> = (ctx, message) => {
-  checkPageRange(message.offset, message.length, ctx.geometry);
+  const span = checkPageRange(message.offset, message.length, ctx.geometry);
   ctx.pager.checkOutboxRoom(ctx.kernel);
+  if (ctx.pager.coherent()) {
+    ctx.pager.requestAccess({
+      seqno: ctx.seqno,
+      kernel: ctx.kernel,
+      kind: "unlock",
+      id: message.id,
+      offset: message.offset,
+      length: message.length,
+      first_page: span.first,
+      end_page: span.end,
+      // Without VM_PROT_WRITE it is a read (docs/protocol.md §10.4).
+      write: (message.desired_access & VM_PROT_WRITE) !== 0 ? 1 : 0,
+    });
+    return;
+  }
   ctx.pager.postToOutbox(ctx.kernel, {
     type: "memory_object_lock_request",
     lock_id: ctx.pager.nextLockId(),

@@ -6,6 +6,7 @@
  * without touching the handlers. The Pager (durable/pager.ts) implements them, once.
  */
 import type { PageSpan, UnnumberedOutboxMessage } from "../../schema";
+import type { Grant } from "../coherence";
 import type { KernelRecord } from "../kernels";
 import type { Limits } from "../limits";
 import type { ReadPlan } from "../page-store";
@@ -88,10 +89,27 @@ export interface HandlerOperations {
   syncCount(kernel: string, caller?: string): number;
   /** Records a synchronize; it completes through the outbox (or its HTTP waiter) when due. */
   requestSync(request: NewSyncRequest, span: PageSpan): void;
-  /** A kernel answered lock request `lockId`: the INVALIDATE that waited on it may be done. */
-  lockCompleted(kernel: string, lockId: number): void;
+  /**
+   * A kernel answered lock request `lockId` at `seqno`: the INVALIDATE or the coherent grant
+   * that waited on it may go on.
+   */
+  lockCompleted(kernel: string, lockId: number, seqno: number): void;
   /** A fresh lock_id (INVALIDATE's lock requests and unlock grants share the sequence). */
   nextLockId(): number;
+
+  // --- coherent objects (docs/protocol.md §10) ------------------------------------------------
+
+  /**
+   * A request to hold pages (durable/coherence.ts): answered at once, or once the other holders
+   * in its way gave way, in seqno order.
+   */
+  requestAccess(grant: Grant): void;
+  /** Throws `not_writer` (KERN_PROTECTION_FAILURE) unless the kernel writes all of `span`. */
+  checkWriter(kernel: string, span: PageSpan, what: string): void;
+  /** Fences a set_size that shrinks: it writes the pages it cuts. */
+  checkResize(kernel: string, size: number, pageSize: number): void;
+  /** The kernel keeps no copy of `span` (a data_return with kernel_copy false). */
+  releaseHold(kernel: string, span: PageSpan): void;
 
   // --- kernels ---------------------------------------------------------------------------------
 
@@ -118,7 +136,7 @@ export interface HandlerOperations {
    * Terminate: what the kernel caches, its outbox, its record and its outstanding requests go,
    * in that order (the requests that stop waiting on it must not ask a kernel that is gone).
    */
-  forgetKernel(kernel: string): void;
+  forgetKernel(kernel: string, seqno: number): void;
   /** Resolves once every answer reserved or posted to the kernel has been sent. */
   drained(kernel: string): Promise<void>;
 

@@ -9,7 +9,7 @@ import type { Handler } from "./context";
 
 export const handleTerminate: Handler<TerminateMessage> = (ctx) => {
   const { pager, kernel } = ctx;
-  pager.forgetKernel(kernel);
+  pager.forgetKernel(kernel, ctx.seqno);
   const socket = ctx.socket;
   if (!socket) return;
   return async () => {

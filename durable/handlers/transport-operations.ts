@@ -121,6 +121,17 @@ export interface HttpOperations extends OrderedOperations, BodyOperations {
     end: number,
     pageSize: number,
   ): Promise<Uint8Array>;
+  /**
+   * An HTTP read or write of a coherent object at `seqno` over `span` (docs/protocol.md §10.7):
+   * waits for the holders in its way, then runs `action` inside the step that grants it, at
+   * that step's seqno; resolves with its value once that step commits.
+   */
+  httpAccess<T>(
+    seqno: number,
+    span: PageSpan,
+    write: boolean,
+    action: (seqno: number) => T,
+  ): Promise<T>;
   /** A spooled body's pages from `firstPage` on, durable once the step commits. */
   journalSpool(spool: number, firstPage: number, pages: number, seqno: number): void;
 
