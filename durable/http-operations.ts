@@ -326,7 +326,7 @@ export async function setSize(
     };
     if (!pager.coherent() || size >= pager.objectSize()) return apply(seqno);
     // A shrink writes every page from the new size on: their holders give them up first
-    // (docs/protocol.md §13.2).
+    // (docs/protocol.md §10.7).
     return pager.httpAccess(seqno, cutSpan(size, maxSize, pageSize), true, apply);
   });
   return { ...(await result), seqno };

@@ -513,7 +513,7 @@ export class Pager implements SocketOperations, HttpOperations {
   /**
    * On a coherent object a group commits only if its kernel is the writer of every page it
    * changes at the commit's seqno: its pages, and what its set_size messages cut. Else the
-   * commit is refused and the group discarded (docs/protocol.md §12.4).
+   * commit is refused and the group discarded (docs/protocol.md §10.6).
    */
   private fenceGroup(kernel: string, group: number, pageSize: number): void {
     const changed = this.groups.stagedRuns(kernel, group);

@@ -135,7 +135,7 @@ function holders(object: string): Promise<HolderRow[]> {
   );
 }
 
-describe("reading and writing (docs/protocol.md §10.3, §10.4)", () => {
+describe("reading and writing (docs/protocol.md §10.3 and docs/protocol.md §10.4)", () => {
   it("a never-written page is supplied as zeros with its lock_value, never as unavailable", async () => {
     const object = "coh-zeros";
     const k1 = await openCoherent(object, "k1");

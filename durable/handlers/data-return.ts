@@ -32,7 +32,7 @@ export const handleDataReturn: Handler<DataReturnMessage> = (ctx, message) => {
  * A grouped return is staged until its group's synchronize (docs/protocol.md §12). One refused
  * (no room, among others) discards its group: durable/socket-loop.ts does that after the refusal.
  * On a coherent object it is fenced at its commit, and keeps the kernel's hold whatever its
- * kernel_copy says: the commit needs the kernel to be the pages' writer (docs/protocol.md §12.4).
+ * kernel_copy says: the commit needs the kernel to be the pages' writer (docs/protocol.md §10.6).
  */
 function stageReturn(
   ctx: HandlerContext,
