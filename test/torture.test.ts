@@ -19,6 +19,9 @@
  * - staleReads = 0: every data_supply matched the pages as of its seqno; the index never points
  *   at a key whose put failed, and no key is written twice.
  *
+ * Coherent objects (docs/protocol.md §10) have a torture test of their own,
+ * test/coherent-torture.test.ts, whose kernels play by the coherence rules.
+ *
  * `npm test` runs a fixed seed (2000 operations, under ten seconds); `npm run torture -- --ops N
  * --seed S` runs any other. The operations drawn depend only on the seed; the interleaving with
  * the manager's own work (flushes, alarms, retries) depends on timing too, so a failing seed
