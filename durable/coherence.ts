@@ -126,6 +126,22 @@ export class Coherence {
     return gone;
   }
 
+  /**
+   * Whether the kernel's departure changes anything: it holds pages, waits for a grant, or a
+   * lock request waits on it (a coherent grant's or an INVALIDATE's).
+   */
+  involves(kernel: string): boolean {
+    return (
+      this.deps.sql
+        .exec(
+          `SELECT 1 FROM holders WHERE kernel = ?1 UNION ALL SELECT 1 FROM grants WHERE kernel = ?1
+           UNION ALL SELECT 1 FROM locks WHERE kernel = ?1 LIMIT 1`,
+          kernel,
+        )
+        .toArray().length > 0
+    );
+  }
+
   /** Kernels that hold pages or wait for a grant: at start-up, those without a socket depart. */
   involvedKernels(): string[] {
     return this.deps.sql

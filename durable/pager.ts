@@ -291,7 +291,7 @@ export class Pager implements SocketOperations, HttpOperations {
     if (!initialized) return;
     if (this.coherent()) {
       // A socket that replaced it departed it already (`acceptSocket`).
-      if (!this.sockets.hasSocket(kernel)) this.admit((seqno) => this.depart(kernel, seqno));
+      if (!this.sockets.hasSocket(kernel)) this.departIfInvolved(kernel);
       return;
     }
     if (this.sockets.isConnected(kernel)) return;
@@ -311,6 +311,11 @@ export class Pager implements SocketOperations, HttpOperations {
     if (this.coherence.holdsAny(kernel)) this.tracker.departed(kernel);
     else this.tracker.disconnected(kernel);
     this.coherence.settle(seqno);
+  }
+
+  /** A departure that changes nothing takes no seqno: most closes of most kernels. */
+  private departIfInvolved(kernel: string): void {
+    if (this.coherence.involves(kernel)) this.admit((seqno) => this.depart(kernel, seqno));
   }
 
   /** Start-up of a coherent object: kernels involved in coherence that have no socket depart. */
@@ -736,7 +741,7 @@ export class Pager implements SocketOperations, HttpOperations {
     // On a coherent object a holder whose socket is replaced departs (docs/protocol.md §10.5).
     const replaced = this.coherent() === true && this.sockets.isConnected(kernel);
     const socket = this.sockets.accept(kernel, grant);
-    if (replaced) this.admit((seqno) => this.depart(kernel, seqno));
+    if (replaced) this.departIfInvolved(kernel);
     return socket;
   }
 

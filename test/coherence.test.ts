@@ -9,6 +9,7 @@ import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import {
   KERN_PROTECTION_FAILURE,
+  KERN_RESOURCE_SHORTAGE,
   MEMORY_OBJECT_RETURN_DIRTY,
   VM_PROT_NO_CHANGE,
   VM_PROT_NONE,
@@ -442,6 +443,31 @@ describe("departures (docs/protocol.md §10.5)", () => {
     const { kernel: back, ready } = await TestKernel.open(object, "k1");
     expect(ready.flush).toBe(false);
     for (const k of [back, k2]) k.close();
+  });
+});
+
+describe("bounds", () => {
+  it("a kernel may have 64 requests waiting; one more gets too_many_waiting and changes nothing", async () => {
+    const object = "coh-bound";
+    const k1 = await openCoherent(object, "k1");
+    const k2 = await openCoherent(object, "k2");
+    await writePage(k1, 0, 1);
+    const waiting = Array.from({ length: 64 }, () => request(k2, 0, PAGE, READ));
+    const over = request(k2, 0, PAGE, READ);
+    expect(await k2.answer(over)).toMatchObject({
+      type: "error",
+      kern_return: KERN_RESOURCE_SHORTAGE,
+      code: "too_many_waiting",
+      message: expect.stringContaining("64 requests waiting"),
+    });
+    // The writer was asked once, for the first of them; its answer lets all 64 go.
+    const demote = await lockRequest(k1);
+    await k1.ack(complete(k1, demote));
+    for (const id of waiting) {
+      expect(await k2.answer(id)).toMatchObject({ type: "memory_object_data_supply" });
+    }
+    expect(k1.all("memory_object_lock_request")).toHaveLength(1);
+    for (const k of [k1, k2]) k.close();
   });
 });
 
