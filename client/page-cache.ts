@@ -6,7 +6,10 @@
  * size (docs/protocol.md §13), answers the manager's lock requests (return, flush, lock) and
  * keeps precious pages until they are returned. Clean pages are bounded (least recently used
  * go first); dirty ones stay until returned, in a set of their own, so msync and commit cost what
- * is dirty, not what is cached.
+ * is dirty, not what is cached. On a coherent object (docs/protocol.md §10) it obeys each page's
+ * `lock_value`: a write first becomes the page's writer, and `update` is a read-modify-write
+ * atomic across kernels, holding lock requests that touch its range back while it runs
+ * (client/range-claims.ts).
  */
 import {
   KERN_INVALID_ADDRESS,
@@ -290,9 +293,9 @@ export class PageCache {
    * becomes the writer of every page of the range (answering lock requests meanwhile, holding
    * nothing while it waits), then, holding them all, runs `fn`, writes the result and returns
    * it; lock requests touching the range wait until the return is acked. If this kernel loses
-   * the pages before that (its socket dropped and the manager dropped it as a holder, or the
-   * return was fenced: refused with KERN_PROTECTION_FAILURE, both in docs/protocol.md §10),
-   * nothing was applied and it starts again: `fn` may run more than once, but its result is
+   * the pages before that (its socket dropped and the manager dropped it as a holder,
+   * docs/protocol.md §10.5, or the return was fenced with KERN_PROTECTION_FAILURE,
+   * docs/protocol.md §10.6), nothing was applied and it starts again: `fn` may run more than once, but its result is
    * applied exactly once. On an object that is not coherent it is atomic only against this cache's own writes
    * and updates (they take turns on overlapping ranges); other kernels may write in between.
    *
@@ -476,7 +479,7 @@ export class PageCache {
         for (const sending of sendings) {
           if (this.connection.overCapacity) await this.connection.capacity(sends);
           const offset = sending.run[0]![0] * pageSize;
-          // On a coherent object the pages stay cached, so the hold stays (docs/protocol.md §10).
+          // On a coherent object the pages stay cached, so the hold stays (docs/protocol.md §10.2).
           const kernelCopy = this.geometry().coherent;
           sent.push(
             this.connection.dataReturn(offset, sending.body, { dirty: true, kernelCopy, ...sends }),
@@ -831,7 +834,7 @@ export class PageCache {
   /**
    * Never more than the clean pages kept: what is read ahead must stay until it is read. Off by
    * default on a coherent object: every page fetched makes this kernel a reader of it, and a
-   * reader demotes the page's writer (docs/protocol.md §10), so pages nobody asked for would cost
+   * reader demotes the page's writer (docs/protocol.md §10.3), so pages nobody asked for would cost
    * the kernels writing them a lock request each, and bytes read ahead go stale the moment
    * another kernel writes them anyway. An explicit `readAheadBytes` still applies.
    */
@@ -1010,7 +1013,7 @@ export class PageCache {
   /**
    * One data_return of a send's bytes; its pages are settled with its answer. On a coherent
    * object it says kernel_copy true unless told otherwise (the pages stay cached, so the hold
-   * must stay too, docs/protocol.md §10), and a return refused with KERN_PROTECTION_FAILURE
+   * must stay too, docs/protocol.md §10.2), and a return refused with KERN_PROTECTION_FAILURE
    * (fenced: this kernel is no longer the pages' writer) drops the pages instead of dirtying them
    * again: the manager took someone else's bytes since, and these are lost, as a departed
    * kernel's are.
@@ -1110,7 +1113,7 @@ export class PageCache {
   /**
    * The manager said our copies may be stale (a ready with `flush: true`): keep only what it has
    * not got yet. On a coherent object it dropped this kernel from every page it held
-   * (docs/protocol.md §10), so dirty pages never returned are lost, as a departed kernel's are:
+   * (docs/protocol.md §10.5), so dirty pages never returned are lost, as a departed kernel's are:
    * they go too, and so do pages being returned (resent, such a return is applied if it was
    * before the departure, else fenced). An update under way notices and starts again.
    */
@@ -1188,7 +1191,7 @@ function checkByteCount(call: string, name: string, value: unknown): void {
   }
 }
 
-/** A dirty return refused because this kernel is not the pages' writer (docs/protocol.md §10). */
+/** A dirty return refused because this kernel is not the pages' writer (docs/protocol.md §10.6). */
 function isFenced(error: unknown): boolean {
   return error instanceof KernReturnError && error.kernReturn === KERN_PROTECTION_FAILURE;
 }
