@@ -226,9 +226,15 @@ export class KernelConnection extends Emitter<KernelEvents> {
   /**
    * memory_object_data_unlock: resolves with the manager's granting lock request, the first one
    * over exactly this range whose lock_value no longer prohibits `desiredAccess` (a demotion or a
-   * flush of the same range, docs/protocol.md §10, is not a grant).
+   * flush of the same range, docs/protocol.md §10, is not a grant). `onGrant` is called with it
+   * the moment it arrives, before the lock request is handled as one.
    */
-  dataUnlock(offset: number, length: number, desiredAccess: number): Promise<LockRequestMessage> {
+  dataUnlock(
+    offset: number,
+    length: number,
+    desiredAccess: number,
+    options: { onGrant?: (grant: LockRequestMessage) => void } = {},
+  ): Promise<LockRequestMessage> {
     const id = this.nextId;
     this.unlocks.push({ id, offset, length, access: desiredAccess });
     return this.enqueue(
@@ -236,6 +242,8 @@ export class KernelConnection extends Emitter<KernelEvents> {
       { type: "memory_object_data_unlock", offset, length, desired_access: desiredAccess },
       undefined,
       false,
+      {},
+      options.onGrant as ((value: unknown) => void) | undefined,
     ) as Promise<LockRequestMessage>;
   }
 

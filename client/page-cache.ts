@@ -120,6 +120,8 @@ export class PageCache {
   /** `setSize` calls made, and how many of them the manager has heard of. */
   private sizeEdits = 0;
   private sizeEditsHeard = 0;
+  /** Ranges being acquired for a shrink: a lock request taking a page of one back marks it. */
+  private readonly watches = new Set<{ first: number; end: number; takenBack: boolean }>();
   /** The ranges writes and updates work on, and the lock requests waiting for them. */
   private readonly claims = new RangeClaims<LockRequestMessage>(
     (claim) => this.holds(claim),
@@ -387,8 +389,11 @@ export class PageCache {
     options: CallOptions = {},
   ): Promise<SynchronizeCompletedMessage> {
     const call = callSignal("msync", options);
+    let cut: Claim | null = null;
     try {
-      const { pageSize } = this.geometry();
+      const { pageSize, coherent } = this.geometry();
+      // Only then an await before the sends: otherwise the pages are taken at the call, as ever.
+      if (coherent && this.shrinkTo !== null) cut = await this.acquireCut(call.signal);
       const first = Math.floor(offset / pageSize);
       const end = length === 0 ? first : Math.ceil((offset + length) / pageSize);
       const runs = this.runsOf(
@@ -411,6 +416,8 @@ export class PageCache {
           ),
         );
       }
+      // The shrink is queued: a lock_completed giving the cut pages up now goes after it.
+      cut = this.releaseCut(cut);
       for (const sending of sendings) {
         if (this.connection.overCapacity) await this.connection.capacity(sends);
         const end = (sending.run.at(-1)![0] + 1) * pageSize;
@@ -429,6 +436,7 @@ export class PageCache {
       const [done] = await Promise.all([completion, ...sent]);
       return done;
     } finally {
+      this.releaseCut(cut);
       call.done();
     }
   }
@@ -452,8 +460,10 @@ export class PageCache {
       throw new TypeError("commit: syncFlags must be a VM_SYNC_* bit set");
     }
     const call = callSignal("commit", callOptions);
+    let cut: Claim | null = null;
     try {
-      const { pageSize, maxSize } = this.geometry();
+      const { pageSize, maxSize, coherent } = this.geometry();
+      if (coherent && this.shrinkTo !== null) cut = await this.acquireCut(call.signal);
       const dirty = this.dirtyPages().sort((a, b) => a - b);
       const bytes = dirty.length * pageSize;
       if (bytes > this.options.maxGroupBytes) {
@@ -487,6 +497,8 @@ export class PageCache {
         }
         if (sizes.final !== null) sent.push(this.connection.setSize(sizes.final, sends));
         const completion = this.connection.synchronize(span.offset, span.length, syncFlags, sends);
+        // The commit is queued (its shrink is fenced there): lock_completed messages go after it.
+        cut = this.releaseCut(cut);
         const [done] = await Promise.all([completion, ...sent]);
         for (const sending of sendings) this.finishSending(sending);
         this.heard(target.size, target.shrinkTo, target.edits);
@@ -498,6 +510,7 @@ export class PageCache {
         throw error;
       }
     } finally {
+      this.releaseCut(cut);
       call.done();
     }
   }
@@ -700,6 +713,63 @@ export class PageCache {
     }
     claim.held = true;
     return held;
+  }
+
+  /**
+   * On a coherent object a shrink writes the pages it cuts, from the one the new size falls in
+   * to the object's end, and only their writer may send it (docs/protocol.md §10.6). This makes
+   * the kernel their writer with data_unlock (no bytes move, cached or not) and returns a claim
+   * holding them from the last grant on: lock requests that touch them wait until the caller has
+   * queued the shrink (or the commit that carries it) and releases the claim, so a lock_completed
+   * giving them up goes after it and seqno order applies the shrink first. If a lock request took
+   * some back before the last grant came, it asks again. The object's end is the size this
+   * kernel last knew the manager to have; if another kernel grew it since, the shrink may still
+   * be refused (`not_writer`), and the call with it.
+   */
+  private async acquireCut(signal: AbortSignal | undefined): Promise<Claim | null> {
+    const { pageSize, maxTransfer } = this.geometry();
+    const shrink = this.shrinkTo;
+    if (shrink === null || !Number.isFinite(this.managerSize)) return null;
+    const first = Math.floor(shrink / pageSize);
+    const end = Math.ceil(this.managerSize / pageSize);
+    if (end <= first) return null;
+    const perRequest = Math.max(1, Math.floor(maxTransfer / pageSize));
+    const { claim, turn } = this.claims.claim(first, end, true);
+    try {
+      if (turn) await abortable(turn, signal);
+      for (;;) {
+        const watch = { first, end, takenBack: false };
+        this.watches.add(watch);
+        let waiting = Math.ceil((end - first) / perRequest);
+        const grants: Promise<unknown>[] = [];
+        for (let page = first; page < end; page += perRequest) {
+          const stop = Math.min(end, page + perRequest);
+          const onGrant = () => {
+            if (--waiting === 0 && !watch.takenBack) claim.held = true;
+          };
+          grants.push(
+            this.connection.dataUnlock(page * pageSize, (stop - page) * pageSize, VM_PROT_WRITE, {
+              onGrant,
+            }),
+          );
+        }
+        try {
+          await abortable(Promise.all(grants), signal);
+        } finally {
+          this.watches.delete(watch);
+        }
+        if (claim.held) return claim;
+      }
+    } catch (error) {
+      this.claims.release(claim);
+      throw error;
+    }
+  }
+
+  /** Lets a cut's claim go (lock requests waiting for it are answered); null, to reassign. */
+  private releaseCut(cut: Claim | null): null {
+    if (cut) this.claims.release(cut);
+    return null;
   }
 
   /** Whether every page of a claim is cached, and writable on a coherent object. */
@@ -1082,6 +1152,12 @@ export class PageCache {
       if (page < first || page >= end) continue;
       if (lock.should_flush) this.forget(page);
       else if (lock.lock_value !== VM_PROT_NO_CHANGE) cached.prohibited = lock.lock_value;
+    }
+    const takesBack =
+      lock.should_flush ||
+      (lock.lock_value !== VM_PROT_NO_CHANGE && lock.lock_value & VM_PROT_WRITE);
+    for (const watch of this.watches) {
+      if (takesBack && watch.first < end && first < watch.end) watch.takenBack = true;
     }
     // Pages kept (a demotion) keep their hold on a coherent object; flushed ones give it up.
     const kernelCopy = coherent && !lock.should_flush;

@@ -253,6 +253,40 @@ describe("update", () => {
   });
 });
 
+describe("a shrink on a coherent object", () => {
+  it("unlocks the pages it cuts first, and holds lock requests touching them until the commit is queued", async () => {
+    const manager = new ScriptedManager(true);
+    manager.ready = { size: 4 * PAGE };
+    const cache = await manager.connect();
+    await cache.setSize(PAGE + 10);
+    const commit = cache.commit();
+    commit.catch(() => {}); // never answered here: the connection closes at the end
+    const unlock = await manager.next("data_unlock");
+    expect(unlock).toMatchObject({ offset: PAGE, length: 3 * PAGE, desired_access: VM_PROT_WRITE });
+    expect(manager.of("set_size"), "nothing before the grant").toHaveLength(0);
+    // The grant and, right behind it, another kernel's write taking page 2 back.
+    const grant = manager.lock(1, 4, {
+      should_return: MEMORY_OBJECT_RETURN_NONE,
+      lock_value: VM_PROT_NONE,
+    });
+    const flush = manager.lock(2, 3, { should_flush: true });
+    manager.deliver(grant, flush);
+    const answered = await manager.next(
+      "lock_completed",
+      (m) => m.lock_id === flush.message.lock_id,
+    );
+    const index = (m: object) => manager.sent.indexOf(m as never);
+    const setSize = manager.of("set_size")[0]!;
+    const synchronize = manager.of("synchronize")[0]!;
+    expect(setSize).toMatchObject({ size: PAGE + 10 });
+    expect(index(setSize)).toBeLessThan(index(answered));
+    expect(index(synchronize), "the commit goes before the page is given up").toBeLessThan(
+      index(answered),
+    );
+    cache.connection.close();
+  });
+});
+
 describe("departures", () => {
   it.each([
     [true, 0],

@@ -164,3 +164,23 @@ it("a kernel that departs with dirty pages loses them: its next ready flushes th
   expect((await http.read(object, 0, PAGE))[0]).toBe(1);
   a.connection.close();
 });
+
+it("a shrink unlocks the pages it cuts, so the manager takes it, and other kernels read zeros there", async () => {
+  const object = "coherence-shrink";
+  const a = await kernel(object, "a");
+  await a.cache.write(0, filled(1, 3 * PAGE));
+  await a.cache.commit();
+  const b = await kernel(object, "b");
+  expect((await b.cache.read(2 * PAGE, 1))[0]).toBe(1);
+  await b.cache.setSize(PAGE + 10);
+  await b.cache.commit();
+  expect(
+    b.log.sent.find((m) => m.header.type === "memory_object_data_unlock")?.header,
+  ).toMatchObject({ offset: PAGE, length: 2 * PAGE, desired_access: VM_PROT_WRITE });
+  expect((await http.stat(object)).size).toBe(PAGE + 10);
+  // a was asked to flush the cut pages: it reads them again, cut.
+  const read = await a.cache.read(PAGE, 2 * PAGE);
+  expect([read[0], read[9], read[10], read[PAGE]]).toEqual([1, 1, 0, 0]);
+  a.connection.close();
+  b.connection.close();
+});
