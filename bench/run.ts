@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick]`: edgepager against baselines measured in the same run
  * (bench/README.md). Starts edgepager and the bench-only Worker in one wrangler test harness, runs
- * W1-W5 and the SQLite workloads W8-W10 there and W6 (memory) on `wrangler dev` with an
+ * W1-W5, W4 on a coherent object, W7 (coherent handoffs) and the SQLite workloads W8-W10 there and W6 (memory) on `wrangler dev` with an
  * inspector, prints a table of absolute figures and ratios, and writes bench/results.json and
  * bench/results.svg. `--only=W2,W6` runs some workloads (and those whose figures they need) and
  * writes nothing; `--profile` prints where the isolate's time goes instead.
@@ -24,6 +24,7 @@ import { pattern } from "./session";
 import { median, ms, percentile } from "./statistics";
 import { paired } from "./timing";
 import { asyncSyncRate, W3_WINDOW } from "./workloads/async-sync-rate";
+import { coherentHandoffs } from "./workloads/coherent-handoffs";
 import {
   putMany,
   timedPut,
@@ -46,7 +47,10 @@ const only = process.argv
   ?.slice("--only=".length)
   .split(",");
 /** What a workload needs run before it: its baseline comes from another workload. */
-const NEEDS: Record<string, string[]> = { W2: ["W4", "W8", "W8b"], W8: ["W8b"] };
+const NEEDS: Record<string, string[]> = {
+  W2: ["W4", "W4c", "W7", "W8", "W8b"],
+  W8: ["W8b"],
+};
 const runs = (id: string) =>
   !only || only.includes(id) || (NEEDS[id] ?? []).some((later) => only.includes(later));
 const sizes = quick ? QUICK : FULL;
@@ -68,7 +72,7 @@ function mib(bytes: number): string {
 interface Shared {
   url: string;
   rows: Row[];
-  /** W2's p50, the yardstick of W4 and W8. */
+  /** W2's p50, the yardstick of W4, W4 coherent, W7 and W8. */
   w2p50?: number;
   /** W8's p50, the yardstick of W8b. */
   w8p50?: number;
@@ -82,7 +86,9 @@ const WORKLOADS: [string, (shared: Shared) => Promise<void>][] = [
   ["W2", w2],
   ["W3", w3],
   ["W4", w4], // needs W2's p50: --only=W4 runs W2 too
+  ["W4c", w4c], // W4 on a coherent object; needs W2's p50 too
   ["W5", w5],
+  ["W7", w7], // needs W2's p50: --only=W7 runs W2 too
   ["W8", w8], // needs W2's p50: --only=W8 runs W2 too
   ["W8b", w8b], // needs W8's p50: --only=W8b runs W2 and W8 too
   ["W9", w9],
@@ -262,18 +268,38 @@ async function w3Row(shared: Shared, batch: boolean): Promise<void> {
 }
 
 async function w4(shared: Shared): Promise<void> {
-  console.log(`W4: 32 kernels on one object, ${sizes.w4Rounds} write + msync rounds each`);
-  const w4 = await manyKernels(shared.url, 32, sizes.w4Rounds);
+  await w4Row(shared, false);
+}
+
+async function w4c(shared: Shared): Promise<void> {
+  await w4Row(shared, true);
+}
+
+/**
+ * W4, and W4 coherent: the same rounds on a coherent object, where each write first makes its
+ * kernel the writer of its pages (its time is reported beside the msync's, which has the target).
+ */
+async function w4Row(shared: Shared, coherent: boolean): Promise<void> {
+  const name = coherent ? "W4 coherent" : "W4";
+  console.log(
+    `${name}: 32 kernels on one ${coherent ? "coherent " : ""}object, ${sizes.w4Rounds} write + msync rounds each`,
+  );
+  const w4 = await manyKernels(shared.url, 32, sizes.w4Rounds, coherent);
   const w4p50 = percentile(w4.latencies, 50);
   const w4p99 = percentile(w4.latencies, 99);
-  log(`${w4.msyncs} msyncs in ${ms(w4.elapsedMs)}: p50 ${ms(w4p50)} p99 ${ms(w4p99)}`);
+  const writes =
+    `write p50 ${ms(percentile(w4.writeLatencies, 50))}, p99 ${ms(percentile(w4.writeLatencies, 99))}, ` +
+    `${(w4.lockRequests / w4.writeLatencies.length).toFixed(2)} lock requests per write`;
+  log(`${w4.msyncs} msyncs in ${ms(w4.elapsedMs)}: p50 ${ms(w4p50)} p99 ${ms(w4p99)}; ${writes}`);
   for (const error of w4.errors.slice(0, 5)) log(`error: ${error}`);
   const w2p50 = shared.w2p50!;
   const w4Figure = w4p99 / w2p50;
   shared.rows.push({
-    id: "W4",
-    title: "32 kernels, one object, writes + msyncs (3/4 SYNCHRONOUS)",
-    edgepager: `p50 ${ms(w4p50)}, p99 ${ms(w4p99)}, ${w4.errors.length} errors`,
+    id: name,
+    title: `32 kernels, one ${coherent ? "coherent " : ""}object, writes + msyncs (3/4 SYNCHRONOUS)`,
+    edgepager:
+      `p50 ${ms(w4p50)}, p99 ${ms(w4p99)}, ${w4.errors.length} errors` +
+      (coherent ? `; ${writes}` : ""),
     baseline: `W2 p50 ${ms(w2p50)}`,
     figure: w4Figure,
     figureLabel: "msync p99 ÷ W2 p50",
@@ -315,6 +341,38 @@ async function w5(shared: Shared): Promise<void> {
       data: { objects: n, one: w5One, many: w5Many, scaling, baselineScaling },
     }),
   );
+}
+
+async function w7(shared: Shared): Promise<void> {
+  const n = sizes.w7Handoffs;
+  console.log(`W7: two kernels alternately incrementing one coherent page, ${n} handoffs`);
+  const w7 = await coherentHandoffs(shared.url, n, sizes.w7Warmups);
+  const p50 = percentile(w7.latencies, 50);
+  const p99 = percentile(w7.latencies, 99);
+  const expected = BigInt(sizes.w7Warmups + n);
+  const counts =
+    `${w7.framesSentPerHandoff.toFixed(1)} frames out, ${w7.framesReceivedPerHandoff.toFixed(1)} in, ` +
+    `${w7.lockRequestsPerHandoff.toFixed(2)} lock requests, ${w7.seqnosPerHandoff.toFixed(1)} messages numbered per handoff`;
+  if (w7.finalValue !== expected) {
+    w7.errors.push(`the counter is ${w7.finalValue} after ${expected} increments`);
+  }
+  log(`${w7.perSecond.toFixed(0)} handoffs/s, p50 ${ms(p50)} p99 ${ms(p99)}; ${counts}`);
+  for (const error of w7.errors.slice(0, 5)) log(`error: ${error}`);
+  const w2p50 = shared.w2p50!;
+  const figure = p50 / w2p50;
+  shared.rows.push({
+    id: "W7",
+    title: "2 kernels alternately incrementing one page of a coherent object (a handoff each)",
+    edgepager:
+      `${w7.perSecond.toFixed(0)} handoffs/s, p50 ${ms(p50)}, p99 ${ms(p99)}; ${counts}; ` +
+      `${w7.errors.length} errors`,
+    baseline: `W2 p50 ${ms(w2p50)}`,
+    figure,
+    figureLabel: "handoff p50 ÷ W2 p50",
+    target: { op: "<=", value: 2, of: "handoff p50 ÷ W2 p50, and 0 errors" },
+    met: figure <= 2 && w7.errors.length === 0,
+    data: { p50, p99, yardstick: w2p50, ...w7, finalValue: Number(w7.finalValue) },
+  });
 }
 
 async function w8(shared: Shared): Promise<void> {

@@ -9,14 +9,30 @@ export function pattern(bytes: number, seed = 0): Uint8Array<ArrayBuffer> {
   return data;
 }
 
-/** A kernel's connection; `batch: false` for the rows that measure one frame per message. */
+/**
+ * A kernel's connection; `batch: false` for the rows that measure one frame per message,
+ * `coherent: true` for those on a coherent object (docs/protocol.md §10), `WebSocket` to count
+ * frames.
+ */
 export async function connect(
   url: string,
   object: string,
   kernel = "bench",
-  { batch = true }: { batch?: boolean } = {},
+  {
+    batch = true,
+    coherent,
+    WebSocket,
+  }: { batch?: boolean; coherent?: boolean; WebSocket?: typeof globalThis.WebSocket } = {},
 ): Promise<KernelConnection> {
-  return KernelConnection.connect({ url, object, kernel, batch, connectTimeoutMs: 30_000 });
+  return KernelConnection.connect({
+    url,
+    object,
+    kernel,
+    batch,
+    connectTimeoutMs: 30_000,
+    ...(coherent !== undefined && { coherent }),
+    ...(WebSocket && { WebSocket }),
+  });
 }
 
 /** Ends the kernel (the manager forgets it) and, unless kept, deletes the object's pages. */

@@ -16,6 +16,9 @@ export interface Sizes {
   w5Objects: number;
   w5Reps: number;
   w6Bytes: number;
+  /** W7: timed handoffs of the coherent counter, after `w7Warmups`. */
+  w7Handoffs: number;
+  w7Warmups: number;
   /** W8 and W8b: timed 1-row INSERT transactions per row, after `w8Warmups`. */
   w8Samples: number;
   w8Warmups: number;
@@ -38,6 +41,8 @@ export const FULL: Sizes = {
   w5Objects: 64,
   w5Reps: 3,
   w6Bytes: 256 * MiB,
+  w7Handoffs: 400,
+  w7Warmups: 20,
   w8Samples: 200,
   w8Warmups: 20,
   w9Reps: 5,
@@ -56,6 +61,8 @@ export const QUICK: Sizes = {
   w5Objects: 64,
   w5Reps: 1,
   w6Bytes: 32 * MiB,
+  w7Handoffs: 100,
+  w7Warmups: 10,
   w8Samples: 100,
   w8Warmups: 10,
   w9Reps: 2,
