@@ -741,12 +741,12 @@ export class KernelConnection extends Emitter<KernelEvents> {
       !lock.should_flush &&
       lock.lock_value !== VM_PROT_NO_CHANGE &&
       (lock.lock_value & access) === 0;
+    // Unlocks given up or settled otherwise (an error, the connection stopped) go first.
+    for (let i = this.unlocks.length - 1; i >= 0; i--) {
+      if (!this.outgoing.has(this.unlocks[i]!.id)) this.unlocks.splice(i, 1);
+    }
     const index = this.unlocks.findIndex(
-      (u) =>
-        u.offset === lock.offset &&
-        u.length === lock.length &&
-        grants(u.access) &&
-        this.outgoing.has(u.id),
+      (u) => u.offset === lock.offset && u.length === lock.length && grants(u.access),
     );
     if (index < 0) return;
     const [unlock] = this.unlocks.splice(index, 1);
