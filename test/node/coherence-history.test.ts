@@ -9,13 +9,15 @@
  *
  * - `cache.write` resolving: on a coherent object the kernel is then the page's writer with the
  *   bytes in its cache, and anyone else who reads or writes the page must first have the manager
- *   demote or flush it, which returns the dirty page (docs/protocol.md §10.3, §10.4). No msync is
- *   needed for others to see it; some writes add one anyway, and their interval runs to its end.
+ *   demote or flush it, which returns the dirty page (docs/protocol.md §10.3 and
+ *   docs/protocol.md §10.4). No msync is needed for others to see it; some writes add one anyway,
+ *   and their interval runs to its end.
  * - `cache.update`: an atomic read-modify-write, recorded as a read of what `fn` saw and a write
  *   of what it returned, each spanning the whole call (an atomic pair placed at one instant is
  *   also a valid order of the two alone, so this only checks less than atomicity, never more).
  * - `cache.read` resolving, served from the cache when the page is held there.
- * - HTTP: a `PUT …/pages` when it answers, a `GET …/pages` when its bytes arrive (§10.7).
+ * - HTTP: a `PUT …/pages` when it answers, a `GET …/pages` when its bytes arrive
+ *   (docs/protocol.md §10.7).
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { HttpClient, KernelConnection, PageCache, VM_SYNC_ASYNCHRONOUS } from "../../client";
