@@ -22,7 +22,7 @@ import type { Holders } from "./holders";
 import type { LockRequests } from "./lock-requests";
 
 /** What a grant answers: a kernel's data_request or data_unlock, or an HTTP read or write. */
-export type GrantKind = "request" | "unlock" | "http";
+type GrantKind = "request" | "unlock" | "http";
 
 export type Grant = {
   /** The request's own seqno: the order grants are given in. */
@@ -43,7 +43,7 @@ export type Grant = {
  * Requests one kernel may have waiting at once (kernel `http`: all HTTP callers together, the
  * bound times GRANTS_HTTP_SHARE), so the table and each settling walk stay bounded.
  */
-export const MAX_WAITING_GRANTS = 64;
+const MAX_WAITING_GRANTS = 64;
 const GRANTS_HTTP_SHARE = 8;
 
 export interface CoherenceDeps {
