@@ -278,7 +278,7 @@ export class PageCache {
         await abortable(this.unlockForWrite(first, end), call.signal);
         this.apply(offset, bytes, fetched);
       } finally {
-        this.claims.release(claim);
+        this.release(claim);
       }
     } finally {
       call.done();
@@ -364,7 +364,7 @@ export class PageCache {
           }
         }
       } finally {
-        this.claims.release(claim);
+        this.release(claim);
       }
     } finally {
       call.done();
@@ -761,15 +761,28 @@ export class PageCache {
         if (claim.held) return claim;
       }
     } catch (error) {
-      this.claims.release(claim);
+      this.release(claim);
       throw error;
     }
   }
 
   /** Lets a cut's claim go (lock requests waiting for it are answered); null, to reassign. */
   private releaseCut(cut: Claim | null): null {
-    if (cut) this.claims.release(cut);
+    if (cut) this.release(cut);
     return null;
+  }
+
+  /**
+   * Lets a claim go: later claims may start, lock requests waiting for it are answered, and its
+   * clean pages may be evicted again.
+   */
+  private release(claim: Claim): void {
+    this.claims.release(claim);
+    if (!claim.defers) return;
+    for (let page = claim.first; page < claim.end; page++) {
+      const cached = this.pages.get(page);
+      if (cached && this.pinned.has(page)) this.place(page, cached);
+    }
   }
 
   /** Whether every page of a claim is cached, and writable on a coherent object. */
@@ -928,11 +941,15 @@ export class PageCache {
 
   // --- the page sets -----------------------------------------------------------------------
 
-  /** Files a page under clean or pinned after a change, and evicts clean pages over the bound. */
+  /**
+   * Files a page under clean or pinned after a change, and evicts clean pages over the bound. A
+   * page a write or update is acquiring or holds (client/range-claims.ts) is pinned until the
+   * claim is released.
+   */
   private place(page: number, cached: CachedPage): void {
     this.pages.set(page, cached);
     this.clean.delete(page);
-    if (cached.dirty || cached.precious || cached.sending > 0) {
+    if (cached.dirty || cached.precious || cached.sending > 0 || this.claims.covers(page)) {
       this.pinned.add(page);
       return;
     }

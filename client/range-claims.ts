@@ -64,6 +64,18 @@ export class RangeClaims<Request> {
     return { claim, turn };
   }
 
+  /**
+   * Whether a page lies in a claim whose turn came and that may hold lock requests back: the
+   * cache keeps such a page from eviction, so acquiring a range larger than the clean cache
+   * (or with none) cannot push out what it just got, round after round.
+   */
+  covers(page: number): boolean {
+    for (const { claim } of this.claims) {
+      if (claim.active && claim.defers && claim.first <= page && page < claim.end) return true;
+    }
+    return false;
+  }
+
   /** The claim stops holding its pages (to acquire them again): waiting lock requests go. */
   unhold(claim: Claim): void {
     claim.held = false;

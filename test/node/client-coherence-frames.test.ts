@@ -113,6 +113,24 @@ describe("writes on a coherent object", () => {
     cache.connection.close();
   });
 
+  it("keep what they acquire until they are done, even with no clean cache (maxCleanBytes 0)", async () => {
+    const manager = new ScriptedManager(true);
+    const cache = await manager.connect({ maxCleanBytes: 0 });
+    const write = cache.write(10, new Uint8Array(3 * PAGE).fill(2));
+    const request = await manager.next("data_request");
+    manager.deliver(manager.supply(request.id, 0, new Uint8Array(4 * PAGE)));
+    await write;
+    const update = cache.update(5 * PAGE, 8, (bytes) => bytes.fill(1));
+    const second = await manager.next("data_request", () => true, 1);
+    manager.deliver(manager.supply(second.id, 5 * PAGE, new Uint8Array(PAGE)));
+    const returned = await manager.next("data_return");
+    manager.deliver(manager.ack(returned.id));
+    expect((await update)[0]).toBe(1);
+    expect(manager.of("data_request"), "each page asked for once").toHaveLength(2);
+    expect(cache.stats).toMatchObject({ dirty: 4, cleanBytes: 0 });
+    cache.connection.close();
+  }, 10_000);
+
   it("read no page ahead by default, and read past the known size from the manager", async () => {
     const manager = new ScriptedManager(true);
     const cache = await manager.connect();

@@ -11,6 +11,7 @@ import {
   PageCache,
   VM_PROT_NONE,
   type LockRequestMessage,
+  type PageCacheOptions,
   type ReadyMessage,
 } from "../../client";
 import {
@@ -91,7 +92,7 @@ export class ScriptedManager {
   }
 
   /** A connection and its cache on this manager. */
-  async connect(options: { readAheadBytes?: number } = {}): Promise<PageCache> {
+  async connect(options: PageCacheOptions = {}): Promise<PageCache> {
     const connection = await KernelConnection.connect({
       url: "http://scripted.invalid",
       object: "o",
