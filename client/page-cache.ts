@@ -297,9 +297,10 @@ export class PageCache {
    * it; lock requests touching the range wait until the return is acked. If this kernel loses
    * the pages before that (its socket dropped and the manager dropped it as a holder,
    * docs/protocol.md §10.5, or the return was fenced with KERN_PROTECTION_FAILURE,
-   * docs/protocol.md §10.6), nothing was applied and it starts again: `fn` may run more than once, but its result is
-   * applied exactly once. On an object that is not coherent it is atomic only against this cache's own writes
-   * and updates (they take turns on overlapping ranges); other kernels may write in between.
+   * docs/protocol.md §10.6), nothing was applied and it starts again: `fn` may run more than
+   * once, but its result is applied exactly once. On an object that is not coherent it is atomic
+   * only against this cache's own writes and updates (they take turns on overlapping ranges);
+   * other kernels may write in between.
    *
    * The range's pages must fit one data_return (`max_transfer`). Aborted before `fn` ran,
    * nothing is applied; after, the new bytes may still be.
