@@ -780,7 +780,12 @@ export class PageCache {
   private release(claim: Claim): void {
     this.claims.release(claim);
     if (!claim.defers) return;
-    for (let page = claim.first; page < claim.end; page++) {
+    // A shrink's claim may span far more pages than are cached: walk the smaller of the two.
+    const pinned =
+      claim.end - claim.first <= this.pinned.size
+        ? Array.from({ length: claim.end - claim.first }, (_, i) => claim.first + i)
+        : [...this.pinned].filter((page) => page >= claim.first && page < claim.end);
+    for (const page of pinned) {
       const cached = this.pages.get(page);
       if (cached && this.pinned.has(page)) this.place(page, cached);
     }
