@@ -592,7 +592,12 @@ export class PageCache {
     };
   }
 
-  /** Stops answering lock requests and following the connection; the connection stays open. */
+  /**
+   * Stops answering lock requests and following the connection; the connection stays open. On a
+   * coherent object the manager still counts this kernel as holding what it was supplied, so
+   * other kernels' requests for those pages wait for the lock timeout (docs/protocol.md §10.5):
+   * close the connection (or terminate) rather than leave it open detached.
+   */
   detach(): void {
     for (const stop of this.unsubscribe) stop();
   }
