@@ -587,7 +587,11 @@ export class Pager implements SocketOperations, HttpOperations {
       this.httpGrants.answer(grant.seqno, seqno);
       return;
     }
-    const lockValue = grant.write === 1 ? VM_PROT_NONE : VM_PROT_WRITE;
+    const span = { first: grant.first_page, end: grant.end_page };
+    // A read by the pages' own writer leaves it the writer (docs/protocol.md §10.3): it may go
+    // on writing without asking.
+    const writes = grant.write === 1 || this.holders.writesAll(grant.kernel, span);
+    const lockValue = writes ? VM_PROT_NONE : VM_PROT_WRITE;
     if (grant.kind === "unlock") {
       this.outbox.push(grant.kernel, {
         type: "memory_object_lock_request",
@@ -600,7 +604,6 @@ export class Pager implements SocketOperations, HttpOperations {
       });
       return;
     }
-    const span = { first: grant.first_page, end: grant.end_page };
     const pageSize = this.pageSize() ?? DEFAULT_PAGE_SIZE;
     this.residency.record(grant.kernel, span);
     const plan = this.store.planRead(span, pageSize);

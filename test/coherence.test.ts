@@ -189,6 +189,11 @@ describe("reading and writing (docs/protocol.md §10.3 and docs/protocol.md §10
     const object = "coh-own-read";
     const k1 = await openCoherent(object, "k1");
     await writePage(k1, 1, 3);
+    // Of that page alone: supplied writable, as it still is.
+    expect(await k1.answer(request(k1, PAGE, PAGE, READ))).toMatchObject({
+      type: "memory_object_data_supply",
+      lock_value: VM_PROT_NONE,
+    });
     const supply = await k1.answer(request(k1, 0, 3 * PAGE, READ));
     expect(supply.payload!.subarray(PAGE, 2 * PAGE)).toEqual(pageOf(3));
     expect(await holders(object)).toEqual([
