@@ -22,6 +22,7 @@ import { call, putPages, readPages } from "./helpers/http";
 import { inspect } from "./helpers/inspect";
 import { TestKernel, expectQuiet, pageOf, settle, type Received } from "./helpers/kernel";
 import { objectStub } from "./helpers/buckets";
+import { meterObjectSql } from "./helpers/sql-meter";
 import { waitFor } from "./helpers/wait";
 
 const PAGE = 4096;
@@ -448,6 +449,38 @@ describe("departures (docs/protocol.md §10.5)", () => {
     const { kernel: back, ready } = await TestKernel.open(object, "k1");
     expect(ready.flush).toBe(false);
     for (const k of [back, k2]) k.close();
+  });
+});
+
+describe("what a grant costs (docs/protocol.md §10.8)", () => {
+  it("one waiting for nothing writes no grant row; a handoff writes a bounded few", async () => {
+    const object = "coh-costs";
+    const k1 = await openCoherent(object, "k1");
+    const k2 = await openCoherent(object, "k2");
+    const meter = await meterObjectSql(object);
+    // At once: the seqno, the holder run, the run INVALIDATE would ask about; one commit. (Rows
+    // written count index entries too: a holder run is 3, a residency run 2.)
+    await k1.answer(request(k1, 0, 4 * PAGE, WRITE));
+    const immediate = { rows: meter.rowsWritten(), commits: meter.commits() };
+    await k1.ack(giveBack(k1, 0, pageOf(1)));
+    meter.reset();
+    // A handoff: k2's request waits (its row, a lock request and its outbox row), k1 answers
+    // (the lock goes, the holders change, the grant row goes, the supply leaves).
+    const write = request(k2, 0, PAGE, WRITE);
+    await k1.ack(complete(k1, await lockRequest(k1)));
+    await k2.answer(write);
+    const handoff = { rows: meter.rowsWritten(), commits: meter.commits() };
+    await meter.stop();
+    console.log(
+      `coherent grant: at once ${JSON.stringify(immediate)}, handoff ${JSON.stringify(handoff)}`,
+    );
+    expect(immediate).toEqual({ rows: 6, commits: 1 });
+    expect(handoff.commits).toBe(2);
+    // 28 when measured: the request's row 2, its lock request 4, the outbox row and mid 3, the
+    // seqnos and lock id 4, the lock and the row going 2, holder runs cut and made 7, residency
+    // 5, the lock_completed's ack 1.
+    expect(handoff.rows).toBeLessThanOrEqual(30);
+    for (const k of [k1, k2]) k.close();
   });
 });
 
