@@ -11,6 +11,8 @@ export default tseslint.config(
       ".wrangler/",
       "worker-configuration.d.ts",
       "bench/results.*",
+      "public/dashboard/vendor/",
+      "test-artifacts/",
     ],
   },
   ...tseslint.configs.recommended,
