@@ -75,8 +75,18 @@ export interface KernelOptions {
 }
 
 export interface KernelEvents extends Record<string, unknown> {
+  /** The handshake completed: after `connect`, and once at the end of each outage. */
   connected: ReadyMessage;
+  /**
+   * The socket that was up went down: once per outage, however many reconnect attempts fail in
+   * it (a failed attempt is a `reconnecting` of its own, not another `disconnected`).
+   */
   disconnected: { code: number; reason: string };
+  /**
+   * A reconnect attempt is scheduled: `attempt` counts 1, 2, … within the outage, `delayMs` is
+   * the jittered backoff before it (0 when the connection reconnects at once by itself).
+   */
+  reconnecting: { attempt: number; delayMs: number };
   completion: SynchronizeCompletedMessage;
   lock_request: LockRequestMessage;
   /** The manager says this kernel's cache may be stale: drop cached pages (docs/protocol.md §6.6). */
@@ -131,7 +141,13 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private spaceWaiters: (() => void)[] = [];
   private readyWaiters: Deferred<ReadyMessage>[] = [];
   private stopped: Error | null = null;
+  /** Reconnect attempts made in this outage (0 while connected). */
   private attempt = 0;
+  /**
+   * No ready since `disconnected` was emitted (or since the start): further failures belong to
+   * the same outage and are not announced again.
+   */
+  private down = true;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   /** Set while the current socket's ready accepted batches. */
   private batcher: Batcher | null = null;
@@ -540,7 +556,9 @@ export class KernelConnection extends Emitter<KernelEvents> {
     const socket = new Socket(controlUrl(this.options));
     socket.binaryType = "arraybuffer";
     this.socket = socket;
-    socket.addEventListener("open", () => this.sendInit());
+    socket.addEventListener("open", () => {
+      if (this.socket === socket) this.sendInit();
+    });
     socket.addEventListener("message", (event) => {
       if (this.socket === socket) this.receive(event.data as string | ArrayBuffer);
     });
@@ -635,6 +653,7 @@ export class KernelConnection extends Emitter<KernelEvents> {
   private onReady(ready: ReadyMessage): void {
     this.readyMessage = ready;
     this.attempt = 0;
+    this.down = false;
     this.batcher = this.batchesFor(ready);
     // A kernel that restarted may find the manager ahead of it: new ids must be higher.
     this.nextId = Math.max(this.nextId, ready.last_id + 1);
@@ -765,11 +784,17 @@ export class KernelConnection extends Emitter<KernelEvents> {
     this.emit("destroyed", { reason });
   }
 
+  /**
+   * The current socket closed or failed: the socket that was up (the outage begins) or a
+   * reconnect attempt that never reached a ready (the outage goes on). Every failed attempt ends
+   * here, with a close (browsers) or an error (Node): each is announced as the next
+   * `reconnecting`, never as another `disconnected`.
+   */
   private lost(code: number, reason: string): void {
     this.socket = null;
     this.readyMessage = null;
     this.batcher = null;
-    this.emit("disconnected", { code, reason });
+    this.wentDown(code, reason);
     if (this.stopped) return;
     if (code === CLOSE_REPLACED) {
       return this.stop(new ConnectionClosedError("replaced by another socket of the same kernel"));
@@ -783,13 +808,19 @@ export class KernelConnection extends Emitter<KernelEvents> {
     }
     const { initialMs = 100, maxMs = 10_000 } = this.options.backoff ?? {};
     const cap = Math.min(maxMs, initialMs * 2 ** this.attempt++);
-    this.reconnectTimer = setTimeout(
-      () => {
-        this.reconnectTimer = null;
-        if (!this.stopped) this.open();
-      },
-      cap * (0.5 + Math.random() / 2),
-    );
+    const delayMs = Math.round(cap * (0.5 + Math.random() / 2));
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.stopped) this.open();
+    }, delayMs);
+    this.emit("reconnecting", { attempt: this.attempt, delayMs });
+  }
+
+  /** `disconnected`, unless this outage was announced already. */
+  private wentDown(code: number, reason: string): void {
+    if (this.down) return;
+    this.down = true;
+    this.emit("disconnected", { code, reason });
   }
 
   /**
@@ -808,8 +839,10 @@ export class KernelConnection extends Emitter<KernelEvents> {
     } catch {
       // Already closing.
     }
-    this.emit("disconnected", { code: CLOSE_NORMAL, reason: "discarding abandoned atomic groups" });
-    this.open();
+    this.wentDown(CLOSE_NORMAL, "discarding abandoned atomic groups");
+    if (this.stopped) return; // a listener closed the connection
+    this.emit("reconnecting", { attempt: ++this.attempt, delayMs: 0 });
+    if (!this.stopped) this.open();
   }
 
   private stop(error: Error): void {
