@@ -291,6 +291,7 @@ export async function writePages(
       // A write by kernel `http`: every holder of the range gives it up first (docs/protocol.md §10.7).
       return pager.coherent() ? pager.httpAccess(seqno, span, true, apply) : apply(seqno);
     });
+    await listIfCreated(pager);
     return { ...(await result), seqno };
   } finally {
     body.done();
@@ -329,7 +330,16 @@ export async function setSize(
     // (docs/protocol.md §10.7).
     return pager.httpAccess(seqno, cutSpan(size, maxSize, pageSize), true, apply);
   });
+  await listIfCreated(pager);
   return { ...(await result), seqno };
+}
+
+/** A write that created the object answers once the directory lists it (docs/dashboard.md). */
+async function listIfCreated(pager: HttpOperations): Promise<void> {
+  if (!pager.manifestMissing()) return;
+  await pager.publishManifest().catch((error: unknown) => {
+    console.warn(`directory entry of ${pager.objectName()} not written: ${String(error)}`);
+  });
 }
 
 /**

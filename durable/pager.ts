@@ -42,6 +42,7 @@ import { admitNewKernel, mayHaveForgotten } from "./kernel-budget";
 import { Kernels, type KernelRecord } from "./kernels";
 import { maxSizeFor, readLimits, type Limits } from "./limits";
 import { LockRequests } from "./lock-requests";
+import { Manifest } from "./manifest";
 import { Mail } from "./mail";
 import { Meta } from "./meta";
 import { migrate } from "./migrations";
@@ -72,6 +73,7 @@ export class Pager implements SocketOperations, HttpOperations {
   private readonly holders: Holders;
   private readonly coherence: Coherence;
   private readonly httpGrants: HttpGrants;
+  private readonly manifest: Manifest;
   private readonly groups: AtomicGroups;
   private readonly size: ObjectSize;
   private readonly spools: Spools;
@@ -139,6 +141,7 @@ export class Pager implements SocketOperations, HttpOperations {
       answer: (grant, seqno) => this.answerGrant(grant, seqno),
     });
     this.httpGrants = new HttpGrants(this.mail, (step) => this.transact(step));
+    this.manifest = new Manifest(env.PAGES, this.meta);
     // HTTP synchronizes, reads and writes left by an earlier instance died with it: their
     // callers' connections ended there (durable/sync-tracker.ts, durable/http-grants.ts). The
     // grants that waited behind those of HTTP go on at start-up (`start`).
@@ -189,6 +192,7 @@ export class Pager implements SocketOperations, HttpOperations {
         objectName: () => this.objectName(),
         disconnected: (socket) => this.disconnected(socket),
         expireLocks: (now) => this.expireLocks(now),
+        flushed: () => this.refreshManifest(),
       },
     );
     this.testHooks = testHooksOf({ limits, store: this.store, sweeper, compactor });
@@ -198,6 +202,39 @@ export class Pager implements SocketOperations, HttpOperations {
   async start(): Promise<void> {
     await this.upkeep.start();
     this.departUnconnected();
+    // An object made before the directory, or one that died before its entry was written.
+    if (this.pageSize() !== null && this.manifest.missing()) this.refreshManifest();
+  }
+
+  /**
+   * Writes the object's directory entry (schema/directory.ts) now; resolves once R2 has it. The
+   * request that created the object waits for it: a created object is listed when its creator
+   * hears back.
+   */
+  publishManifest(): Promise<void> {
+    const pageSize = this.pageSize();
+    if (pageSize === null) return Promise.resolve();
+    const pages = this.store.storedPages();
+    return this.manifest.publish({
+      object: this.objectName(),
+      page_size: pageSize,
+      coherent: this.coherent() === true,
+      pages,
+      bytes: pages * pageSize,
+    });
+  }
+
+  /** The entry was never written (the object was created by the step that just ran). */
+  manifestMissing(): boolean {
+    return this.pageSize() !== null && this.manifest.missing();
+  }
+
+  /** After a flush: the entry's figures are refreshed, at most once a minute. */
+  private refreshManifest(): void {
+    if (this.pageSize() === null || !this.manifest.due()) return;
+    this.publishManifest().catch((error: unknown) =>
+      console.warn(`directory entry of ${this.objectName()} not written: ${String(error)}`),
+    );
   }
 
   /**
@@ -371,6 +408,7 @@ export class Pager implements SocketOperations, HttpOperations {
   setPageSize(pageSize: number): void {
     this.meta.set("page_size", pageSize);
     this.pageSizeCache = pageSize;
+    this.manifest.created();
   }
 
   /** Fixed with the page size, read by every message on a coherent object: cached. */
@@ -416,6 +454,8 @@ export class Pager implements SocketOperations, HttpOperations {
     this.epoch++;
     this.httpWaiters.abortAll();
     this.httpGrants.abortAll();
+    // Unlisted before its tables go: a listed name always has an object behind it.
+    await this.manifest.remove(name);
     await this.ctx.storage.deleteAll();
     await this.ctx.storage.deleteAlarm();
     migrate(this.sql, (step) => this.ctx.storage.transactionSync(step));
@@ -427,6 +467,7 @@ export class Pager implements SocketOperations, HttpOperations {
     this.rememberName(name);
     this.sequencer.reset();
     this.upkeep.reset();
+    this.manifest.resume();
     return segments;
   }
 

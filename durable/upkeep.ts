@@ -41,6 +41,8 @@ export interface UpkeepHooks {
   disconnected(socket: WebSocket): void;
   /** Lock requests past their deadline at `now`: their kernels are stale, or depart. */
   expireLocks(now: number): void;
+  /** A flush ended (the directory entry may be due a refresh). */
+  flushed(): void;
 }
 
 export class Upkeep {
@@ -95,6 +97,7 @@ export class Upkeep {
     try {
       await this.parts.flusher.flush();
       this.flushRetryAt = null;
+      this.hooks.flushed();
     } catch (error) {
       console.warn(
         `flush of ${this.hooks.objectName()} failed after every attempt: ${String(error)}`,

@@ -10,7 +10,7 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { MAX_PAGE_SIZE, MIN_PAGE_SIZE } from "./constants";
 import { isPageSize } from "./fields";
-import { HTTP_PATHS } from "./http-paths";
+import { DIRECTORY_PATH, HTTP_PATHS } from "./http-paths";
 import { readSyncFlags } from "./kernel-messages";
 import { parseKernelId, parseObjectName } from "./names";
 import { ProtocolError, invalidField, type ErrorBody } from "./protocol-error";
@@ -155,6 +155,31 @@ const OutstandingSync = z
 
 const SyncList = z.object({ syncs: z.array(OutstandingSync) });
 
+const DirectoryEntry = z
+  .object({
+    object: z.string(),
+    page_size: z.int(),
+    coherent: z.boolean(),
+    pages: z.int().openapi({ description: "pages stored, as of last_activity" }),
+    bytes: z.int(),
+    created: z.string().openapi({ format: "date-time" }),
+    last_activity: z.string().openapi({
+      format: "date-time",
+      description: "the object's creation, or a flush of its writes (refreshed once a minute)",
+    }),
+  })
+  .openapi("DirectoryEntry");
+
+const ObjectList = z.object({
+  objects: z.array(DirectoryEntry),
+  cursor: z.string().nullable().openapi({ description: "for the next page; null at the end" }),
+});
+
+export type ObjectListBody = z.infer<typeof ObjectList>;
+
+const PREFIX_RULE = "must be 0-128 characters of A-Z a-z 0-9 . _ -";
+const LIMIT_RULE = "must be an integer from 1 to 1000";
+
 const WriteResult = z.object({ offset: z.int(), length: z.int(), seqno: z.int() });
 
 const SynchronizeCompleted = z.object({
@@ -253,6 +278,36 @@ export const OPERATIONS = {
     responses: {
       200: json(z.record(z.string(), z.unknown()), "the OpenAPI document"),
     },
+  }),
+  listObjects: operation("read", ["query"], {
+    operationId: "listObjects",
+    method: "get",
+    path: DIRECTORY_PATH,
+    summary: "list objects by name, a page at a time",
+    description:
+      "the objects whose names start with `prefix` and the token covers, by name, `limit` at a time",
+    request: {
+      query: z.object({
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{0,128}$/, PREFIX_RULE)
+          .optional()
+          .openapi({ description: "names starting with this", example: "tenant-a." }),
+        cursor: z
+          .string()
+          .max(1024, "must be the cursor of the previous page")
+          .optional()
+          .openapi({ description: "the previous page's cursor" }),
+        limit: z
+          .string()
+          .regex(/^\d{1,4}$/, LIMIT_RULE)
+          .transform(Number)
+          .refine((n) => n >= 1 && n <= 1000, LIMIT_RULE)
+          .optional()
+          .openapi({ description: "at most this many (default 100)", example: "100" }),
+      }),
+    },
+    responses: { 200: json(ObjectList, "a page of the directory"), ...ERRORS },
   }),
   stat: operation("read", ["params"], {
     operationId: "stat",
@@ -413,6 +468,7 @@ export const ReadPagesQuery = OPERATIONS.readPages.route.request.query;
 export const WritePagesQuery = OPERATIONS.writePages.route.request.query;
 export const SetSizeBody = OPERATIONS.setSize.route.request.body.content["application/json"].schema;
 export const SetSizeQuery = OPERATIONS.setSize.route.request.query;
+export const ListObjectsQuery = OPERATIONS.listObjects.route.request.query;
 
 export type OperationId = keyof typeof OPERATIONS;
 

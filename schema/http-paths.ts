@@ -11,7 +11,12 @@ export const HTTP_PATHS = {
   synchronize: "/v1/objects/{name}/synchronize",
   syncs: "/v1/objects/{name}/syncs",
   control: "/v1/objects/{name}/control",
+  events: "/v1/objects/{name}/events",
+  map: "/v1/objects/{name}/map",
 } as const;
+
+/** The directory of objects (schema/directory.ts): no object name in it. */
+export const DIRECTORY_PATH = "/v1/objects";
 
 export type HttpPath = (typeof HTTP_PATHS)[keyof typeof HTTP_PATHS];
 

@@ -17,7 +17,14 @@ export {
   type ErrorBody,
   type ErrorCode,
 } from "./protocol-error";
-export { HTTP_PATHS, isPathOf, objectPath, type HttpPath } from "./http-paths";
+export { DIRECTORY_PATH, HTTP_PATHS, isPathOf, objectPath, type HttpPath } from "./http-paths";
+export {
+  DIRECTORY_PREFIX,
+  entryOf,
+  manifestKey,
+  manifestMetadata,
+  type DirectoryEntry,
+} from "./directory";
 export { parseObjectName, parseKernelId } from "./names";
 export { encodeFrame, decodeFrame, type Frame } from "./frame";
 export { decodeFrameOrBatch, encodeBatch, isBatch, type Batch, type BatchEntry } from "./batch";

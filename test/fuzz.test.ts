@@ -297,7 +297,13 @@ function pattern(seed: number, length: number): Uint8Array {
 /** Everything of the object's SQLite that valid traffic decides (seqnos and times left out). */
 async function dumpTables(object: string) {
   return inspect(object, (view) => {
-    const { seqno: _seqno, object: _object, ...meta } = view.meta();
+    const {
+      seqno: _seqno,
+      object: _object,
+      created: _created,
+      manifest_at: _manifestAt,
+      ...meta
+    } = view.meta();
     return {
       meta,
       kernels: pick(view.kernels(), ["kernel", "last_id", "next_mid", "stale"]),

@@ -5,9 +5,11 @@
  * path, its right, the parts the Worker checks; `GET /` and `GET /openapi.json` describe it.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { HTTP_PATHS } from "../schema";
+import { DIRECTORY_PATH, HTTP_PATHS } from "../schema";
 import {
+  ListObjectsQuery,
   OPERATIONS,
+  parseRequest,
   describeApi,
   openApiDocument,
   queryOf,
@@ -20,6 +22,7 @@ import { notFound, onError } from "./error-boundary";
 import { failClosed } from "./fail-closed";
 import { forwardToObject } from "./forward-to-object";
 import { limitBody, limitStreamedBody } from "./limit-body";
+import { listObjects } from "./list-objects";
 import { requireToken } from "./require-token";
 import { requireUpgrade } from "./require-upgrade";
 import { serve } from "./serve-operation";
@@ -37,11 +40,15 @@ const app = new OpenAPIHono<AppEnv>({
 app.use(allowOrigins());
 app.use(failClosed());
 const objectPaths = HTTP_PATHS.object.replace("{name}", ":name");
+app.use(DIRECTORY_PATH, requireToken());
 app.use(objectPaths, requireToken());
 app.use(`${objectPaths}/*`, requireToken());
 
 serve(app, OPERATIONS.describe, (c) => c.json(describeApi()));
 serve(app, OPERATIONS.openapi, (c) => c.json(openApiDocument()));
+serve(app, OPERATIONS.listObjects, async (c) =>
+  c.json(await listObjects(c, parseRequest(ListObjectsQuery, queryOf(new URL(c.req.url))))),
+);
 serve(app, OPERATIONS.stat, async (c) => c.json(await callObject(c, (o, call) => o.stat(call))));
 serve(app, OPERATIONS.listSyncs, async (c) =>
   c.json(await callObject(c, (o, call) => o.listSyncs(call))),

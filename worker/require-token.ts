@@ -58,8 +58,9 @@ export function requireToken() {
       if (!(error instanceof TokenError)) throw error;
       throw new ProtocolError(KERN_PROTECTION_FAILURE, "unauthorized", error.message);
     }
-    const name = c.req.param("name") ?? "";
-    if (!grantCovers(grant, name)) {
+    // The directory has no name in its path: it lists only what the grant covers.
+    const name = c.req.param("name");
+    if (name !== undefined && !grantCovers(grant, name)) {
       throw new ProtocolError(
         KERN_PROTECTION_FAILURE,
         "forbidden",

@@ -29,7 +29,8 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
   pager.acknowledgeOutbox(kernel, message.received_mid, "received_mid");
   // Only a kernel that may write fixes a new object's page size: a reader is answered with the
   // size it asked for and fixes nothing, so a read token cannot lock writers out.
-  if (pageSize === null && writer) {
+  const creates = pageSize === null && writer;
+  if (creates) {
     pager.setPageSize(message.page_size);
     pager.setCoherent(message.coherent === true);
   }
@@ -41,8 +42,8 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
   // This manager always takes batches when asked (docs/protocol.md §11).
   const batch = message.batch === true;
   pager.markInitialized(ctx.socket!, batch);
-  ctx.reply({
-    type: "memory_object_ready",
+  const ready = {
+    type: "memory_object_ready" as const,
     object: pager.objectName(),
     kernel,
     page_size: message.page_size,
@@ -56,6 +57,19 @@ export const handleInit: Handler<InitMessage> = (ctx, message) => {
     size: pager.objectSize(),
     coherent: pager.coherent() ?? false,
     seqno: ctx.seqno,
-  });
+  };
+  if (!creates) {
+    ctx.reply(ready);
+    pager.resendOutbox(ctx.socket!, kernel);
+    return;
+  }
+  // The object is listed (docs/dashboard.md) before its creator hears back.
+  const reply = ctx.reserveReply();
   pager.resendOutbox(ctx.socket!, kernel);
+  return async () => {
+    await pager.publishManifest().catch((error: unknown) => {
+      console.warn(`directory entry of ${ready.object} not written: ${String(error)}`);
+    });
+    reply(ready);
+  };
 };

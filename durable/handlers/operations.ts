@@ -29,6 +29,8 @@ export interface HandlerOperations {
   /** Fixes the mode, with the page size. */
   setCoherent(coherent: boolean): void;
   objectName(): string;
+  /** Writes the object's directory entry; resolves once R2 has it (durable/manifest.ts). */
+  publishManifest(): Promise<void>;
   /** The `max_size` announced for this page size. */
   maxSize(pageSize: number): number;
   /** Bytes of the object's SQLite database now. */

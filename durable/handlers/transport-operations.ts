@@ -93,6 +93,8 @@ export interface KernelState {
 export interface HttpOperations extends OrderedOperations, BodyOperations {
   /** Remembers the object's name from the Worker (the Durable Object id cannot tell it). */
   rememberName(name: string): void;
+  /** The object was just created and its directory entry is not written yet. */
+  manifestMissing(): boolean;
 
   // --- status ----------------------------------------------------------------------------------
 
