@@ -28,7 +28,12 @@ function route() {
     showObject(name, current.signal);
   } else {
     document.title = "edgepager dashboard";
-    showList(current.signal);
+    // `#/?prefix=P&limit=N`: a search that can be linked to, and the page length.
+    const query = new URLSearchParams(location.hash.split("?")[1] ?? "");
+    showList(current.signal, {
+      prefix: query.get("prefix") ?? "",
+      limit: Number(query.get("limit")) || undefined,
+    });
   }
 }
 

@@ -3,14 +3,19 @@
 import { getJson } from "./api.js";
 import { formatBytes, formatCount, formatDate } from "./format.js";
 
-const PAGE_SIZE = 50;
+const DEFAULT_LIMIT = 50;
 const REFRESH_MS = 5000;
 const SEARCH_DELAY_MS = 250;
 
 const $ = (id) => document.getElementById(id);
 
-/** Shows the list until `signal` aborts. */
-export function showList(signal) {
+/**
+ * Shows the list until `signal` aborts: names starting with `prefix`, `limit` a page (1 to
+ * 1000, the API's bounds). The search is kept in the address, so it can be linked to.
+ */
+export function showList(signal, { prefix = "", limit = DEFAULT_LIMIT } = {}) {
+  const pageLength = String(Math.min(1000, Math.max(1, limit)));
+  $("prefix").value = prefix;
   // The cursor that starts each page seen so far: null for the first.
   let cursors = [null];
   let next = null;
@@ -20,7 +25,7 @@ export function showList(signal) {
     loading?.abort();
     const controller = new AbortController();
     loading = controller;
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const query = new URLSearchParams({ limit: pageLength });
     const prefix = $("prefix").value.trim();
     if (prefix) query.set("prefix", prefix);
     const cursor = cursors[cursors.length - 1];
@@ -75,6 +80,11 @@ export function showList(signal) {
 
   const restart = () => {
     cursors = [null];
+    const search = new URLSearchParams();
+    if ($("prefix").value.trim()) search.set("prefix", $("prefix").value.trim());
+    if (limit !== DEFAULT_LIMIT) search.set("limit", pageLength);
+    // replaceState fires no hashchange: the list goes on as it is.
+    history.replaceState(null, "", search.size ? `#/?${search}` : "#/");
     load();
   };
   let searchTimer = 0;

@@ -11,7 +11,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KernelConnection, PageCache, VM_SYNC_INVALIDATE, VM_SYNC_SYNCHRONOUS } from "../../client";
+import {
+  HttpClient,
+  KernelConnection,
+  PageCache,
+  VM_SYNC_INVALIDATE,
+  VM_SYNC_SYNCHRONOUS,
+} from "../../client";
 import type { LockRequestMessage } from "../../schema";
 import { FAST_VARS, startHarness, within, type Harness } from "./harness";
 
@@ -102,11 +108,82 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
-  // Needs the object directory (GET /v1/objects, issue 15), not yet on the server. The test:
-  // a kernel writes and msyncs "dash-listed-1"; the list (opened before, so it must refresh)
-  // shows a row for it with its pages and bytes; the prefix search "dash-listed" keeps it and
-  // "nothing-" hides it; the row's link opens the object view. Screenshot: list.png.
-  it.todo("the object list shows an object a kernel created and wrote, and searches by prefix");
+  it("the object list shows an object a kernel created and wrote, searches by prefix, pages, and drops a deleted one", async () => {
+    // Opened first: the objects appear in it as it refreshes, without a reload.
+    const { page, errors } = await open("#/?prefix=dash-listed&limit=2");
+    await page.locator("#list-page").filter({ hasText: "no objects" }).waitFor();
+
+    const kernel = await KernelConnection.connect({
+      url,
+      object: "dash-listed-1",
+      kernel: "k1",
+      pageSize: PAGE,
+    });
+    const cache = new PageCache(kernel);
+    await cache.write(0, new Uint8Array(4 * PAGE).fill(3));
+    await cache.msync(0, 4 * PAGE, VM_SYNC_SYNCHRONOUS);
+    const http = new HttpClient(url);
+    await http.write("dash-listed-2", 0, new Uint8Array(8192).fill(4), 8192);
+    // A coherent object (HttpClient has no option for the mode: the query says it).
+    const coherent = await fetch(`${url}/v1/objects/dash-listed-3/pages?offset=0&coherent=1`, {
+      method: "PUT",
+      body: new Uint8Array(PAGE).fill(5),
+    });
+    expect(coherent.status).toBe(200);
+    await http.write("other-listed", 0, new Uint8Array(PAGE).fill(6));
+
+    const row = (name: string) => page.locator(`#objects tbody tr[data-object="${name}"]`);
+    await row("dash-listed-1").waitFor({ timeout: 15_000 });
+    expect(await row("dash-listed-1").locator("td").allTextContents()).toEqual([
+      "dash-listed-1",
+      "4096",
+      "plain",
+      expect.any(String), // pages and bytes: as of its last refresh (once a minute)
+      expect.any(String),
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/),
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/),
+    ]);
+    // Two a page: the first two by name, then the third.
+    const names = () =>
+      page
+        .locator("#objects tbody tr")
+        .evaluateAll((rows) => rows.map((tr) => (tr as HTMLElement).dataset.object));
+    expect(await names()).toEqual(["dash-listed-1", "dash-listed-2"]);
+    expect(await row("dash-listed-2").locator("td").nth(1).textContent()).toBe("8192");
+    await page.click("#list-next");
+    await expect.poll(names).toEqual(["dash-listed-3"]);
+    expect(await row("dash-listed-3").locator("td").nth(2).textContent()).toBe("coherent");
+    expect(await page.locator("#list-next").isDisabled()).toBe(true);
+    await page.click("#list-previous");
+    await expect.poll(names).toEqual(["dash-listed-1", "dash-listed-2"]);
+
+    // Another prefix, typed into the search: the other object only; a prefix nobody has: none.
+    await page.fill("#prefix", "other-");
+    await expect.poll(names).toEqual(["other-listed"]);
+    expect(page.url()).toMatch(/#\/\?prefix=other-&limit=2$/);
+    await page.fill("#prefix", "nothing-");
+    await expect.poll(names).toEqual([]);
+    await page.fill("#prefix", "");
+    await expect.poll(names).toEqual(expect.arrayContaining(["dash-listed-1", "dash-listed-2"]));
+    await page.fill("#prefix", "dash-listed");
+    await expect.poll(names).toEqual(["dash-listed-1", "dash-listed-2"]);
+    await page.evaluate(() => history.replaceState(null, "", "#/?prefix=dash-"));
+    await page.reload();
+    await row("dash-listed-1").waitFor();
+    await shot(page, "list");
+
+    // A deleted object leaves the list at its next refresh.
+    await http.remove("dash-listed-2");
+    await row("dash-listed-2").waitFor({ state: "detached", timeout: 15_000 });
+
+    // Its name opens the object's view.
+    await row("dash-listed-1").locator("a").click();
+    await expect.poll(() => page.locator("#object-name").textContent()).toBe("dash-listed-1");
+    await expect.poll(() => page.locator('#status dd[data-field="pages"]').textContent()).toBe("4");
+    kernel.close();
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 
   it("one object, live: an INVALIDATE msync outstanding, then completed; a kernel's disconnect", async () => {
     const object = "dash-live";
