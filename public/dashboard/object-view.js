@@ -36,6 +36,9 @@ export function showObject(name, signal) {
   $("status").replaceChildren();
   $("kernels").tBodies[0].replaceChildren();
   $("syncs").tBodies[0].replaceChildren();
+  $("segments").tBodies[0].replaceChildren();
+  $("map").hidden = true;
+  $("map-summary").textContent = "";
 
   let renderTimer = 0;
   const scheduleRender = () => {
@@ -82,8 +85,11 @@ export function showObject(name, signal) {
     try {
       const map = await loadMap(name, signal);
       $("map-summary").textContent = drawMap($("map"), $("segments").tBodies[0], map);
+      $("map").hidden = false;
     } catch (error) {
-      if (!signal.aborted) $("map-summary").textContent = `page map unavailable: ${error.message}`;
+      if (signal.aborted) return;
+      $("map-summary").textContent = `page map unavailable: ${error.message}`;
+      $("map").hidden = true;
     }
   }
 
@@ -138,6 +144,7 @@ export function showObject(name, signal) {
     charts.destroy();
   });
 
+  charts.draw();
   pollStatus();
   pollSyncs();
   refreshMap();

@@ -17,9 +17,10 @@ import {
   PageCache,
   VM_SYNC_INVALIDATE,
   VM_SYNC_SYNCHRONOUS,
+  type LockRequestMessage,
 } from "../../client";
-import type { LockRequestMessage } from "../../schema";
-import { FAST_VARS, startHarness, within, type Harness } from "./harness";
+import { signToken } from "../../schema";
+import { FAST_VARS, startAuthHarness, startHarness, within, type Harness } from "./harness";
 
 const CHROMIUM = "/usr/bin/chromium";
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -183,6 +184,68 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
     kernel.close();
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it("with authentication on: nothing without a token; a pasted token is kept and sent, and lists only the names it covers", async () => {
+    const secret = "dashboard-secret";
+    const { server, url: authUrl } = await startAuthHarness(secret);
+    try {
+      const exp = Math.floor(Date.now() / 1000) + 600;
+      const admin = await signToken(secret, { object: "*", rights: ["read", "write"], exp });
+      const http = new HttpClient(authUrl, admin);
+      for (const name of ["tenant-a.one", "tenant-a.two", "tenant-b.one"]) {
+        await http.write(name, 0, new Uint8Array(PAGE).fill(1));
+      }
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (error) => errors.push(error.message));
+      // The page itself is a static asset: served with no token.
+      await page.goto(`${authUrl}/dashboard/#/`);
+      await page
+        .locator("#list-error")
+        .filter({ hasText: /unauthorized/ })
+        .waitFor({ timeout: 10_000 });
+
+      const tenantA = await signToken(secret, { object: "tenant-a.*", rights: ["read"], exp });
+      await page.fill("#token", tenantA);
+      await page.click('#token-form button[type="submit"]');
+      const names = () =>
+        page
+          .locator("#objects tbody tr")
+          .evaluateAll((rows) => rows.map((tr) => (tr as HTMLElement).dataset.object));
+      await expect.poll(names, { timeout: 10_000 }).toEqual(["tenant-a.one", "tenant-a.two"]);
+      expect(await page.locator("#list-error").isHidden()).toBe(true);
+      expect(await page.evaluate(() => localStorage.getItem("edgepager.token"))).toBe(tenantA);
+      expect(await page.inputValue("#token")).toBe(""); // not left on screen
+
+      // Kept across a reload; one of its objects opens with its status.
+      await page.reload();
+      await expect.poll(names, { timeout: 10_000 }).toEqual(["tenant-a.one", "tenant-a.two"]);
+      await page.goto(`${authUrl}/dashboard/#/objects/tenant-a.one`);
+      await expect
+        .poll(() => page.locator('#status dd[data-field="pages"]').textContent())
+        .toBe("1");
+      await shot(page, "object-with-token");
+      // A name the token does not cover: the API's refusal, shown.
+      await page.goto(`${authUrl}/dashboard/#/objects/tenant-b.one`);
+      await page
+        .locator("#object-error")
+        .filter({ hasText: /forbidden/ })
+        .waitFor({ timeout: 10_000 });
+
+      // Forgotten: refused again.
+      await page.goto(`${authUrl}/dashboard/#/`);
+      await page.click("#token-clear");
+      await page
+        .locator("#list-error")
+        .filter({ hasText: /unauthorized/ })
+        .waitFor({ timeout: 10_000 });
+      expect(await page.evaluate(() => localStorage.getItem("edgepager.token"))).toBeNull();
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await server.close();
+    }
   });
 
   it("one object, live: an INVALIDATE msync outstanding, then completed; a kernel's disconnect", async () => {
