@@ -2,8 +2,11 @@
 // by index.html). Events are not plotted one by one: each is added to its second's bucket, and
 // the charts are redrawn once a second from at most WINDOW_SECONDS buckets, so 1,000 events a
 // second cost the same drawing as one.
+import { formatBytes } from "./format.js";
 
 const WINDOW_SECONDS = 300;
+/** The summary line above each chart covers this many of the last seconds. */
+const SUMMARY_SECONDS = 60;
 const HEIGHT = 180;
 
 /** Per-second sums over a sliding window of WINDOW_SECONDS, keyed by whole seconds. */
@@ -31,35 +34,51 @@ class Buckets {
   }
 }
 
-function chartOptions(width, series) {
+function chartOptions(width, series, formatValue) {
   return {
     width,
     height: HEIGHT,
     legend: { show: true },
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true } },
-    series: [{}, ...series],
+    axes: [{}, { size: 90, values: (_chart, ticks) => ticks.map(formatValue) }],
+    series: [{}, ...series.map((line) => ({ ...line, value: (_chart, v) => formatValue(v) }))],
   };
 }
 
-/** The two charts of one object, drawn into `throughputElement` and `latencyElement`. */
+const formatRate = (bytes) => (bytes === null ? "--" : `${formatBytes(Math.round(bytes))}/s`);
+const formatMs = (ms) => (ms === null ? "--" : `${Math.round(ms)} ms`);
+
+/**
+ * The two charts of one object, drawn into `throughputElement` and `latencyElement`, each with a
+ * line of figures for the last minute in `throughputSummary` and `latencySummary`.
+ */
 export class Charts {
-  constructor(throughputElement, latencyElement) {
+  constructor(throughputElement, latencyElement, throughputSummary, latencySummary) {
+    this.throughputSummary = throughputSummary;
+    this.latencySummary = latencySummary;
     this.buckets = new Buckets();
     const width = Math.max(320, throughputElement.clientWidth || 480);
     const empty = [[], []];
     this.throughput = new globalThis.uPlot(
-      chartOptions(width, [
-        { label: "bytes/s", stroke: "#0969da", fill: "rgba(9,105,218,0.1)", width: 1.5 },
-      ]),
+      chartOptions(
+        width,
+        [{ label: "returned", stroke: "#0969da", fill: "rgba(9,105,218,0.1)", width: 1.5 }],
+        formatRate,
+      ),
       empty,
       throughputElement,
     );
     this.latency = new globalThis.uPlot(
-      chartOptions(width, [
-        { label: "mean ms", stroke: "#8250df", width: 1.5 },
-        { label: "max ms", stroke: "#cf222e", width: 1, dash: [4, 4] },
-      ]),
+      chartOptions(
+        width,
+        // Points as well as lines: a second with completions between two without is one point.
+        [
+          { label: "mean", stroke: "#8250df", width: 1.5, points: { show: true, size: 5 } },
+          { label: "max", stroke: "#cf222e", width: 1, points: { show: true, size: 4 } },
+        ],
+        formatMs,
+      ),
       [[], [], []],
       latencyElement,
     );
@@ -102,6 +121,25 @@ export class Charts {
     }
     this.throughput.setData([seconds, bytes]);
     this.latency.setData([seconds, mean, max]);
+    this.summarize(nowSecond);
+  }
+
+  summarize(nowSecond) {
+    let bytes = 0;
+    let count = 0;
+    let sum = 0;
+    let max = 0;
+    for (const [second, bucket] of this.buckets.bySecond) {
+      if (second <= nowSecond - SUMMARY_SECONDS) continue;
+      bytes += bucket.bytes;
+      count += bucket.latencyCount;
+      sum += bucket.latencySum;
+      max = Math.max(max, bucket.latencyMax);
+    }
+    this.throughputSummary.textContent = `last minute: ${formatBytes(bytes)} returned`;
+    this.latencySummary.textContent =
+      `last minute: ${count} msync${count === 1 ? "" : "s"} completed` +
+      (count ? `, mean ${Math.round(sum / count)} ms, max ${Math.round(max)} ms` : "");
   }
 
   destroy() {

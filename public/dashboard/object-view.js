@@ -14,6 +14,8 @@ const STATUS_POLL_MS = 5000;
 const SYNCS_POLL_MS = 2000;
 const MAP_POLL_MS = 10_000;
 const MAP_AFTER_FLUSH_MS = 500;
+/** While events come, the status is asked for again at most this often (its figures move). */
+const STATUS_AFTER_EVENTS_MS = 1000;
 const RENDERS_PER_SECOND = 4;
 const STREAM_RETRY_MS = [1000, 2000, 5000, 10_000, 30_000];
 
@@ -29,7 +31,12 @@ const sleep = (ms, signal) =>
 export function showObject(name, signal) {
   const state = new ObjectState();
   const log = new EventLog($("log"), $("log-counts"));
-  const charts = new Charts($("throughput-chart"), $("latency-chart"));
+  const charts = new Charts(
+    $("throughput-chart"),
+    $("latency-chart"),
+    $("throughput-summary"),
+    $("latency-summary"),
+  );
   $("object-name").textContent = name;
   $("object-error").hidden = true;
   $("log").textContent = "";
@@ -93,8 +100,15 @@ export function showObject(name, signal) {
     }
   }
 
+  let statusTimer = 0;
   function onEvent(event) {
     log.add(event);
+    if (event.type !== "hello" && !statusTimer) {
+      statusTimer = setTimeout(() => {
+        statusTimer = 0;
+        pollStatus();
+      }, STATUS_AFTER_EVENTS_MS);
+    }
     const effect = state.apply(event);
     if (effect.bytes) charts.addBytes(event.at, effect.bytes);
     if (effect.latencyMs !== undefined) charts.addLatency(event.at, effect.latencyMs);
@@ -140,6 +154,7 @@ export function showObject(name, signal) {
     timers.forEach(clearInterval);
     clearTimeout(renderTimer);
     clearTimeout(mapTimer);
+    clearTimeout(statusTimer);
     log.destroy();
     charts.destroy();
   });
