@@ -24,6 +24,8 @@ export interface FlushHooks {
   transact(step: () => void): void;
   /** Pages of `span` reached R2: wake the synchronize requests that waited for them. */
   settle(span: PageSpan): void;
+  /** A segment reached R2 (for observers, durable/observers.ts). */
+  flushed(segment: string, pages: number, bytes: number, ms: number): void;
   /** Every attempt failed: fail the SYNCHRONOUS requests that waited on returns below `seqno`. */
   failWaiting(seqno: number, reason: string): void;
   /** How many times the object was destroyed: a change means the flush's pages are gone. */
@@ -103,6 +105,7 @@ export class Flusher {
     epoch: number,
   ): Promise<void> {
     const { journal, index, segments } = this.owners;
+    const started = Date.now();
     const key = await this.putWithRetry(
       () => segments.newKey(this.hooks.objectName(), readSeqno),
       body,
@@ -117,6 +120,8 @@ export class Flusher {
     this.hooks.transact(() => {
       index.addFlushed(key, pages);
       journal.dropFlushed(pages, readSeqno);
+      // Told before the completions it makes due.
+      this.hooks.flushed(key, pages.length, body.byteLength, Date.now() - started);
       // The batch is in page order (takeBatch): its first and last pages bound it.
       this.hooks.settle({ first: pages[0]!.page, end: pages[pages.length - 1]!.page + 1 });
     });

@@ -33,6 +33,7 @@ import {
   type PageSpan,
 } from "../schema";
 import {
+  PageMapQuery,
   ReadPagesQuery,
   SetSizeBody,
   SetSizeQuery,
@@ -61,17 +62,48 @@ import { R2_READS_PER_REQUEST } from "./r2-bounds";
  * only one (the control socket's upgrade goes to durable/upgrade.ts).
  */
 export async function handleHttp(pager: HttpOperations, request: Request): Promise<Response> {
-  if (request.headers.get(OPERATION_HEADER) !== "synchronize") {
+  const operation = request.headers.get(OPERATION_HEADER);
+  if (operation !== "synchronize" && operation !== "events") {
     return errorResponse(
       new ProtocolError(KERN_INVALID_ARGUMENT, "not_found", "no such operation"),
     );
   }
   try {
-    return await synchronize(pager, request);
+    return operation === "events" ? events(pager) : await synchronize(pager, request);
   } catch (error) {
     return errorResponse(causeOf(error), "HTTP operation failed");
   }
 }
+
+/**
+ * `GET …/events`: a new observer (durable/observers.ts), first told the object's status at this
+ * seqno, then everything after it. Forwarded with `fetch`, so its stream ends when its caller
+ * goes away.
+ */
+function events(pager: HttpOperations): Response {
+  const { result: stream } = pager.admit(() =>
+    pager.openObserver({ type: "hello", status: statusOf(pager) }),
+  );
+  return new Response(stream, {
+    headers: {
+      "content-type": "text/event-stream",
+      "cache-control": "no-store",
+      // No proxy on the way may hold events back to fill a buffer.
+      "x-accel-buffering": "no",
+    },
+  });
+}
+
+/** `GET …/map`: where the pages are, aggregated (durable/page-map.ts). */
+export function pageMap(pager: HttpOperations, query: Record<string, string>) {
+  const { result } = pager.admit(() => {
+    const { cells } = parseRequest(PageMapQuery, query);
+    return pager.pageMap(cells ?? DEFAULT_MAP_CELLS);
+  });
+  return result;
+}
+
+const DEFAULT_MAP_CELLS = 256;
 
 /** What an object operation called by RPC takes: the object's name (the Worker checked it). */
 export interface ObjectCall {
@@ -101,7 +133,52 @@ function causeOf(error: unknown): unknown {
 }
 
 export function stat(pager: HttpOperations): ObjectStatusBody {
-  const { result } = pager.admit(() => ({
+  return pager.admit(() => statusOf(pager)).result;
+}
+
+/**
+ * `pager.admit` for an HTTP operation that observers see as a message of kernel `http`
+ * (durable/observers.ts): with its outcome, and the range of what it answers when it has one.
+ */
+function admitObserved<T>(
+  pager: HttpOperations,
+  message: string,
+  ordered: (seqno: number) => T,
+): { seqno: number; result: T } {
+  try {
+    const admitted = pager.admit((seqno) => {
+      const result = ordered(seqno);
+      const { offset, length } = (result ?? {}) as { offset?: unknown; length?: unknown };
+      pager.observe({
+        type: "message",
+        seqno,
+        kernel: HTTP_KERNEL,
+        message,
+        offset,
+        length,
+        outcome: "ok",
+      });
+      return result;
+    });
+    return admitted;
+  } catch (error) {
+    if (error instanceof SequencedError) {
+      const { code } = toProtocolError(error.cause, "HTTP operation failed");
+      pager.observe({
+        type: "message",
+        seqno: error.seqno,
+        kernel: HTTP_KERNEL,
+        message,
+        outcome: code,
+      });
+    }
+    throw error;
+  }
+}
+
+/** The status at this point in seqno order. */
+function statusOf(pager: HttpOperations): ObjectStatusBody {
+  return {
     object: pager.objectName(),
     page_size: pager.pageSize(),
     max_size: pager.maxSize(pager.pageSize() ?? DEFAULT_PAGE_SIZE),
@@ -112,8 +189,7 @@ export function stat(pager: HttpOperations): ObjectStatusBody {
     seqno: pager.nextSeqno(),
     kernels: pager.kernelStates(),
     syncs: pager.outstandingSyncCount(),
-  }));
-  return result;
+  };
 }
 
 function pageCounts(pager: HttpOperations): { pages: number; bytes: number } {
@@ -148,7 +224,7 @@ export async function readPages(
   query: Record<string, string>,
   isHead: boolean,
 ): Promise<PagesAnswer> {
-  const { result } = pager.admit((seqno) => {
+  const { result } = admitObserved(pager, "pages GET", (seqno) => {
     const { offset, length } = parseRequest(ReadPagesQuery, query);
     if (length > pager.limits.maxBodyBytes) {
       throw invalidField(
@@ -263,7 +339,7 @@ export async function writePages(
   const epoch = pager.destroyedCount();
   const body = await receiveBody(pager, upload, spoolPageSize(pager, query));
   try {
-    const { seqno, result } = pager.admit((seqno) => {
+    const { seqno, result } = admitObserved(pager, "pages PUT", (seqno) => {
       if (body.tooLarge) throw bodyTooLarge(pager.limits.maxBodyBytes);
       const { offset, page_size, coherent } = parseRequest(WritePagesQuery, query);
       const pageSize = fixPageSize(pager, page_size, coherent);
@@ -307,7 +383,7 @@ export async function setSize(
   query: Record<string, string>,
   text: string,
 ): Promise<SetSizeResultBody> {
-  const { seqno, result } = pager.admit((seqno) => {
+  const { seqno, result } = admitObserved(pager, "PATCH", (seqno) => {
     const body = jsonObjectOf(text);
     if (body === null) {
       throw new ProtocolError(
@@ -360,7 +436,7 @@ function spoolPageSize(pager: HttpOperations, query: Record<string, string>): nu
 async function synchronize(pager: HttpOperations, request: Request): Promise<Response> {
   const body = await readJsonObject(request);
   const caller = callerOf(request);
-  const { seqno, result: completion } = pager.admit((seqno) => {
+  const { seqno, result: completion } = admitObserved(pager, "synchronize", (seqno) => {
     if (body === null) {
       throw new ProtocolError(
         KERN_INVALID_ARGUMENT,

@@ -18,6 +18,7 @@ import type { Holders } from "./holders";
 import type { Kernels } from "./kernels";
 import type { Limits } from "./limits";
 import type { Meta } from "./meta";
+import type { ObjectEvent } from "./observers";
 import type { Outbox } from "./outbox";
 import type { Residency } from "./residency";
 
@@ -32,6 +33,8 @@ export interface LockRequestDeps {
   pageSize(): number;
   /** Read at each lock request, for `lockTimeoutMs`. */
   limits: Pick<Limits, "lockTimeoutMs">;
+  /** Tells observers (durable/observers.ts) once the step commits. */
+  observe(event: ObjectEvent): void;
 }
 
 /** What `ask` did: lock requests sent, and requests released by the stale marks it made. */
@@ -107,11 +110,14 @@ export class LockRequests {
       purpose,
     );
     const demote = purpose === "demote";
+    const offset = span.first * pageSize;
+    const length = (span.end - span.first) * pageSize;
+    this.deps.observe({ type: "lock_request", kernel, lock_id: lockId, offset, length, purpose });
     this.deps.outbox.push(kernel, {
       type: "memory_object_lock_request",
       lock_id: lockId,
-      offset: span.first * pageSize,
-      length: (span.end - span.first) * pageSize,
+      offset,
+      length,
       should_return: MEMORY_OBJECT_RETURN_DIRTY,
       should_flush: !demote,
       lock_value: demote ? VM_PROT_WRITE : VM_PROT_NO_CHANGE,

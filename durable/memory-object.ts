@@ -20,6 +20,7 @@ import {
   destroy,
   handleHttp,
   listSyncs,
+  pageMap,
   readPages,
   setSize,
   stat,
@@ -85,6 +86,14 @@ export class MemoryObject extends DurableObject<Env> {
   /** `GET /v1/objects/{name}/syncs`. */
   async listSyncs(call: ObjectCall): Promise<HttpOutcome<ReturnType<typeof listSyncs>>> {
     return answerCall(this.pager, call, listSyncs);
+  }
+
+  /** `GET /v1/objects/{name}/map`: where the pages are, for the dashboard. */
+  async pageMap(
+    call: ObjectCall,
+    query: Record<string, string>,
+  ): Promise<HttpOutcome<ReturnType<typeof pageMap>>> {
+    return answerCall(this.pager, call, (pager) => pageMap(pager, query));
   }
 
   /** `DELETE /v1/objects/{name}`. */

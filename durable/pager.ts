@@ -43,6 +43,8 @@ import { Kernels, type KernelRecord } from "./kernels";
 import { maxSizeFor, readLimits, type Limits } from "./limits";
 import { LockRequests } from "./lock-requests";
 import { Manifest } from "./manifest";
+import { Observers, type ObjectEvent } from "./observers";
+import { pageMap, type PageMap } from "./page-map";
 import { Mail } from "./mail";
 import { Meta } from "./meta";
 import { migrate } from "./migrations";
@@ -74,6 +76,7 @@ export class Pager implements SocketOperations, HttpOperations {
   private readonly coherence: Coherence;
   private readonly httpGrants: HttpGrants;
   private readonly manifest: Manifest;
+  private readonly observers = new Observers();
   private readonly groups: AtomicGroups;
   private readonly size: ObjectSize;
   private readonly spools: Spools;
@@ -125,6 +128,7 @@ export class Pager implements SocketOperations, HttpOperations {
       isConnected: (kernel) => this.sockets.isConnected(kernel),
       pageSize: () => this.pageSize() ?? DEFAULT_PAGE_SIZE,
       limits: this.limits,
+      observe: (event) => this.observe(event),
     });
     this.tracker = new SyncTracker({
       sql: this.sql,
@@ -133,6 +137,7 @@ export class Pager implements SocketOperations, HttpOperations {
       store: this.store,
       locks: this.locks,
       waiters: this.httpWaiters,
+      observe: (event) => this.observe(event),
     });
     this.coherence = new Coherence({
       sql: this.sql,
@@ -159,6 +164,8 @@ export class Pager implements SocketOperations, HttpOperations {
       objectName: () => this.objectName(),
       transact: (step) => this.transact(step),
       settle: (span) => this.tracker.flushed(span),
+      flushed: (segment, pages, bytes, ms) =>
+        this.observe({ type: "flush", segment, pages, bytes, ms }),
       failWaiting: (seqno, reason) => this.transact(() => this.tracker.failWaiting(seqno, reason)),
       epoch: () => this.epoch,
     });
@@ -326,6 +333,8 @@ export class Pager implements SocketOperations, HttpOperations {
   disconnected(socket: WebSocket): void {
     const { kernel, initialized } = this.sockets.session(socket);
     if (!initialized) return;
+    if (!this.sockets.isConnected(kernel))
+      this.observe({ type: "kernel", kernel, connected: false });
     if (this.coherent()) {
       // A socket that replaced it departed it already (`acceptSocket`).
       if (!this.sockets.hasSocket(kernel)) this.departIfInvolved(kernel);
@@ -345,9 +354,31 @@ export class Pager implements SocketOperations, HttpOperations {
    */
   private depart(kernel: string, seqno: number): void {
     this.coherence.dropGrantsOf(kernel);
-    if (this.coherence.holdsAny(kernel)) this.tracker.departed(kernel);
+    const stale = this.coherence.holdsAny(kernel);
+    if (stale) this.tracker.departed(kernel);
     else this.tracker.disconnected(kernel);
+    this.observe({ type: "departure", seqno, kernel, stale });
     this.coherence.settle(seqno);
+  }
+
+  /**
+   * Tells the object's observers (durable/observers.ts) about `event` once the step commits
+   * (at once outside a step). Nothing is built or sent when nobody observes.
+   */
+  observe(event: ObjectEvent): void {
+    if (!this.observers.any()) return;
+    const stamped = { ...event, at: Date.now() };
+    this.mail.onCommit(() => this.observers.publish(stamped));
+  }
+
+  /** A new observer's event stream, starting with `hello` (refused past MAX_OBSERVERS). */
+  openObserver(hello: ObjectEvent): ReadableStream<Uint8Array> {
+    return this.observers.open({ ...hello, at: Date.now() });
+  }
+
+  /** Where the object's pages are, in `cells` runs (durable/page-map.ts). */
+  pageMap(cells: number): PageMap {
+    return pageMap(this.sql, this.pageSize() ?? DEFAULT_PAGE_SIZE, cells);
   }
 
   /** A departure that changes nothing takes no seqno: most closes of most kernels. */
@@ -454,6 +485,7 @@ export class Pager implements SocketOperations, HttpOperations {
     this.epoch++;
     this.httpWaiters.abortAll();
     this.httpGrants.abortAll();
+    this.observers.closeAll();
     // Unlisted before its tables go: a listed name always has an object behind it.
     await this.manifest.remove(name);
     await this.ctx.storage.deleteAll();
@@ -624,6 +656,18 @@ export class Pager implements SocketOperations, HttpOperations {
    * to do.
    */
   private answerGrant(grant: Grant, seqno: number): void {
+    if (seqno !== grant.seqno) {
+      const { kernel, kind, offset, length, write } = grant;
+      this.observe({
+        type: "grant",
+        seqno: grant.seqno,
+        kernel,
+        kind,
+        offset,
+        length,
+        write: write === 1,
+      });
+    }
     if (grant.kind === "http") {
       this.httpGrants.answer(grant.seqno, seqno);
       return;
@@ -634,6 +678,8 @@ export class Pager implements SocketOperations, HttpOperations {
     const writes = grant.write === 1 || this.holders.writesAll(grant.kernel, span);
     const lockValue = writes ? VM_PROT_NONE : VM_PROT_WRITE;
     if (grant.kind === "unlock") {
+      const { kernel, offset, length } = grant;
+      this.observe({ type: "lock_request", kernel, offset, length, purpose: "grant" });
       this.outbox.push(grant.kernel, {
         type: "memory_object_lock_request",
         lock_id: this.nextLockId(),
@@ -744,6 +790,7 @@ export class Pager implements SocketOperations, HttpOperations {
 
   markInitialized(socket: WebSocket, batch: boolean): void {
     this.sockets.markInitialized(socket, batch);
+    this.observe({ type: "kernel", kernel: this.sockets.session(socket).kernel, connected: true });
   }
 
   forgetKernel(kernel: string, seqno: number): void {
@@ -873,10 +920,11 @@ export class Pager implements SocketOperations, HttpOperations {
   }
 
   kernelStates(): KernelState[] {
-    return this.kernels.list().map(({ kernel, last_id }) => ({
+    return this.kernels.list().map(({ kernel, last_id, stale }) => ({
       kernel,
       connected: this.sockets.isConnected(kernel),
       last_id,
+      stale: stale === 1,
     }));
   }
 

@@ -208,6 +208,7 @@ function applyMessage(
     // A resend of an applied message: ack again, apply nothing (docs/protocol.md §3).
     const original = lastApplied.seqnoOf(message.id);
     pager.send(socket, { type: "ack", id: message.id, seqno: original ?? seqno });
+    observeMessage(pager, seqno, kernel, message, "duplicate");
     return undefined;
   }
   const step = dispatch(
@@ -229,7 +230,20 @@ function applyMessage(
     else lastApplied.applied(message.id, seqno);
     pager.sendFirst(socket, { type: "ack", id: message.id, seqno });
   }
+  observeMessage(pager, seqno, kernel, message, "ok");
   return step;
+}
+
+/** What observers see of a message (durable/observers.ts): its type, range and outcome. */
+function observeMessage(
+  pager: SocketOperations,
+  seqno: number,
+  kernel: string,
+  message: { type?: unknown; id?: unknown; offset?: unknown; length?: unknown },
+  outcome: string,
+): void {
+  const { type, id, offset, length } = message;
+  pager.observe({ type: "message", seqno, kernel, message: type, id, offset, length, outcome });
 }
 
 /**
@@ -268,6 +282,7 @@ function answerError(
     }
   }
   pager.send(socket, errorFrame(cause, error.seqno, peekId(header)));
+  observeMessage(pager, error.seqno, kernel, header ?? {}, cause.code);
   return pager.countError(socket);
 }
 

@@ -23,6 +23,7 @@ import {
 import type { HttpSyncWaiters, SyncOutcome } from "./http-sync-waiters";
 import { JOURNAL_HOLDS_UP_TO } from "./journal";
 import type { LockRequests } from "./lock-requests";
+import type { ObjectEvent } from "./observers";
 import type { Outbox } from "./outbox";
 import type { PageStore } from "./page-store";
 import type { Residency } from "./residency";
@@ -60,6 +61,8 @@ export interface TrackerDeps {
   store: PageStore;
   locks: LockRequests;
   waiters: HttpSyncWaiters;
+  /** Tells observers (durable/observers.ts) once the step commits. */
+  observe(event: ObjectEvent): void;
 }
 
 /**
@@ -432,6 +435,14 @@ export class SyncTracker {
 
   private sendCompletion(row: SyncRequest): void {
     const { offset, length, seqno } = row;
+    this.deps.observe({
+      type: "completion",
+      kernel: row.kernel,
+      id: row.id,
+      seqno,
+      offset,
+      length,
+    });
     if (row.kernel === HTTP_KERNEL) {
       this.deps.waiters.resolve(seqno, { offset, length, seqno });
       return;

@@ -136,7 +136,16 @@ const ObjectStatus = z
     size: z.int().openapi({ description: "the object's size in bytes (docs/protocol.md §13)" }),
     coherent: z.boolean().openapi({ description: "the object is coherent (docs/protocol.md §10)" }),
     seqno: z.int().openapi({ description: "the next seqno to be given" }),
-    kernels: z.array(z.object({ kernel: z.string(), connected: z.boolean(), last_id: z.int() })),
+    kernels: z.array(
+      z.object({
+        kernel: z.string(),
+        connected: z.boolean(),
+        last_id: z.int(),
+        stale: z
+          .boolean()
+          .openapi({ description: "it flushes at its next init (docs/protocol.md §6.6)" }),
+      }),
+    ),
     syncs: z.int(),
   })
   .openapi("ObjectStatus");
@@ -176,6 +185,7 @@ const ObjectList = z.object({
 });
 
 export type ObjectListBody = z.infer<typeof ObjectList>;
+export type PageMapBodyType = z.infer<typeof PageMapBody>;
 
 const PREFIX_RULE = "must be 0-128 characters of A-Z a-z 0-9 . _ -";
 const LIMIT_RULE = "must be an integer from 1 to 1000";
@@ -188,6 +198,25 @@ const SynchronizeCompleted = z.object({
   length: z.int(),
   seqno: z.int(),
 });
+
+const PageMapCell = z.object({
+  first: z.int(),
+  end: z.int(),
+  journal: z.int().openapi({ description: "pages in the journal, not yet in R2" }),
+  r2: z.int().openapi({ description: "pages only in R2" }),
+  segment: z.string().nullable().openapi({ description: "the segment holding most of them" }),
+});
+
+const PageMapBody = z
+  .object({
+    page_size: z.int(),
+    end_page: z.int().openapi({ description: "one past the highest stored page" }),
+    cells: z.array(PageMapCell),
+    segments: z.array(z.object({ key: z.string(), pages: z.int(), live: z.int() })),
+  })
+  .openapi("PageMap");
+
+const CELLS_RULE = "must be an integer from 1 to 4096";
 
 const DeleteResult = z.object({ object: z.string(), deleted: z.literal(true) });
 
@@ -430,6 +459,42 @@ export const OPERATIONS = {
     request: { params: ObjectParams },
     responses: { 200: json(SyncList, "the outstanding requests"), ...ERRORS },
   }),
+  events: operation("read", ["params"], {
+    operationId: "events",
+    method: "get",
+    path: HTTP_PATHS.events,
+    summary: "server-sent events: what happens to the object, in seqno order",
+    description: "server-sent events: what happens to the object, in seqno order",
+    request: { params: ObjectParams },
+    responses: {
+      200: {
+        description: "the stream, starting with `hello` and the status",
+        content: { "text/event-stream": { schema: z.string() } },
+      },
+      ...ERRORS,
+      429: json(ErrorBody, "too_many_observers"),
+    },
+  }),
+  pageMap: operation("read", ["params"], {
+    operationId: "pageMap",
+    method: "get",
+    path: HTTP_PATHS.map,
+    summary: "where the pages are, in at most `cells` runs",
+    description: "where the pages are (journal, R2 by segment), in at most `cells` runs",
+    request: {
+      params: ObjectParams,
+      query: z.object({
+        cells: z
+          .string()
+          .regex(/^\d{1,4}$/, CELLS_RULE)
+          .transform(Number)
+          .refine((n) => n >= 1 && n <= 4096, CELLS_RULE)
+          .optional()
+          .openapi({ description: "at most this many runs (default 256)", example: "256" }),
+      }),
+    },
+    responses: { 200: json(PageMapBody, "the map"), ...ERRORS },
+  }),
   destroy: operation("admin", ["params"], {
     operationId: "destroy",
     method: "delete",
@@ -469,6 +534,7 @@ export const WritePagesQuery = OPERATIONS.writePages.route.request.query;
 export const SetSizeBody = OPERATIONS.setSize.route.request.body.content["application/json"].schema;
 export const SetSizeQuery = OPERATIONS.setSize.route.request.query;
 export const ListObjectsQuery = OPERATIONS.listObjects.route.request.query;
+export const PageMapQuery = OPERATIONS.pageMap.route.request.query;
 
 export type OperationId = keyof typeof OPERATIONS;
 

@@ -36,6 +36,7 @@ export type ErrorCode =
   | "group_discarded"
   | "not_writer"
   | "too_many_waiting"
+  | "too_many_observers"
   | "outbox_full"
   | "too_many_errors"
   | "storage_failed"
@@ -122,6 +123,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   too_fragmented: 422,
   too_many_syncs: 429,
   too_many_waiting: 429,
+  too_many_observers: 429,
   too_many_errors: 429,
   too_many_kernels: 503,
   storage_failed: 500,

@@ -380,8 +380,8 @@ describe("an object made under version 1", () => {
       seqno: v1.nextSeqno + 2,
       syncs: 1,
       kernels: [
-        { kernel: "k1", connected: false, last_id: 8 },
-        { kernel: "k2", connected: false, last_id: 4 },
+        { kernel: "k1", connected: false, last_id: 8, stale: false },
+        { kernel: "k2", connected: false, last_id: 4, stale: false },
       ],
     });
     const syncs = await (await call(`/v1/objects/${name}/syncs`)).json();

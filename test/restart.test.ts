@@ -307,7 +307,9 @@ describe("terminate and replaced sockets", () => {
     newer.setNextId(11);
     const sync = newer.synchronize(0, 4096, SYNC);
     expect(await newer.completion(sync)).toMatchObject({ mid: 1 });
-    expect((await stat(name)).kernels).toEqual([{ kernel: "k1", connected: true, last_id: sync }]);
+    expect((await stat(name)).kernels).toEqual([
+      { kernel: "k1", connected: true, last_id: sync, stale: false },
+    ]);
     expect(older.all("memory_object_synchronize_completed")).toEqual([]);
     newer.close();
   });

@@ -196,7 +196,7 @@ describe("flags and ranges", () => {
     expect((await stat("sync-flags-both")).syncs).toBe(0);
     // Not applied: the kernel's last_id did not move.
     expect((await stat("sync-flags-both")).kernels).toEqual([
-      { kernel: "k1", connected: true, last_id: 0 },
+      { kernel: "k1", connected: true, last_id: 0, stale: false },
     ]);
     kernel.close();
   });

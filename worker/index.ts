@@ -94,6 +94,11 @@ serve(app, OPERATIONS.synchronize, forwardToObject("synchronize"), {
   after: [limitBody({ maxBytes: 64 * 1024 })],
 });
 serve(app, OPERATIONS.control, forwardToObject("control"), { before: [requireUpgrade()] });
+serve(app, OPERATIONS.events, forwardToObject("events"));
+serve(app, OPERATIONS.pageMap, async (c) => {
+  const query = queryOf(new URL(c.req.url));
+  return c.json(await callObject(c, (o, call) => o.pageMap(call, query)));
+});
 app.notFound(notFound);
 app.onError(onError);
 

@@ -1,7 +1,8 @@
 /**
  * `requireToken()`: checks the capability token of every object request (docs/security.md).
  * The token comes as `Authorization: Bearer …`, or as `access_token` on a control socket's
- * upgrade only (browsers cannot set socket headers); `access_token` on any other request → 401.
+ * upgrade and an event stream only (browsers cannot set their headers); `access_token` on any
+ * other request → 401.
  * Missing or bad → 401; a token for other objects → 403. With no `AUTH_SECRET` auth is off
  * (local development, said plainly in the log); `failClosed()` runs first and refuses that
  * where the deployment requires authentication.
@@ -34,13 +35,13 @@ export function requireToken() {
       return next();
     }
     const queryToken = c.req.query("access_token");
-    if (queryToken !== undefined && !isSocketUpgrade(c.req.path, c.req.header("upgrade"))) {
+    if (queryToken !== undefined && !takesQueryToken(c.req.path, c.req.header("upgrade"))) {
       // A token in a URL ends up in logs; browsers need it only where they cannot set headers.
       throw new ProtocolError(
         KERN_PROTECTION_FAILURE,
         "unauthorized",
-        `access_token is accepted only on a WebSocket upgrade of ${HTTP_PATHS.control}; ` +
-          "send Authorization: Bearer <token>",
+        `access_token is accepted only on a WebSocket upgrade of ${HTTP_PATHS.control} and on ` +
+          `${HTTP_PATHS.events}; send Authorization: Bearer <token>`,
       );
     }
     const token = bearerToken(c.req.header("authorization")) ?? queryToken;
@@ -75,8 +76,12 @@ export function requireToken() {
 /** What every request may do when auth is off. */
 const OPEN_GRANT: Grant = { object: "*", rights: [...RIGHTS], exp: Number.MAX_SAFE_INTEGER };
 
-/** The one request that may carry its token as `access_token`: a control socket's upgrade. */
-function isSocketUpgrade(path: string, upgrade: string | undefined): boolean {
+/**
+ * The requests that may carry their token as `access_token`, those a browser cannot add a header
+ * to: a control socket's upgrade, and an event stream (`EventSource`).
+ */
+function takesQueryToken(path: string, upgrade: string | undefined): boolean {
+  if (isPathOf(HTTP_PATHS.events, path)) return true;
   return isPathOf(HTTP_PATHS.control, path) && upgrade?.toLowerCase() === "websocket";
 }
 

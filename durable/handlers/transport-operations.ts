@@ -8,6 +8,8 @@
  */
 import type { ManagerMessage, ObjectGeometry, PageSpan } from "../../schema";
 import type { SyncOutcome } from "../http-sync-waiters";
+import type { ObjectEvent } from "../observers";
+import type { PageMap } from "../page-map";
 import type { ReadPlan } from "../page-store";
 import type { BatchStep } from "../sequencer";
 import type { SocketGrant, SocketSession } from "../sockets";
@@ -16,6 +18,8 @@ import type { HandlerOperations } from "./operations";
 
 /** What every way in needs: ordering, and the work a change calls for. */
 interface OrderedOperations extends HandlerOperations {
+  /** Tells the object's observers about `event` once the step commits (durable/observers.ts). */
+  observe(event: ObjectEvent): void;
   /**
    * Gives a message its seqno and runs `ordered` as one transaction (durable/sequencer.ts); a
    * throw comes out as a `SequencedError` carrying the seqno. Then starts the work the change
@@ -87,12 +91,18 @@ export interface KernelState {
   kernel: string;
   connected: boolean;
   last_id: number;
+  /** It must flush at its next init (docs/protocol.md §6.6). */
+  stale: boolean;
 }
 
 /** The HTTP operations (durable/http-operations.ts), each a message of kernel `http`. */
 export interface HttpOperations extends OrderedOperations, BodyOperations {
   /** Remembers the object's name from the Worker (the Durable Object id cannot tell it). */
   rememberName(name: string): void;
+  /** A new observer's event stream, starting with `hello` (durable/observers.ts). */
+  openObserver(hello: ObjectEvent): ReadableStream<Uint8Array>;
+  /** Where the object's pages are, in at most `cells` runs (durable/page-map.ts). */
+  pageMap(cells: number): PageMap;
   /** The object was just created and its directory entry is not written yet. */
   manifestMissing(): boolean;
 

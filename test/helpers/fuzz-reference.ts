@@ -1585,6 +1585,7 @@ export class ReferenceObject {
           kernel: k.name,
           connected: this.socketOf(k.name) !== undefined,
           last_id: k.lastId,
+          stale: k.stale,
         })),
       syncs: this.syncs.length,
     };

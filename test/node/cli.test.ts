@@ -286,7 +286,9 @@ describe("watch", () => {
     expect(connected).toMatchObject({ event: "connected", page_size: 4096, flush: false });
     expect(connected.kernel).toMatch(/^watch-.+-\d+$/);
     const before = json(await cli("stat", "interrupted", "--json"));
-    expect(before.kernels).toEqual([{ kernel: connected.kernel, connected: true, last_id: 0 }]);
+    expect(before.kernels).toEqual([
+      { kernel: connected.kernel, connected: true, last_id: 0, stale: false },
+    ]);
 
     watcher.child.kill("SIGINT");
     expect((await watcher.exited).code).toBe(0);
