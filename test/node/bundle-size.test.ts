@@ -8,12 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 
-// About 100 KiB of our code and Hono, and about 500 KiB of zod with @hono/zod-openapi, which check
+// About 150 KiB of our code and Hono, and about 500 KiB of zod with @hono/zod-openapi, which check
 // requests against the API's one definition (schema/http-api.ts) and write its OpenAPI document.
 // zod's error messages in every language are half of that: @hono/zod-openapi imports zod's `z`
-// namespace whole, so no bundler can leave them out. 143 KiB gzipped, far within the 3 MiB a
+// namespace whole, so no bundler can leave them out. 155 KiB gzipped, far within the 3 MiB a
 // Worker may upload on the free plan; the bound still catches a dependency that grows it further.
-const MAX_BUNDLE_BYTES = 640 * 1024;
+// (Raised from 640 KiB when coherent objects, the directory and the event stream came in.)
+const MAX_BUNDLE_BYTES = 704 * 1024;
 
 it.each([
   // `--env=` names the top level: without it wrangler warns that environments exist.
