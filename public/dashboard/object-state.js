@@ -6,8 +6,15 @@
 /** The key of one synchronize request: its kernel and its id (an id is per kernel). */
 const syncKey = (kernel, id) => `${kernel}#${id}`;
 
-/** How many synchronize messages are remembered while they wait for their completion event. */
+/** How many synchronize messages (or early completions) wait for their other event. */
 const MAX_PENDING_LATENCIES = 10_000;
+
+/** Sets `key` in `map`, dropping the oldest entry past MAX_PENDING_LATENCIES. */
+function remember(map, key, value) {
+  map.set(key, value);
+  // Halves whose other event the page never saw (events lost) must not grow it for ever.
+  if (map.size > MAX_PENDING_LATENCIES) map.delete(map.keys().next().value);
+}
 
 export class ObjectState {
   constructor() {
@@ -19,6 +26,11 @@ export class ObjectState {
     this.syncs = new Map();
     /** "kernel#id" → when its synchronize reached the object (ms), for its latency. */
     this.sentAt = new Map();
+    /**
+     * "kernel#id" → when a completion came before its synchronize's own message event (ms): a
+     * request that completes at once may be told in that order; its message then finds it here.
+     */
+    this.completedEarly = new Map();
   }
 
   /** The status answer replaces what events said of the figures and kernels. */
@@ -68,7 +80,9 @@ export class ObjectState {
         this.sentAt.delete(key);
         this.syncs.delete(key);
         if (this.status) this.status.syncs = this.syncs.size;
-        return sentAt === undefined ? {} : { latencyMs: event.at - sentAt };
+        if (sentAt !== undefined) return { latencyMs: event.at - sentAt };
+        remember(this.completedEarly, key, event.at);
+        return {};
       }
       case "kernel": {
         const kernel = this.kernel(event.kernel);
@@ -95,6 +109,11 @@ export class ObjectState {
     if (event.message === "memory_object_data_return") return { bytes: event.length };
     if (event.message === "memory_object_synchronize") {
       const key = syncKey(event.kernel, event.id);
+      const completedAt = this.completedEarly.get(key);
+      if (completedAt !== undefined) {
+        this.completedEarly.delete(key);
+        return { latencyMs: Math.max(0, completedAt - event.at) };
+      }
       this.syncs.set(key, {
         kernel: event.kernel,
         id: event.id,
@@ -104,11 +123,7 @@ export class ObjectState {
         sync_flags: null, // not in the event; the next poll of /syncs fills it in
         since: event.at,
       });
-      this.sentAt.set(key, event.at);
-      // Completions the page never saw (events lost) must not grow this for ever.
-      if (this.sentAt.size > MAX_PENDING_LATENCIES) {
-        this.sentAt.delete(this.sentAt.keys().next().value);
-      }
+      remember(this.sentAt, key, event.at);
     }
     return {};
   }
