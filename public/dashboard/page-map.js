@@ -11,6 +11,7 @@ const COLUMNS = 64;
 const JOURNAL_COLOUR = "#e3a008";
 const EMPTY_COLOUR = "#eef1f4";
 const UNKNOWN_SEGMENT_COLOUR = "#6e7781";
+const MIN_PIXELS = 3;
 
 /** A distinct colour for the segment at `index` of the map's list (golden-angle hues). */
 function segmentColour(index) {
@@ -43,9 +44,9 @@ export function drawMap(canvas, tbody, map) {
     context.fillRect(x, y, inner, inner);
     const r2Height = pages ? Math.round((inner * cell.r2) / pages) : 0;
     const journalHeight = pages ? Math.round((inner * cell.journal) / pages) : 0;
-    // A cell with any page in it shows at least one pixel of it.
-    const r2Shown = cell.r2 > 0 ? Math.max(1, r2Height) : 0;
-    const journalShown = cell.journal > 0 ? Math.max(1, journalHeight) : 0;
+    // A cell with any page in it shows at least a few pixels of it, however sparse.
+    const r2Shown = cell.r2 > 0 ? Math.max(MIN_PIXELS, r2Height) : 0;
+    const journalShown = cell.journal > 0 ? Math.max(MIN_PIXELS, journalHeight) : 0;
     context.fillStyle = colours.get(cell.segment) ?? UNKNOWN_SEGMENT_COLOUR;
     context.fillRect(x, y + inner - r2Shown, inner, r2Shown);
     context.fillStyle = JOURNAL_COLOUR;
