@@ -4,9 +4,10 @@
  * from schema/http-paths.ts and answer types from the API's definition (schema/http-api.ts), as
  * types only, so zod stays out of the client bundle.
  */
-import { HTTP_PATHS, objectPath, type KernReturn } from "../schema";
+import { DIRECTORY_PATH, HTTP_PATHS, objectPath, type KernReturn } from "../schema";
 import type {
   DeleteResultBody,
+  ObjectListBody,
   ObjectStatusBody,
   OutstandingSyncBody,
   SetSizeResultBody,
@@ -24,6 +25,9 @@ export type SetSizeResult = SetSizeResultBody;
 /** One entry of `GET /v1/objects/{name}/syncs`. */
 export type OutstandingSync = OutstandingSyncBody;
 
+/** One page of `GET /v1/objects`: the objects, and the cursor of the next page (null: the end). */
+export type ObjectList = ObjectListBody;
+
 /** Halves of a fragmented read stay multiples of this (a few pages of any size). */
 const SMALLEST_SPLIT = 64 * 1024;
 
@@ -35,6 +39,23 @@ export class HttpClient {
     readonly url: string,
     readonly token?: string,
   ) {}
+
+  /**
+   * One page of the directory (`GET /v1/objects`): the objects whose names start with `prefix`
+   * and the token covers, by name; pass the answer's `cursor` for the next page.
+   *
+   * @example for (let page = await http.list("tenant-a."); ; ) { ...; if (!page.cursor) break; page = await http.list("tenant-a.", { cursor: page.cursor }); }
+   */
+  list(
+    prefix = "",
+    { cursor, limit }: { cursor?: string; limit?: number } = {},
+  ): Promise<ObjectList> {
+    const query = Object.entries({ prefix: prefix || undefined, cursor, limit })
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => `${key}=${encodeURIComponent(value!)}`);
+    const path = DIRECTORY_PATH.slice(1);
+    return this.json(query.length > 0 ? `${path}?${query.join("&")}` : path);
+  }
 
   stat(object: string): Promise<ObjectStatus> {
     return this.json(objectPath(HTTP_PATHS.object, object));

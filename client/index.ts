@@ -11,7 +11,13 @@ export {
 } from "./connection";
 export { PageCache, type PageCacheOptions, type CommitOptions } from "./page-cache";
 export { type CallOptions } from "./call-options";
-export { HttpClient, type ObjectStatus, type OutstandingSync, type SetSizeResult } from "./http";
+export {
+  HttpClient,
+  type ObjectList,
+  type ObjectStatus,
+  type OutstandingSync,
+  type SetSizeResult,
+} from "./http";
 export { KernReturnError, ConnectionClosedError, CallAbortedError } from "./errors";
 export {
   VM_SYNC_ASYNCHRONOUS,

@@ -1,8 +1,10 @@
 /**
  * This object's entry in the directory (schema/directory.ts): written to R2 when the object's
  * page size is fixed (the creating request waits for it, so a created object is listed once its
- * creator hears back), refreshed after a flush at most once a minute (pages, bytes, last
- * activity), and deleted with the object before DELETE answers.
+ * creator hears back), refreshed after a flush that changed its page count, at most once a
+ * minute but at once for its first pages (so `put` then `ls` shows them), and deleted with the
+ * object before DELETE answers. Through its own R2 binding (`DIRECTORY`, the same bucket), so
+ * the page store's R2 figures stay its own.
  */
 import { manifestKey, manifestMetadata, type DirectoryEntry } from "../schema";
 import type { Meta } from "./meta";
@@ -27,10 +29,16 @@ export class Manifest {
     this.meta.set("manifest_at", 0);
   }
 
-  /** Whether the entry is due: never written, or older than a minute. */
-  due(now = Date.now()): boolean {
+  /**
+   * Whether the entry is due, the object holding `pages` now: never written, or its page count
+   * changed since and either it had none or a minute has passed.
+   */
+  due(pages: number, now = Date.now()): boolean {
     const at = this.meta.get<number>("manifest_at");
-    return at === null || at === 0 || now - at >= MANIFEST_REFRESH_MS;
+    if (at === null || at === 0) return true;
+    const published = this.meta.get<number>("manifest_pages") ?? 0;
+    if (pages === published) return false;
+    return published === 0 || now - at >= MANIFEST_REFRESH_MS;
   }
 
   /** Never written yet (a fresh object, or one made before the directory). */
@@ -46,6 +54,7 @@ export class Manifest {
     const created = this.meta.get<string>("created") ?? now.toISOString();
     if (this.meta.get<string>("created") === null) this.meta.set("created", created);
     this.meta.set("manifest_at", now.getTime());
+    this.meta.set("manifest_pages", entry.pages);
     const put = this.writing
       .catch(() => undefined)
       .then(async () => {

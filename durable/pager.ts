@@ -146,7 +146,7 @@ export class Pager implements SocketOperations, HttpOperations {
       answer: (grant, seqno) => this.answerGrant(grant, seqno),
     });
     this.httpGrants = new HttpGrants(this.mail, (step) => this.transact(step));
-    this.manifest = new Manifest(env.PAGES, this.meta);
+    this.manifest = new Manifest(env.DIRECTORY, this.meta);
     // HTTP synchronizes, reads and writes left by an earlier instance died with it: their
     // callers' connections ended there (durable/sync-tracker.ts, durable/http-grants.ts). The
     // grants that waited behind those of HTTP go on at start-up (`start`).
@@ -238,7 +238,7 @@ export class Pager implements SocketOperations, HttpOperations {
 
   /** After a flush: the entry's figures are refreshed, at most once a minute. */
   private refreshManifest(): void {
-    if (this.pageSize() === null || !this.manifest.due()) return;
+    if (this.pageSize() === null || !this.manifest.due(this.store.storedPages())) return;
     this.publishManifest().catch((error: unknown) =>
       console.warn(`directory entry of ${this.objectName()} not written: ${String(error)}`),
     );

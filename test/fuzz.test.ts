@@ -302,6 +302,7 @@ async function dumpTables(object: string) {
       object: _object,
       created: _created,
       manifest_at: _manifestAt,
+      manifest_pages: _manifestPages,
       ...meta
     } = view.meta();
     return {

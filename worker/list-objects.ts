@@ -20,7 +20,7 @@ export interface ListQuery {
 export async function listObjects(c: Context<AppEnv>, query: ListQuery): Promise<ObjectListBody> {
   const prefix = scopedPrefix(query.prefix ?? "", c.get("grant"));
   if (prefix === null) return { objects: [], cursor: null };
-  const listed = await c.env.PAGES.list({
+  const listed = await c.env.DIRECTORY.list({
     prefix: `${DIRECTORY_PREFIX}${prefix}`,
     cursor: query.cursor,
     limit: query.limit ?? DEFAULT_LIMIT,

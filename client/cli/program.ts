@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { registerGet } from "./commands/get";
+import { registerLs } from "./commands/ls";
 import { registerPut } from "./commands/put";
 import { registerRm } from "./commands/rm";
 import { registerSmoke } from "./commands/smoke";
@@ -24,6 +25,7 @@ export const COMMANDS = [
   "get",
   "sync",
   "stat",
+  "ls",
   "syncs",
   "watch",
   "rm",
@@ -56,6 +58,7 @@ function buildProgram(): Command {
     registerGet,
     registerSync,
     registerStat,
+    registerLs,
     registerSyncs,
     registerWatch,
     registerRm,
