@@ -26,13 +26,13 @@ export interface PageMap {
 }
 
 export function pageMap(sql: SqlStorage, pageSize: number, cells: number): PageMap {
-  const { end } = sql
-    .exec<{ end: number | null }>(
-      `SELECT max(page) + 1 AS end FROM (SELECT max(page) AS page FROM journal
+  const { past } = sql
+    .exec<{ past: number | null }>(
+      `SELECT max(page) + 1 AS past FROM (SELECT max(page) AS page FROM journal
        UNION ALL SELECT max(page) FROM pages)`,
     )
     .one();
-  const endPage = end ?? 0;
+  const endPage = past ?? 0;
   const width = Math.max(1, Math.ceil(endPage / cells));
   const count = Math.ceil(endPage / width);
   const map: MapCell[] = Array.from({ length: count }, (_, i) => ({
@@ -42,8 +42,9 @@ export function pageMap(sql: SqlStorage, pageSize: number, cells: number): PageM
     r2: 0,
     segment: null,
   }));
+  // The width is bound as a float: cast, or the division would not be whole.
   for (const { cell, n } of sql.exec<{ cell: number; n: number }>(
-    `SELECT page / ?1 AS cell, count(*) AS n FROM journal GROUP BY cell`,
+    `SELECT page / CAST(?1 AS INTEGER) AS cell, count(*) AS n FROM journal GROUP BY cell`,
     width,
   )) {
     map[cell]!.journal = n;
@@ -51,7 +52,7 @@ export function pageMap(sql: SqlStorage, pageSize: number, cells: number): PageM
   // Pages whose newest version is in R2 (a newer one in the journal counts there), by segment.
   const best = new Map<number, number>();
   for (const { cell, key, n } of sql.exec<{ cell: number; key: string; n: number }>(
-    `SELECT p.page / ?1 AS cell, s.key AS key, count(*) AS n
+    `SELECT p.page / CAST(?1 AS INTEGER) AS cell, s.key AS key, count(*) AS n
      FROM pages AS p JOIN segments AS s ON s.id = p.segment
      WHERE NOT EXISTS (SELECT 1 FROM journal AS j WHERE j.page = p.page)
      GROUP BY cell, p.segment`,
