@@ -73,19 +73,17 @@ function subscribe(
   url: string,
   end: (error: Error | null) => void,
 ): () => void {
-  let up = true;
   const offs = [
-    connection.on("connected", (ready) => {
-      up = true;
-      printReady(print, ready);
-    }),
+    connection.on("connected", (ready) => printReady(print, ready)),
+    // One per outage (docs/client.md §1.1), then one `reconnecting` per attempt.
     connection.on("disconnected", ({ code, reason }) => {
-      // Each failed reconnect reports a close too: print the transition only.
-      if (up) print("disconnected", { code, reason });
-      up = false;
+      print("disconnected", { code, reason });
       // A close the connection does not recover from (replaced, policy) rejects this.
       connection.whenReady().catch((error: Error) => end(error));
     }),
+    connection.on("reconnecting", ({ attempt, delayMs }) =>
+      print("reconnecting", { attempt, delay_ms: delayMs }),
+    ),
     connection.on("completion", (c) =>
       print("completion", {
         mid: c.mid,
