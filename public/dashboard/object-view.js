@@ -2,7 +2,7 @@
 // and msync latency charts, and event log. The event stream drives it as things happen; GETs of
 // the status, the outstanding syncs and the map, every few seconds, correct what the stream
 // cannot say (or said before the page opened). Drawing is throttled: the tables at most
-// RENDERS_PER_SECOND times a second, the charts once a second, the map after a flush or on a timer.
+// RENDERS_PER_SECOND times a second, the charts once a second, the map when pages moved or on a timer.
 import { followEvents, getJson, objectPath } from "./api.js";
 import { Charts } from "./charts.js";
 import { EventLog } from "./event-log.js";
@@ -13,7 +13,8 @@ import { drawMap, loadMap } from "./page-map.js";
 const STATUS_POLL_MS = 5000;
 const SYNCS_POLL_MS = 2000;
 const MAP_POLL_MS = 10_000;
-const MAP_AFTER_FLUSH_MS = 500;
+/** The map is asked for again this long after a flush, or after the status says pages moved. */
+const MAP_AFTER_CHANGE_MS = 500;
 /** While events come, the status is asked for again at most this often (its figures move). */
 const STATUS_AFTER_EVENTS_MS = 1000;
 const RENDERS_PER_SECOND = 4;
@@ -69,6 +70,9 @@ export function showObject(name, signal) {
       state.setStatus(await getJson(objectPath(name), signal));
       showError(null);
       scheduleRender();
+      // Pages written or flushed since the map was drawn: draw it again soon.
+      const { pages, journal_pages: journal } = state.status;
+      if (`${pages}/${journal}` !== mapDrawnFor) scheduleMap();
     } catch (error) {
       showError(error);
     }
@@ -86,9 +90,15 @@ export function showObject(name, signal) {
   }
 
   let mapTimer = 0;
+  /** The status figures (pages/journal pages) when the map was last asked for. */
+  let mapDrawnFor = "";
+  const scheduleMap = () => {
+    if (!mapTimer) mapTimer = setTimeout(refreshMap, MAP_AFTER_CHANGE_MS);
+  };
   async function refreshMap() {
     clearTimeout(mapTimer);
     mapTimer = 0;
+    if (state.status) mapDrawnFor = `${state.status.pages}/${state.status.journal_pages}`;
     try {
       const map = await loadMap(name, signal);
       $("map-summary").textContent = drawMap($("map"), $("segments").tBodies[0], map);
@@ -112,7 +122,7 @@ export function showObject(name, signal) {
     const effect = state.apply(event);
     if (effect.bytes) charts.addBytes(event.at, effect.bytes);
     if (effect.latencyMs !== undefined) charts.addLatency(event.at, effect.latencyMs);
-    if (effect.flushed && !mapTimer) mapTimer = setTimeout(refreshMap, MAP_AFTER_FLUSH_MS);
+    if (effect.flushed) scheduleMap();
     if (event.type === "hello") $("stream-state").textContent = "live: following the event stream";
     scheduleRender();
   }
