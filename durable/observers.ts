@@ -22,6 +22,7 @@ const encoder = new TextEncoder();
 class Observer {
   private readonly queue: string[] = [];
   private lost = 0;
+  private ended = false;
   /** The stream's pull waiting for an event, if it is. */
   private wake: (() => void) | null = null;
   readonly stream: ReadableStream<Uint8Array>;
@@ -30,9 +31,10 @@ class Observer {
     this.stream = new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
-          while (this.queue.length === 0 && this.lost === 0) {
+          while (this.queue.length === 0 && this.lost === 0 && !this.ended) {
             await new Promise<void>((resolve) => (this.wake = resolve));
           }
+          if (this.queue.length === 0 && this.lost === 0) return controller.close();
           let text = "";
           if (this.lost > 0) {
             text += frame(JSON.stringify({ type: "lost", at: Date.now(), count: this.lost }));
@@ -47,6 +49,13 @@ class Observer {
       // Nothing buffered beyond the queue: an observer that does not read stops pulling.
       { highWaterMark: 0 },
     );
+  }
+
+  /** What is queued still goes out, then the stream ends. */
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+    this.wake = null;
   }
 
   offer(event: string): void {
@@ -90,10 +99,13 @@ export class Observers {
     for (const observer of this.watching) observer.offer(json);
   }
 
-  /** The object was destroyed: every stream ends. */
+  /** The object was destroyed: every stream says so, then ends. */
   closeAll(): void {
-    for (const observer of this.watching)
-      observer.offer(JSON.stringify({ type: "deleted", at: Date.now() }));
+    const deleted = JSON.stringify({ type: "deleted", at: Date.now() });
+    for (const observer of this.watching) {
+      observer.offer(deleted);
+      observer.end();
+    }
     this.watching.clear();
   }
 }

@@ -62,6 +62,13 @@ class Observer {
   close(): Promise<void> {
     return this.reader.cancel();
   }
+
+  /** Whether the stream ends with no more events. */
+  async ended(): Promise<boolean> {
+    await this.reading;
+    const { done } = await this.reader.read();
+    return done;
+  }
 }
 
 describe("the event stream", () => {
@@ -172,6 +179,16 @@ describe("the event stream", () => {
     for (const k of [kernel, late]) k.close();
     await slow.close();
     await keen.close();
+  });
+
+  it("tells a deletion, then ends", async () => {
+    const object = "events-deleted";
+    expect((await putPages(object, 0, pageOf(1))).status).toBe(200);
+    const observer = await Observer.open(object);
+    await observer.until((e) => e.type === "hello");
+    expect((await call(`/v1/objects/${object}`, { method: "DELETE" })).status).toBe(200);
+    await observer.until((e) => e.type === "deleted");
+    expect(await observer.ended()).toBe(true);
   });
 
   it("takes at most 8 observers; a closed one frees its place", async () => {
