@@ -149,15 +149,11 @@ function admitObserved<T>(
     const admitted = pager.admit((seqno) => {
       const result = ordered(seqno);
       const { offset, length } = (result ?? {}) as { offset?: unknown; length?: unknown };
-      pager.observe({
-        type: "message",
-        seqno,
-        kernel: HTTP_KERNEL,
-        message,
-        offset,
-        length,
-        outcome: "ok",
-      });
+      // Before what it caused (a completion), which the step posted already.
+      pager.observe(
+        { type: "message", seqno, kernel: HTTP_KERNEL, message, offset, length, outcome: "ok" },
+        { first: true },
+      );
       return result;
     });
     return admitted;

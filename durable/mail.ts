@@ -57,8 +57,11 @@ export class Mail {
    * Runs `then` once the step commits (at once outside a step); dropped if it rolls back. An
    * HTTP caller's answer must not announce what a rollback undid (durable/http-grants.ts).
    */
-  onCommit(then: () => void): void {
-    this.held.push({ to: "", kernel: "", then });
+  onCommit(then: () => void, { first = false } = {}): void {
+    const letter = { to: "", kernel: "", then };
+    // `first`: before what this step (one message of a batch) caused, as an ack is.
+    if (first) this.held.splice(this.marks.at(-1) ?? 0, 0, letter);
+    else this.held.push(letter);
     if (this.marks.length === 0) this.send(this.takeHeld());
   }
 

@@ -10,7 +10,7 @@ import { manifestKey, manifestMetadata, type DirectoryEntry } from "../schema";
 import type { Meta } from "./meta";
 
 /** The least time between two refreshes: a busy object writes its manifest once a minute. */
-export const MANIFEST_REFRESH_MS = 60_000;
+const MANIFEST_REFRESH_MS = 60_000;
 
 export class Manifest {
   /** A write under way: a DELETE waits for it, so it cannot land after the deletion. */

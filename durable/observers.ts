@@ -14,8 +14,8 @@ import { KERN_RESOURCE_SHORTAGE, ProtocolError } from "../schema";
 /** One event as observers get it: its type and when, then what it says. */
 export type ObjectEvent = { type: string } & Record<string, unknown>;
 
-export const MAX_OBSERVERS = 8;
-export const MAX_QUEUED_EVENTS = 1024;
+const MAX_OBSERVERS = 8;
+const MAX_QUEUED_EVENTS = 1024;
 
 const encoder = new TextEncoder();
 

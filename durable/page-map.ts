@@ -8,7 +8,7 @@
  * Read-only, a few aggregate queries over the journal and the page index.
  */
 
-export interface MapCell {
+interface MapCell {
   first: number;
   end: number;
   journal: number;

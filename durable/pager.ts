@@ -365,10 +365,10 @@ export class Pager implements SocketOperations, HttpOperations {
    * Tells the object's observers (durable/observers.ts) about `event` once the step commits
    * (at once outside a step). Nothing is built or sent when nobody observes.
    */
-  observe(event: ObjectEvent): void {
+  observe(event: ObjectEvent, { first = false } = {}): void {
     if (!this.observers.any()) return;
     const stamped = { ...event, at: Date.now() };
-    this.mail.onCommit(() => this.observers.publish(stamped));
+    this.mail.onCommit(() => this.observers.publish(stamped), { first });
   }
 
   /** A new observer's event stream, starting with `hello` (refused past MAX_OBSERVERS). */

@@ -243,7 +243,11 @@ function observeMessage(
   outcome: string,
 ): void {
   const { type, id, offset, length } = message;
-  pager.observe({ type: "message", seqno, kernel, message: type, id, offset, length, outcome });
+  // Before what it caused (a completion, a lock request), which the step posted already.
+  pager.observe(
+    { type: "message", seqno, kernel, message: type, id, offset, length, outcome },
+    { first: true },
+  );
 }
 
 /**

@@ -185,7 +185,6 @@ const ObjectList = z.object({
 });
 
 export type ObjectListBody = z.infer<typeof ObjectList>;
-export type PageMapBodyType = z.infer<typeof PageMapBody>;
 
 const PREFIX_RULE = "must be 0-128 characters of A-Z a-z 0-9 . _ -";
 const LIMIT_RULE = "must be an integer from 1 to 1000";

@@ -112,11 +112,32 @@ describe("the event stream", () => {
     expect(seqnos).toEqual([...seqnos].sort((a, b) => a - b));
     expect(new Set(seqnos).size).toBe(seqnos.length);
     expect(seqnos[0]).toBeGreaterThanOrEqual(hello!.status.seqno);
-    // The completion comes after the flush that made it due.
+    // The completion comes after the flush that made it due, and after its synchronize.
     expect(kinds.indexOf("flush")).toBeLessThan(kinds.indexOf("completion"));
+    const syncMessage = observer.events.findIndex(
+      (e) => e.type === "message" && e.id === synced && e.message === "memory_object_synchronize",
+    );
+    expect(syncMessage).toBeGreaterThan(0);
+    expect(syncMessage).toBeLessThan(kinds.indexOf("completion"));
 
     kernel.close();
     await observer.until((e) => e.type === "kernel" && e.connected === false);
+    await observer.close();
+  });
+
+  it("tells a message before what it caused, even a completion in its own step", async () => {
+    const object = "events-first";
+    const observer = await Observer.open(object);
+    const { kernel } = await TestKernel.open(object, "k1");
+    // Nothing to wait for: the synchronize completes in the step that takes it.
+    const synced = kernel.synchronize(0, 4096, VM_SYNC_SYNCHRONOUS);
+    await kernel.completion(synced);
+    await observer.until((e) => e.type === "completion");
+    const types = observer.events.map((e) => `${e.type}:${e.message ?? ""}`);
+    expect(types.indexOf("message:memory_object_synchronize")).toBeLessThan(
+      types.indexOf("completion:"),
+    );
+    kernel.close();
     await observer.close();
   });
 
@@ -131,6 +152,13 @@ describe("the event stream", () => {
     await observer.until(
       (e) => e.type === "lock_request" && e.kernel === "kB" && e.lock_id === lock.lock_id,
     );
+    // A message comes before what it caused: the INVALIDATE before its lock request.
+    const invalidate = observer.events.findIndex(
+      (e) => e.type === "message" && e.message === "memory_object_synchronize",
+    );
+    const lockEvent = observer.events.findIndex((e) => e.type === "lock_request");
+    expect(invalidate).toBeGreaterThan(0);
+    expect(invalidate).toBeLessThan(lockEvent);
     expect((await putPages(object, 8192, pageOf(3))).status).toBe(200);
     const [put] = await observer.until((e) => e.type === "message" && e.kernel === "http");
     expect(put).toMatchObject({ message: "pages PUT", offset: 8192, length: 4096, outcome: "ok" });

@@ -18,8 +18,11 @@ import type { HandlerOperations } from "./operations";
 
 /** What every way in needs: ordering, and the work a change calls for. */
 interface OrderedOperations extends HandlerOperations {
-  /** Tells the object's observers about `event` once the step commits (durable/observers.ts). */
-  observe(event: ObjectEvent): void;
+  /**
+   * Tells the object's observers about `event` once the step commits (durable/observers.ts);
+   * `first`: before what the message's step caused (its own `message` event).
+   */
+  observe(event: ObjectEvent, options?: { first?: boolean }): void;
   /**
    * Gives a message its seqno and runs `ordered` as one transaction (durable/sequencer.ts); a
    * throw comes out as a `SequencedError` carrying the seqno. Then starts the work the change
