@@ -1,7 +1,8 @@
 /**
  * One owner per group of tables (docs/architecture.md §4): every table of the object is written
  * by exactly one module of `durable/`, the storage tables by the module named for them, and only
- * the segment store calls the R2 bucket. A source scan, kept simple: it finds the SQL statements
+ * the segment store calls the pages' R2 bucket (and the directory's manifest its own binding,
+ * `DIRECTORY`, docs/architecture.md §8). A source scan, kept simple: it finds the SQL statements
  * that write (`INSERT INTO t`, `UPDATE t … SET`, `DELETE FROM t`, `REPLACE INTO t`) and the calls
  * of `put`, `get`, `head`, `delete` or `list` on something named `bucket` or `PAGES`.
  * `durable/migrations.ts` builds and upgrades every table, so it is left out.
@@ -20,8 +21,11 @@ const STORAGE_OWNERS: Record<string, string> = {
   spools: "durable/spools.ts",
 };
 
-/** The only module that may call the bucket. */
+/** The only module that may call the pages' bucket. */
 const BUCKET_OWNER = "durable/segment-store.ts";
+
+/** The only module of the object that writes its directory entry (through `DIRECTORY`). */
+const DIRECTORY_OWNER = "durable/manifest.ts";
 
 const WRITES = [
   /\bINSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)/g,
@@ -84,10 +88,14 @@ describe("one owner per group of tables", () => {
     }
   });
 
-  it(`only ${BUCKET_OWNER} calls the R2 bucket`, () => {
+  it(`only ${BUCKET_OWNER} calls the R2 bucket, and ${DIRECTORY_OWNER} the directory's`, () => {
     const callers = sources()
       .filter(({ text }) => [...text.matchAll(BUCKET_CALL)].length > 0)
       .map(({ path }) => path);
-    expect(callers).toEqual([BUCKET_OWNER]);
+    expect(callers).toEqual([DIRECTORY_OWNER, BUCKET_OWNER]);
+    // The manifest never reaches the pages' bucket, nor the segment store the directory's.
+    const text = (path: string) => sources().find((source) => source.path === path)!.text;
+    expect(text(DIRECTORY_OWNER)).not.toMatch(/\bPAGES\b/);
+    expect(text(BUCKET_OWNER)).not.toMatch(/\bDIRECTORY\b/);
   });
 });
