@@ -157,7 +157,8 @@ it("8 kernels × 200 atomic increments, sockets dropped and the object evicted a
     }),
   );
   try {
-    await within(increments, 50_000, "every kernel's 200 increments");
+    // About 15-30 s alone; the suite runs three files at once on two cores.
+    await within(increments, 100_000, "every kernel's 200 increments");
   } finally {
     running = false;
     await disrupt;
@@ -190,4 +191,4 @@ it("8 kernels × 200 atomic increments, sockets dropped and the object evicted a
   const fresh = await counterKernel(object, "fresh");
   expect(u64(await fresh.cache.read(0, 8))).toBe(KERNELS * EACH);
   fresh.connection.close();
-}, 60_000);
+}, 110_000);
