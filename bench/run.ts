@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick]`: edgepager against baselines measured in the same run
  * (bench/README.md). Starts edgepager and the bench-only Worker in one wrangler test harness, runs
- * W1-W5, W4 on a coherent object, W7 (coherent handoffs) and the SQLite workloads W8-W10 there and W6 (memory) on `wrangler dev` with an
+ * W1-W5, W3 with 4 observers of its event stream, W4 on a coherent object, W7 (coherent handoffs) and the SQLite workloads W8-W10 there and W6 (memory) on `wrangler dev` with an
  * inspector, prints a table of absolute figures and ratios, and writes bench/results.json and
  * bench/results.svg. `--only=W2,W6` runs some workloads (and those whose figures they need) and
  * writes nothing; `--profile` prints where the isolate's time goes instead.
@@ -24,6 +24,7 @@ import { pattern } from "./session";
 import { median, ms, percentile } from "./statistics";
 import { paired } from "./timing";
 import { asyncSyncRate, W3_WINDOW } from "./workloads/async-sync-rate";
+import { OBSERVERS, observedSyncRate } from "./workloads/observed-sync-rate";
 import { coherentHandoffs } from "./workloads/coherent-handoffs";
 import {
   putMany,
@@ -49,6 +50,7 @@ const only = process.argv
 /** What a workload needs run before it: its baseline comes from another workload. */
 const NEEDS: Record<string, string[]> = {
   W2: ["W4", "W4c", "W7", "W8", "W8b"],
+  W3: ["W3o"], // W3o measures its own unwatched W3; W3's rows are printed beside it
   W8: ["W8b"],
 };
 const runs = (id: string) =>
@@ -85,6 +87,7 @@ const WORKLOADS: [string, (shared: Shared) => Promise<void>][] = [
   ["W1b", w1b],
   ["W2", w2],
   ["W3", w3],
+  ["W3o", w3o], // W3 with and without 4 observers; --only=W3o runs W3 too
   ["W4", w4], // needs W2's p50: --only=W4 runs W2 too
   ["W4c", w4c], // W4 on a coherent object; needs W2's p50 too
   ["W5", w5],
@@ -265,6 +268,52 @@ async function w3Row(shared: Shared, batch: boolean): Promise<void> {
       },
     }),
   );
+}
+
+async function w3o(shared: Shared): Promise<void> {
+  await w3oRow(shared, false);
+  await w3oRow(shared, true);
+}
+
+/**
+ * W3 observed: W3 on an object with 4 observers reading its event stream, against W3 on an
+ * unwatched object in the same run (the ratio should be about 1: observers never slow the object).
+ */
+async function w3oRow(shared: Shared, batch: boolean): Promise<void> {
+  const name = `W3${batch ? " batched" : ""} observed`;
+  console.log(
+    `${name}: W3 with ${OBSERVERS} observers of the event stream and without, ${sizes.w3Messages} x 3`,
+  );
+  const w3o = await observedSyncRate(shared.url, sizes.w3Messages, 3, batch);
+  const observed = median(w3o.observed);
+  const plain = median(w3o.plain);
+  const perObserver = w3o.observers.map((o) => median(o.eventsPerSecond));
+  const during = median(w3o.observers.flatMap((o) => o.shareDuringRun));
+  const lost = w3o.observers.map((o) => o.lost);
+  const misordered = w3o.observers.reduce((sum, o) => sum + o.outOfOrder, 0);
+  const early = w3o.observers.reduce((sum, o) => sum + o.completionsBeforeMessage, 0);
+  const expected = 2 * w3o.observedRequests;
+  const short = w3o.observers.filter((o) => o.syncMessages + o.completions + o.lost < expected);
+  const events =
+    `each observer ${Math.min(...perObserver).toFixed(0)}-${Math.max(...perObserver).toFixed(0)} events/s, ` +
+    `${(100 * during).toFixed(0)}% of them read during the run, lag p50 ${ms(median(w3o.lagMs))}, ` +
+    `lost ${lost.join("/")}, ${misordered} out of order ` +
+    `(${early} completions told before their own message)` +
+    (short.length > 0 ? `, ${short.length} observers short of ${expected} events` : "");
+  log(`observed ${observed.toFixed(0)}/s, plain ${plain.toFixed(0)}/s; ${events}`);
+  for (const anomaly of w3o.observers[0]!.anomalies) log(`out of order: ${anomaly}`);
+  log(`lost per timed run: ${w3o.observers.map((o) => o.lostPerRun.join("+")).join(", ")}`);
+  shared.rows.push({
+    id: name,
+    title: `W3${batch ? " batched" : ""} with ${OBSERVERS} observers reading the event stream`,
+    edgepager: `${observed.toFixed(0)} syncs/s; ${events}`,
+    baseline: `W3${batch ? " batched" : ""} unwatched ${plain.toFixed(0)} syncs/s`,
+    figure: observed / plain,
+    figureLabel: "rate observed ÷ rate unwatched (about 1 expected)",
+    target: null,
+    met: misordered === 0 && short.length === 0 ? null : false,
+    data: { messages: sizes.w3Messages, batch, window: W3_WINDOW, expected, ...w3o },
+  });
 }
 
 async function w4(shared: Shared): Promise<void> {
