@@ -68,6 +68,9 @@ export default defineConfig({
           include: ["test/node/**/*.test.ts"],
           environment: "node",
           testTimeout: 120_000,
+          // What a page or a server shows, it shows in time; on a busy machine (three files at
+          // once on two cores) not always within vitest's default second.
+          expect: { poll: { timeout: 15_000 } },
         },
       },
     ],
