@@ -6,24 +6,16 @@
 // browser enforces CORS (TypeError: Failed to fetch), the socket upgrade is refused (403), and a
 // form-like POST that the browser sends without a preflight does not reach the object. A client
 // that sends no Origin (Node here) is unaffected. worker/allow-origins.test.ts checks the headers.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, request as httpRequest, type Server } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpClient, KernelConnection, VM_SYNC_SYNCHRONOUS } from "../../client";
 import { FAST_VARS, startHarness, within, type Harness } from "./harness";
+import { haveChromium, launchChromium } from "./chromium";
 
-const CHROMIUM = "/usr/bin/chromium";
 const CLIENT_BUNDLE = "dist/client.js";
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-if (!HAVE_CHROMIUM) {
-  console.warn(
-    `\n!!! test/node/browser-origins.test.ts: SKIPPING the browser tests: ${CHROMIUM} is missing. ` +
-      "Install Debian's chromium (apt-get install -y chromium; .ci/run does) to run them. !!!\n",
-  );
-}
+const HAVE_CHROMIUM = haveChromium("test/node/browser-origins.test.ts");
 
 /** The result of each step a page ran: its value, or the error it threw as `Name: message`. */
 type Steps = Record<string, { ok: true; value: any } | { ok: false; error: string }>;
@@ -162,30 +154,13 @@ afterAll(async () => {
 
 describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
   let context: BrowserContext;
-  let userDataDir: string;
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
 
   beforeAll(async () => {
-    userDataDir = mkdtempSync(join(tmpdir(), "edgepager-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
+    context = browser.context;
   }, 60_000);
-  afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-  });
+  afterAll(() => browser?.close());
 
   async function open(origin: string): Promise<{ page: Page; logs: string[] }> {
     const page = await context.newPage();

@@ -6,26 +6,18 @@
 // delay before it, then ONE `connected`. A browser ends each failed attempt with an error and a
 // close event of its own, which used to be reported as one more `disconnected` each. `close()`
 // by the user ends it all: no `reconnecting` follows.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium, type BrowserContext } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KernelConnection, VM_SYNC_SYNCHRONOUS } from "../../client";
 import { waitFor } from "../helpers/wait";
 import { FAST_VARS, startHarness, within, type Harness } from "./harness";
+import { haveChromium, launchChromium } from "./chromium";
 
-const CHROMIUM = "/usr/bin/chromium";
 const CLIENT_BUNDLE = "dist/client.js";
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-if (!HAVE_CHROMIUM) {
-  console.warn(
-    `\n!!! test/node/client-reconnect.test.ts: SKIPPING the browser test: ${CHROMIUM} is missing. ` +
-      "Install Debian's chromium (apt-get install -y chromium; .ci/run does) to run it. !!!\n",
-  );
-}
+const HAVE_CHROMIUM = haveChromium("test/node/client-reconnect.test.ts");
 
 /** Short backoff, so an outage of a second or two sees several attempts. */
 const BACKOFF = { initialMs: 40, maxMs: 320 };
@@ -243,30 +235,13 @@ async function servePage(): Promise<{ origin: string; server: HttpServer }> {
 
 describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
   let context: BrowserContext;
-  let userDataDir: string;
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
 
   beforeAll(async () => {
-    userDataDir = mkdtempSync(join(tmpdir(), "edgepager-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
+    context = browser.context;
   }, 60_000);
-  afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-  });
+  afterAll(() => browser?.close());
 
   it("an outage: one disconnected, reconnecting attempts 1..n with their delays, one connected", async () => {
     const tab = await context.newPage();

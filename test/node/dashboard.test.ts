@@ -7,10 +7,9 @@
 // the page map of 100,000 pages; and the page kept responsive at 1,000 messages a second. A
 // screenshot of each view is kept under test-artifacts/dashboard/ (gitignored).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   HttpClient,
@@ -22,15 +21,9 @@ import {
 } from "../../client";
 import { signToken } from "../../schema";
 import { FAST_VARS, startAuthHarness, startHarness, within, type Harness } from "./harness";
+import { haveChromium, launchChromium } from "./chromium";
 
-const CHROMIUM = "/usr/bin/chromium";
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-if (!HAVE_CHROMIUM) {
-  console.warn(
-    `\n!!! test/node/dashboard.test.ts: SKIPPING the browser tests: ${CHROMIUM} is missing. ` +
-      "Install Debian's chromium (apt-get install -y chromium; .ci/run does) to run them. !!!\n",
-  );
-}
+const HAVE_CHROMIUM = haveChromium("test/node/dashboard.test.ts");
 const ARTIFACTS = "test-artifacts/dashboard";
 const PAGE = 4096;
 
@@ -73,31 +66,13 @@ describe("served by the Worker", () => {
 
 describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
   let context: BrowserContext;
-  let userDataDir: string;
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
 
   beforeAll(async () => {
-    userDataDir = mkdtempSync(join(tmpdir(), "edgepager-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      timeout: 30_000,
-    });
+    browser = await launchChromium({ viewport: { width: 1280, height: 900 } });
+    context = browser.context;
   }, 60_000);
-  afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-  });
+  afterAll(() => browser?.close());
 
   /** Opens the dashboard at `fragment`; the page's errors fail the test at its end. */
   async function open(fragment: string): Promise<{ page: Page; errors: string[] }> {
