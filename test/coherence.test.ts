@@ -82,18 +82,6 @@ function giveBack(
   return id;
 }
 
-function complete(k: TestKernel, lock: Received): number {
-  const id = k.takeId();
-  k.send({
-    type: "memory_object_lock_completed",
-    id,
-    lock_id: lock.lock_id,
-    offset: lock.offset,
-    length: lock.length,
-  });
-  return id;
-}
-
 const isLockRequest = (m: Received) => m.type === "memory_object_lock_request";
 
 /** The next lock request after the first `skip` this kernel received. */
@@ -119,7 +107,7 @@ async function readFromWriter(
   const reading = readPages(object, offset, length);
   const demote = await lockRequest(writer, seen);
   expect(demote).toMatchObject({ should_flush: false, lock_value: VM_PROT_WRITE });
-  await writer.ack(complete(writer, demote));
+  await writer.ack(writer.lockCompleted(demote));
   return reading;
 }
 
@@ -175,7 +163,7 @@ describe("reading and writing (docs/protocol.md §10.3 and docs/protocol.md §10
     await expectQuiet(k2);
     // The writer's newest bytes, never returned until now, come back before its answer.
     await k1.ack(giveBack(k1, 0, pageOf(2)));
-    await k1.ack(complete(k1, lock));
+    await k1.ack(k1.lockCompleted(lock));
     const supply = await k2.answer(read);
     expect(supply).toMatchObject({ type: "memory_object_data_supply", lock_value: VM_PROT_WRITE });
     expect(supply.payload).toEqual(pageOf(2));
@@ -219,9 +207,9 @@ describe("reading and writing (docs/protocol.md §10.3 and docs/protocol.md §10
         lock_value: VM_PROT_NO_CHANGE,
       });
     }
-    await k1.ack(complete(k1, lock1));
+    await k1.ack(k1.lockCompleted(lock1));
     await expectQuiet(k3);
-    await k2.ack(complete(k2, lock2));
+    await k2.ack(k2.lockCompleted(lock2));
     expect(await k3.answer(write)).toMatchObject({
       type: "memory_object_data_supply",
       lock_value: VM_PROT_NONE,
@@ -242,7 +230,7 @@ describe("reading and writing (docs/protocol.md §10.3 and docs/protocol.md §10
     const flush = await lockRequest(k2);
     expect(flush).toMatchObject({ should_flush: true });
     await expectQuiet(k1);
-    await k2.ack(complete(k2, flush));
+    await k2.ack(k2.lockCompleted(flush));
     const grant = await lockRequest(k1);
     expect(grant).toMatchObject({ offset: 0, length: PAGE, lock_value: VM_PROT_NONE });
     // Now the writer: its dirty return is taken.
@@ -264,13 +252,13 @@ describe("reading and writing (docs/protocol.md §10.3 and docs/protocol.md §10
     });
     await expectQuiet(k3);
     await expectQuiet(k2);
-    await k1.ack(complete(k1, flush));
+    await k1.ack(k1.lockCompleted(flush));
     // k2 first (the earlier seqno), then k3's read demotes k2.
     expect(await k2.answer(write)).toMatchObject({ lock_value: VM_PROT_NONE });
     const demote = await lockRequest(k2);
     expect(demote).toMatchObject({ should_flush: false, lock_value: VM_PROT_WRITE });
     await k2.ack(giveBack(k2, 0, pageOf(9)));
-    await k2.ack(complete(k2, demote));
+    await k2.ack(k2.lockCompleted(demote));
     const supply = await k3.answer(read);
     expect(supply.payload!.subarray(0, PAGE)).toEqual(pageOf(9));
     for (const k of [k1, k2, k3]) k.close();
@@ -307,7 +295,7 @@ describe("fencing (docs/protocol.md §10.6)", () => {
     const write = request(k2, 0, PAGE, WRITE);
     const flush = await lockRequest(k1);
     await k1.ack(giveBack(k1, 0, pageOf(2)));
-    await k1.ack(complete(k1, flush));
+    await k1.ack(k1.lockCompleted(flush));
     const supply = await k2.answer(write);
     expect(supply.payload).toEqual(pageOf(2));
     expect(await k1.answer(giveBack(k1, 0, pageOf(3)))).toMatchObject({ code: "not_writer" });
@@ -467,7 +455,7 @@ describe("what a grant costs (docs/protocol.md §10.8)", () => {
     // A handoff: k2's request waits (its row, a lock request and its outbox row), k1 answers
     // (the lock goes, the holders change, the grant row goes, the supply leaves).
     const write = request(k2, 0, PAGE, WRITE);
-    await k1.ack(complete(k1, await lockRequest(k1)));
+    await k1.ack(k1.lockCompleted(await lockRequest(k1)));
     await k2.answer(write);
     const handoff = { rows: meter.rowsWritten(), commits: meter.commits() };
     await meter.stop();
@@ -500,7 +488,7 @@ describe("bounds", () => {
     });
     // The writer was asked once, for the first of them; its answer lets all 64 go.
     const demote = await lockRequest(k1);
-    await k1.ack(complete(k1, demote));
+    await k1.ack(k1.lockCompleted(demote));
     for (const id of waiting) {
       expect(await k2.answer(id)).toMatchObject({ type: "memory_object_data_supply" });
     }
@@ -518,7 +506,7 @@ describe("HTTP as kernel http (docs/protocol.md §10.7)", () => {
     const demote = await lockRequest(k1);
     expect(demote).toMatchObject({ should_flush: false, lock_value: VM_PROT_WRITE });
     await k1.ack(giveBack(k1, 0, pageOf(2)));
-    await k1.ack(complete(k1, demote));
+    await k1.ack(k1.lockCompleted(demote));
     expect(await reading).toEqual(pageOf(2));
     // The writer is a reader now; HTTP holds nothing.
     expect(await holders(object)).toEqual([
@@ -540,10 +528,10 @@ describe("HTTP as kernel http (docs/protocol.md §10.7)", () => {
     });
     const [lock1, lock2] = await Promise.all([lockRequest(k1), lockRequest(k2)]);
     expect(lock1).toMatchObject({ should_flush: true });
-    await k1.ack(complete(k1, lock1));
+    await k1.ack(k1.lockCompleted(lock1));
     await expectQuiet(k1);
     expect(answered).toBe(false);
-    await k2.ack(complete(k2, lock2));
+    await k2.ack(k2.lockCompleted(lock2));
     expect((await writing).status).toBe(200);
     expect(await holders(object)).toEqual([]);
     const supply = await k1.answer(request(k1, 0, PAGE, READ));
@@ -561,7 +549,7 @@ describe("HTTP as kernel http (docs/protocol.md §10.7)", () => {
     });
     const flush = await lockRequest(k1);
     expect(flush).toMatchObject({ should_flush: true, offset: 2 * PAGE });
-    await k1.ack(complete(k1, flush));
+    await k1.ack(k1.lockCompleted(flush));
     expect((await patching).status).toBe(200);
     expect(await holders(object)).toEqual([]);
     k1.close();
@@ -578,7 +566,7 @@ describe("durability of coherence", () => {
     const flush = await lockRequest(k1);
     await evictDurableObject(objectStub(object));
     await k1.ack(giveBack(k1, 0, pageOf(2)));
-    await k1.ack(complete(k1, flush));
+    await k1.ack(k1.lockCompleted(flush));
     const supply = await k2.answer(write);
     expect(supply).toMatchObject({ lock_value: VM_PROT_NONE });
     expect(supply.payload).toEqual(pageOf(2));
@@ -632,7 +620,7 @@ describe("durability of coherence", () => {
     await writePage(k2, 1, 1);
     const sync = k2.synchronize(0, 2 * PAGE, VM_SYNC_INVALIDATE);
     const flush = await lockRequest(k1);
-    await k1.ack(complete(k1, flush));
+    await k1.ack(k1.lockCompleted(flush));
     await k2.completion(sync);
     expect(await holders(object)).toEqual([
       { kernel: "k2", first_page: 1, end_page: 2, writer: 1 },

@@ -29,18 +29,6 @@ async function cache(kernel: TestKernel, offset: number, length: number): Promis
   return answer;
 }
 
-function lockCompleted(kernel: TestKernel, lock: Received): number {
-  const id = kernel.takeId();
-  kernel.send({
-    type: "memory_object_lock_completed",
-    id,
-    lock_id: lock.lock_id,
-    offset: lock.offset,
-    length: lock.length,
-  });
-  return id;
-}
-
 /** Waits until the object sees the kernel as disconnected. */
 async function untilDisconnected(object: string, kernel: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -83,7 +71,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     expect(a.all("memory_object_lock_request")).toEqual([]);
     expect((await stat(object)).syncs).toBe(1);
 
-    const answered = lockCompleted(b, lock);
+    const answered = b.lockCompleted(lock);
     expect(await b.ack(answered)).toMatchObject({ type: "ack", id: answered });
     expect(await a.completion(sync, LOCK_TIMEOUT_MS)).toMatchObject({
       type: "memory_object_synchronize_completed",
@@ -107,7 +95,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     await cache(b, 0, PAGE);
     const first = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 1_000);
-    await b.ack(lockCompleted(b, lock));
+    await b.ack(b.lockCompleted(lock));
     await a.completion(first, LOCK_TIMEOUT_MS);
 
     const second = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
@@ -136,7 +124,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
       should_flush: true,
       lock_value: VM_PROT_NO_CHANGE,
     });
-    await b.ack(lockCompleted(b, lock));
+    await b.ack(b.lockCompleted(lock));
     await expectQuiet(a);
     // The lock is settled but the page is not in R2 yet.
     expect(control.written).toEqual([]);
@@ -206,7 +194,7 @@ describe("INVALIDATE with another kernel caching the range", () => {
     const sync = a.synchronize(0, PAGE, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 1_000);
     await a.completion(sync, 5_000);
-    const late = lockCompleted(b, lock);
+    const late = b.lockCompleted(lock);
     expect(await b.answer(late)).toMatchObject({ type: "ack", id: late });
     await expectQuiet(a);
     expect(a.completions(sync)).toHaveLength(1);
@@ -325,7 +313,7 @@ describe("INVALIDATE and kernels that need no lock request", () => {
 
     const sync = a.synchronize(4 * PAGE, PAGE, VM_SYNC_INVALIDATE);
     const lock = await b.next(isLockRequest, 1_000);
-    await b.ack(lockCompleted(b, lock));
+    await b.ack(b.lockCompleted(lock));
     await a.completion(sync, LOCK_TIMEOUT_MS);
     await expectQuiet(c);
     await expectQuiet(d);
@@ -398,7 +386,7 @@ describe("INVALIDATE and replies still being read", () => {
     expect(supplyAt).toBeLessThan(lockAt);
     expect(b.received[supplyAt]!.payload!.every((byte: number) => byte === 1)).toBe(true);
 
-    lockCompleted(b, lock);
+    b.lockCompleted(lock);
     expect(await a.completion(sync, LOCK_TIMEOUT_MS)).toMatchObject({ reply_to: sync });
     a.close();
     b.close();

@@ -210,6 +210,18 @@ export class TestKernel {
     return id;
   }
 
+  /** Answers a lock request: did what it asked, over its range. Returns the answer's id. */
+  lockCompleted(lock: Received, id = this.takeId()): number {
+    this.send({
+      type: "memory_object_lock_completed",
+      id,
+      lock_id: lock.lock_id,
+      offset: lock.offset,
+      length: lock.length,
+    });
+    return id;
+  }
+
   synchronize(offset: number, length: number, syncFlags: number, id = this.takeId()): number {
     this.send(this.synchronizeOf(offset, length, syncFlags, id));
     return id;
