@@ -22,7 +22,7 @@ import type { Holders } from "./holders";
 import type { LockRequests } from "./lock-requests";
 
 /** What a grant answers: a kernel's data_request or data_unlock, or an HTTP read or write. */
-type GrantKind = "request" | "unlock" | "http";
+export type GrantKind = "request" | "unlock" | "http";
 
 export type Grant = {
   /** The request's own seqno: the order grants are given in. */

@@ -333,8 +333,9 @@ export class Pager implements SocketOperations, HttpOperations {
   disconnected(socket: WebSocket): void {
     const { kernel, initialized } = this.sockets.session(socket);
     if (!initialized) return;
-    if (!this.sockets.isConnected(kernel))
+    if (this.observers.any() && !this.sockets.isConnected(kernel)) {
       this.observe({ type: "kernel", kernel, connected: false });
+    }
     if (this.coherent()) {
       // A socket that replaced it departed it already (`acceptSocket`).
       if (!this.sockets.hasSocket(kernel)) this.departIfInvolved(kernel);

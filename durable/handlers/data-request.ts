@@ -8,29 +8,16 @@
 import {
   KERN_MEMORY_ERROR,
   VM_PROT_NONE,
-  VM_PROT_WRITE,
   checkPageRange,
   type DataRequestMessage,
 } from "../../schema";
 import type { Handler } from "./context";
+import { requestAccess } from "./request-access";
 
 export const handleDataRequest: Handler<DataRequestMessage> = (ctx, message) => {
   const { pager, geometry } = ctx;
   const span = checkPageRange(message.offset, message.length, geometry);
-  if (pager.coherent()) {
-    pager.requestAccess({
-      seqno: ctx.seqno,
-      kernel: ctx.kernel,
-      kind: "request",
-      id: message.id,
-      offset: message.offset,
-      length: message.length,
-      first_page: span.first,
-      end_page: span.end,
-      write: (message.desired_access & VM_PROT_WRITE) !== 0 ? 1 : 0,
-    });
-    return;
-  }
+  if (pager.coherent()) return requestAccess(ctx, "request", message, span);
   const plan = pager.planSupply(ctx.kernel, span, geometry.pageSize);
   const answer = {
     reply_to: message.id,

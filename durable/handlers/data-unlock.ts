@@ -8,30 +8,17 @@
 import {
   MEMORY_OBJECT_RETURN_NONE,
   VM_PROT_NONE,
-  VM_PROT_WRITE,
   checkPageRange,
   type DataUnlockMessage,
 } from "../../schema";
 import type { Handler } from "./context";
+import { requestAccess } from "./request-access";
 
 export const handleDataUnlock: Handler<DataUnlockMessage> = (ctx, message) => {
   const span = checkPageRange(message.offset, message.length, ctx.geometry);
   ctx.pager.checkOutboxRoom(ctx.kernel);
-  if (ctx.pager.coherent()) {
-    ctx.pager.requestAccess({
-      seqno: ctx.seqno,
-      kernel: ctx.kernel,
-      kind: "unlock",
-      id: message.id,
-      offset: message.offset,
-      length: message.length,
-      first_page: span.first,
-      end_page: span.end,
-      // Without VM_PROT_WRITE it is a read (docs/protocol.md §10.4).
-      write: (message.desired_access & VM_PROT_WRITE) !== 0 ? 1 : 0,
-    });
-    return;
-  }
+  // Without VM_PROT_WRITE it is a read (docs/protocol.md §10.4).
+  if (ctx.pager.coherent()) return requestAccess(ctx, "unlock", message, span);
   ctx.pager.postToOutbox(ctx.kernel, {
     type: "memory_object_lock_request",
     lock_id: ctx.pager.nextLockId(),

@@ -6,40 +6,17 @@
 // browser enforces CORS (TypeError: Failed to fetch), the socket upgrade is refused (403), and a
 // form-like POST that the browser sends without a preflight does not reach the object. A client
 // that sends no Origin (Node here) is unaffected. worker/allow-origins.test.ts checks the headers.
-import { readFileSync } from "node:fs";
-import { createServer, request as httpRequest, type Server } from "node:http";
+import { request as httpRequest, type Server } from "node:http";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpClient, KernelConnection, VM_SYNC_SYNCHRONOUS } from "../../client";
 import { FAST_VARS, startHarness, within, type Harness } from "./harness";
-import { haveChromium, launchChromium } from "./chromium";
+import { haveChromium, launchChromium, serveClientPage } from "./chromium";
 
-const CLIENT_BUNDLE = "dist/client.js";
 const HAVE_CHROMIUM = haveChromium("test/node/browser-origins.test.ts");
 
 /** The result of each step a page ran: its value, or the error it threw as `Name: message`. */
 type Steps = Record<string, { ok: true; value: any } | { ok: false; error: string }>;
-
-/** A tiny site on its own port: a page that loads the built client as `globalThis.edgepager`. */
-async function servePage(): Promise<{ origin: string; server: Server }> {
-  const bundle = readFileSync(CLIENT_BUNDLE);
-  const html =
-    '<!doctype html><meta charset="utf-8"><title>edgepager in a browser</title>' +
-    '<script type="module">import * as edgepager from "/client.js"; ' +
-    "globalThis.edgepager = edgepager;</script>";
-  const server = createServer((req, res) => {
-    if (req.url === "/client.js") {
-      res.writeHead(200, { "content-type": "text/javascript" }).end(bundle);
-    } else if (req.url === "/") {
-      res.writeHead(200, { "content-type": "text/html" }).end(html);
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  return { origin: `http://127.0.0.1:${port}`, server };
-}
 
 /**
  * In the page: the HTTP API through HttpClient, then a kernel (KernelConnection + PageCache) that
@@ -141,8 +118,8 @@ let allowed: { origin: string; server: Server };
 let other: { origin: string; server: Server };
 
 beforeAll(async () => {
-  allowed = await servePage();
-  other = await servePage();
+  allowed = await serveClientPage("edgepager in a browser");
+  other = await serveClientPage("edgepager in a browser");
   harness = await startHarness({ ...FAST_VARS, ALLOWED_ORIGINS: allowed.origin });
   url = harness.url.replace(/\/$/, "");
 }, 60_000);

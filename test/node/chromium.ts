@@ -4,7 +4,8 @@
  * downloaded browser build cannot be fetched here, so the tests use the system's, and skip (loudly)
  * where it is missing. `.ci/run` installs it.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
@@ -19,6 +20,30 @@ export function haveChromium(file: string): boolean {
       "Install Debian's chromium (apt-get install -y chromium; .ci/run does) to run them. !!!\n",
   );
   return false;
+}
+
+/**
+ * A tiny site on its own port (its own origin): a page titled `title` that loads the built
+ * client (dist/client.js, `npm run build` first) as `globalThis.edgepager`.
+ */
+export async function serveClientPage(title: string): Promise<{ origin: string; server: Server }> {
+  const bundle = readFileSync("dist/client.js");
+  const html =
+    `<!doctype html><meta charset="utf-8"><title>${title}</title>` +
+    '<script type="module">import * as edgepager from "/client.js"; ' +
+    "globalThis.edgepager = edgepager;</script>";
+  const server = createServer((req, res) => {
+    if (req.url === "/client.js") {
+      res.writeHead(200, { "content-type": "text/javascript" }).end(bundle);
+    } else if (req.url === "/") {
+      res.writeHead(200, { "content-type": "text/html" }).end(html);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return { origin: `http://127.0.0.1:${port}`, server };
 }
 
 /** A headless Chromium in a profile of its own; `close` ends it and removes the profile. */

@@ -6,17 +6,15 @@
 // delay before it, then ONE `connected`. A browser ends each failed attempt with an error and a
 // close event of its own, which used to be reported as one more `disconnected` each. `close()`
 // by the user ends it all: no `reconnecting` follows.
-import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import type { Server as HttpServer } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KernelConnection, VM_SYNC_SYNCHRONOUS } from "../../client";
 import { waitFor } from "../helpers/wait";
 import { FAST_VARS, startHarness, within, type Harness } from "./harness";
-import { haveChromium, launchChromium } from "./chromium";
+import { haveChromium, launchChromium, serveClientPage } from "./chromium";
 
-const CLIENT_BUNDLE = "dist/client.js";
 const HAVE_CHROMIUM = haveChromium("test/node/client-reconnect.test.ts");
 
 /** Short backoff, so an outage of a second or two sees several attempts. */
@@ -95,7 +93,7 @@ let gate: Gate;
 let page: { origin: string; server: HttpServer } | null = null;
 
 beforeAll(async () => {
-  page = HAVE_CHROMIUM ? await servePage() : null;
+  page = HAVE_CHROMIUM ? await serveClientPage("edgepager reconnecting") : null;
   harness = await startHarness({
     ...FAST_VARS,
     ...(page && { ALLOWED_ORIGINS: page.origin }),
@@ -211,27 +209,6 @@ describe("in Node", () => {
     }
   });
 });
-
-/** A page on its own port that loads the built client as `globalThis.edgepager`. */
-async function servePage(): Promise<{ origin: string; server: HttpServer }> {
-  const bundle = readFileSync(CLIENT_BUNDLE);
-  const html =
-    '<!doctype html><meta charset="utf-8"><title>edgepager reconnecting</title>' +
-    '<script type="module">import * as edgepager from "/client.js"; ' +
-    "globalThis.edgepager = edgepager;</script>";
-  const server = createHttpServer((req, res) => {
-    if (req.url === "/client.js") {
-      res.writeHead(200, { "content-type": "text/javascript" }).end(bundle);
-    } else if (req.url === "/") {
-      res.writeHead(200, { "content-type": "text/html" }).end(html);
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  return { origin: `http://127.0.0.1:${port}`, server };
-}
 
 describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
   let context: BrowserContext;
