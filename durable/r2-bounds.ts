@@ -9,7 +9,9 @@
  * - the alarm: a flush puts at most JOURNAL_MAX_BYTES / SEGMENT_TARGET_BYTES segments (32), each
  *   tried FLUSH_MAX_ATTEMPTS times (5) with a delete after a failed try: 320; two sweeps of
  *   SWEEP_DELETE_CALLS deletes: 16; a compaction of COMPACT_MAX_SEGMENTS gets, a put and a
- *   delete: 66; an orphan scan of ORPHAN_LIST_CALLS lists and as many deletes: 32. In all 434.
+ *   delete: 66; an orphan scan of ORPHAN_LIST_CALLS lists and as many deletes: 32; the
+ *   directory entry's refresh after the flush (durable/manifest.ts): 1. In all 435.
+ * - a request that creates or deletes the object: one put or delete of its directory entry.
  */
 
 /** Ranged gets one HTTP read may make (one per segment per piece it streams). */
