@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestHarness, type TestHarness } from "wrangler";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KernelConnection, PageCache } from "../../client";
 import { COMMANDS } from "../../client/cli/program";
 import { signToken, type Right } from "../../schema";
 import { ROOT, buildCliIfStale, cliEnv, runCli, startCli, type RunningCli } from "./cli-process";
@@ -172,6 +173,29 @@ describe("ls", () => {
     expect((await cli("ls", "ls-nothing")).stdout.toString()).toBe(
       'no object starts with "ls-nothing"\n',
     );
+  });
+});
+
+describe("stat of kernels", () => {
+  it("shows each kernel connected or not, its last id, and stale once it departed holding pages", async () => {
+    const kernel = await KernelConnection.connect({
+      url,
+      object: "stat-stale",
+      kernel: "k1",
+      token: await token("stat-stale", ["read", "write"]),
+      coherent: true,
+    });
+    await new PageCache(kernel).read(0, 4096);
+    const line = async () => (await cli("stat", "stat-stale")).stdout.toString();
+    expect(await line()).toMatch(/^kernels {5}k1 \(connected, last id 0\)$/m);
+    // Closed while it held a page of a coherent object: it departed (docs/protocol.md §10.5).
+    kernel.close();
+    let shown = "";
+    for (let tries = 0; tries < 50 && !shown.includes("stale"); tries++) {
+      shown = await line();
+      if (!shown.includes("stale")) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(shown).toMatch(/^kernels {5}k1 \(disconnected, last id 0, stale\)$/m);
   });
 });
 

@@ -22,7 +22,10 @@ export function registerStat(program: Command): void {
 
 function describeStatus(status: ObjectStatus): string {
   const kernels = status.kernels.map(
-    (k) => `${k.kernel} (${k.connected ? "connected" : "disconnected"}, last id ${k.last_id})`,
+    (k) =>
+      `${k.kernel} (${k.connected ? "connected" : "disconnected"}, last id ${k.last_id}` +
+      // It must drop what it caches at its next init (docs/protocol.md §6.6).
+      `${k.stale ? ", stale" : ""})`,
   );
   const lines: [string, string][] = [
     ["object", status.object],
