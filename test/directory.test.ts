@@ -7,23 +7,12 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { signToken, type Grant } from "../schema";
+import { signToken, type DirectoryEntry, type Grant } from "../schema";
 import app from "../worker/index";
 import { call, putPages } from "./helpers/http";
 import { TestKernel, pageOf } from "./helpers/kernel";
 
-type Listing = {
-  objects: {
-    object: string;
-    page_size: number;
-    coherent: boolean;
-    pages: number;
-    bytes: number;
-    created: string;
-    last_activity: string;
-  }[];
-  cursor: string | null;
-};
+type Listing = { objects: DirectoryEntry[]; cursor: string | null };
 
 async function list(query = ""): Promise<Listing> {
   const response = await call(`/v1/objects${query}`);

@@ -28,6 +28,22 @@ type Seen =
   | { event: "reconnecting"; attempt: number; delayMs: number }
   | { event: "connected" };
 
+/** The connection's outage events, in order, as they come (`reasons`: a close's reason too). */
+function recordEvents(
+  kernel: KernelConnection,
+  { reasons = false } = {},
+): (Seen & { reason?: string })[] {
+  const seen: (Seen & { reason?: string })[] = [];
+  kernel.on("disconnected", ({ code, reason }) =>
+    seen.push(reasons ? { event: "disconnected", code, reason } : { event: "disconnected", code }),
+  );
+  kernel.on("reconnecting", ({ attempt, delayMs }) =>
+    seen.push({ event: "reconnecting", attempt, delayMs }),
+  );
+  kernel.on("connected", () => seen.push({ event: "connected" }));
+  return seen;
+}
+
 /**
  * A TCP proxy on a fixed port in front of the Worker. `shut()` cuts every connection through it
  * and stops listening (connections are refused, as from a server that is down); `open()` listens
@@ -116,12 +132,7 @@ describe("in Node", () => {
       kernel: "k1",
       backoff: BACKOFF,
     });
-    const seen: Seen[] = [];
-    kernel.on("disconnected", ({ code }) => seen.push({ event: "disconnected", code }));
-    kernel.on("reconnecting", ({ attempt, delayMs }) =>
-      seen.push({ event: "reconnecting", attempt, delayMs }),
-    );
-    kernel.on("connected", () => seen.push({ event: "connected" }));
+    const seen = recordEvents(kernel);
 
     await gate.shut();
     await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
@@ -154,14 +165,7 @@ describe("in Node", () => {
       kernel: "k3",
       backoff: BACKOFF,
     });
-    const seen: (Seen & { reason?: string })[] = [];
-    kernel.on("disconnected", ({ code, reason }) =>
-      seen.push({ event: "disconnected", code, reason }),
-    );
-    kernel.on("reconnecting", ({ attempt, delayMs }) =>
-      seen.push({ event: "reconnecting", attempt, delayMs }),
-    );
-    kernel.on("connected", () => seen.push({ event: "connected" }));
+    const seen = recordEvents(kernel, { reasons: true });
     // MAX_OPEN_GROUPS (64) groups given up: the next group makes the connection cycle its socket.
     const page = new Uint8Array(4096);
     for (let i = 0; i <= 64; i++) {
@@ -189,12 +193,7 @@ describe("in Node", () => {
       kernel: "k2",
       backoff: BACKOFF,
     });
-    const seen: Seen[] = [];
-    kernel.on("disconnected", ({ code }) => seen.push({ event: "disconnected", code }));
-    kernel.on("reconnecting", ({ attempt, delayMs }) =>
-      seen.push({ event: "reconnecting", attempt, delayMs }),
-    );
-    kernel.on("connected", () => seen.push({ event: "connected" }));
+    const seen = recordEvents(kernel);
     await gate.shut();
     try {
       await waitFor(() => seen.length >= 3, "two reconnect attempts");

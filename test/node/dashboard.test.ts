@@ -74,6 +74,33 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
   }, 60_000);
   afterAll(() => browser?.close());
 
+  /**
+   * The scene of the live views: a writer that wrote `pages` pages of `fill` and made them
+   * durable, and a holder that caches page 0 and keeps the lock requests it gets, to answer them
+   * when the test says.
+   */
+  async function holderAndWriter(object: string, pages: number, fill: number) {
+    const holder = await KernelConnection.connect({
+      url,
+      object,
+      kernel: "holder",
+      pageSize: PAGE,
+    });
+    const locks: LockRequestMessage[] = [];
+    holder.on("lock_request", (lock) => locks.push(lock));
+    const writerKernel = await KernelConnection.connect({
+      url,
+      object,
+      kernel: "writer",
+      pageSize: PAGE,
+    });
+    const writer = new PageCache(writerKernel);
+    await writer.write(0, new Uint8Array(pages * PAGE).fill(fill));
+    await writer.msync(0, pages * PAGE, VM_SYNC_SYNCHRONOUS);
+    await holder.dataRequest(0, PAGE);
+    return { holder, locks, writerKernel, writer };
+  }
+
   /** Opens the dashboard at `fragment`; the page's errors fail the test at its end. */
   async function open(fragment: string): Promise<{ page: Page; errors: string[] }> {
     const page = await context.newPage();
@@ -235,24 +262,7 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
   it("one object, live: an INVALIDATE msync outstanding, then completed; a kernel's disconnect", async () => {
     const object = "dash-live";
     // The holder caches page 0 (a data_request) and answers lock requests only when told.
-    const holder = await KernelConnection.connect({
-      url,
-      object,
-      kernel: "holder",
-      pageSize: PAGE,
-    });
-    const locks: LockRequestMessage[] = [];
-    holder.on("lock_request", (lock) => locks.push(lock));
-    const writerKernel = await KernelConnection.connect({
-      url,
-      object,
-      kernel: "writer",
-      pageSize: PAGE,
-    });
-    const writer = new PageCache(writerKernel);
-    await writer.write(0, new Uint8Array(4 * PAGE).fill(7));
-    await writer.msync(0, 4 * PAGE, VM_SYNC_SYNCHRONOUS);
-    await holder.dataRequest(0, PAGE);
+    const { holder, locks, writerKernel, writer } = await holderAndWriter(object, 4, 7);
 
     const { page, errors } = await open(`#/objects/${object}`);
     await page.locator('#kernels tr[data-kernel="holder"][data-state="connected"]').waitFor();
@@ -310,24 +320,7 @@ describe.skipIf(!HAVE_CHROMIUM)("in Chromium", () => {
     const object = "dash-events";
     const { page, errors } = await open(`#/objects/${object}`);
     await page.locator("#stream-state").filter({ hasText: "live" }).waitFor({ timeout: 10_000 });
-    const holder = await KernelConnection.connect({
-      url,
-      object,
-      kernel: "holder",
-      pageSize: PAGE,
-    });
-    const locks: LockRequestMessage[] = [];
-    holder.on("lock_request", (lock) => locks.push(lock));
-    const writerKernel = await KernelConnection.connect({
-      url,
-      object,
-      kernel: "writer",
-      pageSize: PAGE,
-    });
-    const writer = new PageCache(writerKernel);
-    await writer.write(0, new Uint8Array(8 * PAGE).fill(1));
-    await writer.msync(0, 8 * PAGE, VM_SYNC_SYNCHRONOUS);
-    await holder.dataRequest(0, PAGE);
+    const { holder, locks, writerKernel, writer } = await holderAndWriter(object, 8, 1);
 
     // An INVALIDATE msync the holder holds back for 1.5 s: its latency is at least that.
     await writer.write(0, new Uint8Array(PAGE).fill(2));
